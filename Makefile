@@ -1,0 +1,32 @@
+# `make run` creates .venv, installs grokmuon and trains Muon on modadd; `make test` runs the tests.
+# torch: installed as $(TORCH_SPEC) only when .venv has no torch yet. On a GPU machine, put your own
+# CUDA build of torch into .venv first (or set TORCH_SPEC) and it is left alone.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+ARGS ?=
+
+.PHONY: install run test test-all smoke bench clean
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+run: install
+	$(BIN)/grokmuon train optimizer=muon task=modadd $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "" $(ARGS)
+
+bench: install
+	$(BIN)/grokmuon bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

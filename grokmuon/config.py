@@ -1,0 +1,151 @@
+"""Config schemas (registered in Hydra's ConfigStore) and their validation.
+
+YAML under conf/ holds values only; these dataclasses say what each value means and why it was chosen.
+Unknown keys and wrong types fail when Hydra composes; `validate` catches values out of range.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from .heads import HEADS
+from .tasks import TASKS, TRAIN_FRACTIONS, is_prime
+
+
+class ConfigError(ValueError):
+    """A user's config value is wrong; the message is one line naming it and what is allowed."""
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING
+    p: int = 97                 # the paper's modulus (§2.1)
+    train_frac: float = 0.8     # the paper's Fig. 2 fraction per task; each conf/task/*.yaml sets its own
+    n_bits: int = 10            # parity only: 10-bit strings, 1024 rows (§2.1)
+
+
+@dataclass
+class ModelConfig:
+    # The paper gives no sizes. 2 layers and width 128 are the cited code's ([T]) and Power et al.'s;
+    # 4 heads are Power et al.'s (the cited code has 1, which also hides its RoPE bug); MLP 4 x width.
+    n_layers: int = 2
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    dropout: float = 0.1        # [T] uses 0.2; 0.1 groks faster in our CPU trials and is the brief's default
+    rope_base: float = 10000.0  # the RoPE paper's base; with 4 to 11 positions the base barely matters
+
+
+@dataclass
+class HeadConfig:
+    name: str = "softmax"       # softmax | stablemax | sparsemax, each trained with its own loss
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = MISSING         # adamw | muon
+    lr: float = 1e-3            # adamw: the lr for all weights; muon: the lr of the hidden matrices
+    # Decoupled decay: each step multiplies a weight by (1 - lr * weight_decay). "Equivalent weight
+    # decay" (paper §2.4) is, for us, the same per-step shrink lr * weight_decay on every weight under
+    # both optimizers: AdamW 1e-3 x 1.0 = Muon 0.02 x 0.05 = 1e-3.
+    weight_decay: float = 1.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])  # the paper's AdamW betas (§2.4)
+    eps: float = 1e-8
+    warmup_steps: int = 10      # linear lr warm-up over the first steps, as [M] (the paper is silent)
+    # Muon only. Keller Jordan's defaults as of the paper's date (momentum 0.95, Nesterov, 5 NS steps).
+    momentum: float = 0.95
+    nesterov: bool = True
+    ns_steps: int = 5
+    ns_coefficients: list[float] = field(default_factory=lambda: [3.4445, -4.7750, 2.0315])
+    adjust_lr: str = "original"  # update scale sqrt(max(1, rows/cols)), torch.optim.Muon's default
+    # Newton-Schulz precision: auto = bf16 on CUDA (as torch.optim.Muon) and fp32 on CPU, where this
+    # machine's batched bf16 matmul ran 30x slower than fp32 (grokmuon bench); fp32 is only more exact.
+    ns_dtype: str = "auto"
+    adamw_lr: float = 1e-3       # AdamW half of Muon (embedding, head, gains): the AdamW run's values,
+    adamw_weight_decay: float = 1.0  # so the two optimizers differ only on the hidden matrices
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "wandb"         # wandb | none
+    mode: str = "offline"       # offline needs no account or network; online is the user's opt-in
+    project: str = "grokmuon"
+    entity: str | None = None
+
+
+@dataclass
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seeds: list[int] = field(default_factory=lambda: [0])  # one member per seed, trained together
+    batch_size: int = 512       # [T]'s and Power et al.'s batch; the paper is silent
+    max_epochs: int = 1000      # budget; the paper's Fig. 4 has a Muon point at exactly 1000
+    patience: int = 10          # epochs to go on after every member has grokked (to see it hold)
+    grok_val_acc: float = 0.95  # the paper's threshold (§2.3)
+    grok_train_acc: float = 0.99  # our reading of "near 100%": the paper gives no number
+    device: str = "auto"        # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"     # fp32 | bf16 (autocast for the forward pass)
+    eval_chunk: int = 8192      # rows per eval forward, to bound memory for large ensembles
+    progress: bool = True       # the tqdm bar
+    experiment: str = "default"  # set by conf/experiment/*.yaml; names the sweep
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg: Any) -> None:
+    """Raise ConfigError (one line) for the first value out of range."""
+    t, m, o = cfg.task, cfg.model, cfg.optimizer
+    _check(t.name in TASKS, f"task={t.name!r} is unknown; allowed: {', '.join(TASKS)}")
+    _check(cfg.head.name in HEADS, f"head={cfg.head.name!r} is unknown; allowed: {', '.join(HEADS)}")
+    _check(o.name in ("adamw", "muon"), f"optimizer={o.name!r} is unknown; allowed: adamw, muon")
+    _check(cfg.logger.name in ("wandb", "none"), f"logger={cfg.logger.name!r} is unknown; allowed: wandb, none")
+    _check(cfg.logger.mode in ("offline", "online", "disabled"),
+           f"logger.mode={cfg.logger.mode!r} is unknown; allowed: offline, online, disabled")
+    _check(0 < t.train_frac < 1, f"task.train_frac={t.train_frac} must lie strictly between 0 and 1")
+    _check(t.p >= 2, f"task.p={t.p} must be at least 2")
+    if t.name == "moddiv":
+        _check(is_prime(t.p), f"task.p={t.p} is not prime; moddiv needs a prime modulus")
+    _check(1 <= t.n_bits <= 20, f"task.n_bits={t.n_bits} must lie in 1..20")
+    for key in ("lr", "adamw_lr"):
+        _check(getattr(o, key) > 0, f"optimizer.{key}={getattr(o, key)} must be > 0")
+    for key in ("weight_decay", "adamw_weight_decay", "momentum", "warmup_steps"):
+        _check(getattr(o, key) >= 0, f"optimizer.{key}={getattr(o, key)} must be >= 0")
+    _check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+           f"optimizer.betas={list(o.betas)} must be two numbers in [0, 1)")
+    _check(len(o.ns_coefficients) == 3, "optimizer.ns_coefficients must hold three numbers (a, b, c)")
+    _check(o.ns_dtype in ("auto", "bf16", "fp32"), f"optimizer.ns_dtype={o.ns_dtype!r} is unknown; allowed: auto, bf16, fp32")
+    _check(o.ns_steps >= 1, f"optimizer.ns_steps={o.ns_steps} must be >= 1")
+    _check(o.adjust_lr in ("original", "match_rms_adamw"),
+           f"optimizer.adjust_lr={o.adjust_lr!r} is unknown; allowed: original, match_rms_adamw")
+    for key in ("n_layers", "d_model", "n_heads", "d_mlp"):
+        _check(getattr(m, key) >= 1, f"model.{key}={getattr(m, key)} must be >= 1")
+    _check(m.d_model % m.n_heads == 0 and (m.d_model // m.n_heads) % 2 == 0,
+           f"model.d_model={m.d_model} must split into model.n_heads={m.n_heads} heads of even size (RoPE)")
+    _check(0 <= m.dropout < 1, f"model.dropout={m.dropout} must lie in [0, 1)")
+    _check(len(cfg.seeds) >= 1, "seeds must list at least one seed, e.g. seeds=[0,1,2]")
+    _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds={list(cfg.seeds)} has repeats")
+    _check(cfg.batch_size >= 1, f"batch_size={cfg.batch_size} must be >= 1")
+    _check(cfg.max_epochs >= 1, f"max_epochs={cfg.max_epochs} must be >= 1")
+    _check(cfg.patience >= 0, f"patience={cfg.patience} must be >= 0")
+    _check(0 < cfg.grok_val_acc <= 1, f"grok_val_acc={cfg.grok_val_acc} must lie in (0, 1]")
+    _check(0 < cfg.grok_train_acc <= 1, f"grok_train_acc={cfg.grok_train_acc} must lie in (0, 1]")
+    _check(cfg.precision in ("fp32", "bf16"), f"precision={cfg.precision!r} is unknown; allowed: fp32, bf16")
+    _check(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
+           f"device={cfg.device!r} is unknown; allowed: auto, cpu, cuda, cuda:N")
+    _check(cfg.eval_chunk >= 1, f"eval_chunk={cfg.eval_chunk} must be >= 1")
+
+
+__all__ = ["Config", "ConfigError", "register_configs", "validate", "TRAIN_FRACTIONS"]

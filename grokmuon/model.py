@@ -1,0 +1,145 @@
+"""A small decoder-only transformer whose every weight carries a leading member axis [E, ...].
+
+E independent models train in one process: the forward pass is batched matmuls over the member axis,
+so member e sees only its own weights, inputs and dropout masks. A solo run is E = 1.
+Layout per block (pre-norm, as [T]/[M]): x + Attn(RMSNorm x), then x + MLP(RMSNorm x); MLP is
+SiLU-gated (w2(silu(w1 x) * w3 x)); all linears are bias-free and stored [E, out, in] like nn.Linear.
+Only the "=" (last) position reaches the head, so the last block computes its query, attention output
+and MLP for that position alone: the same logits as the full computation, with less work.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelShape:
+    vocab: int
+    seq_len: int
+    n_layers: int = 2
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    dropout: float = 0.1
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+
+
+def rope_tables(seq_len: int, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin [T, head_dim] for rotate-half RoPE: pair (i, i + head_dim/2) turns by pos * base^(-2i/d)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = torch.arange(seq_len, dtype=torch.float64)[:, None] * inv_freq[None, :]
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x [..., T, head_dim] by its position: x*cos + rotate_half(x)*sin."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class EnsembleTransformer(nn.Module):
+    def __init__(self, shape: ModelShape, init_gens: list[torch.Generator]):
+        super().__init__()
+        self.shape = s = shape
+        E, D, M, V = len(init_gens), s.d_model, s.d_mlp, s.vocab
+        assert D % s.n_heads == 0, "d_model must divide into heads"
+        self.n_members = E
+        # Inits follow PyTorch's module defaults, as the cited code uses them: nn.Embedding N(0, 1),
+        # nn.Linear U(-1/sqrt(in), 1/sqrt(in)), norm gains 1. Drawn member by member in a fixed order,
+        # so member e is the same whatever E is.
+        per_member = [self._draw(g) for g in init_gens]
+        stacked = {k: torch.stack([m[k] for m in per_member]) for k in per_member[0]}
+        self.embed = nn.Parameter(stacked.pop("embed"))                 # [E, V, D]
+        self.head = nn.Parameter(stacked.pop("head"))                   # [E, V, D]
+        self.layers = nn.ModuleList()
+        for i in range(s.n_layers):
+            layer = nn.ParameterDict({
+                "attn_norm": nn.Parameter(torch.ones(E, D)),
+                "wqkv": nn.Parameter(stacked[f"{i}.wqkv"]),             # [E, 3D, D]: q, k, v stacked
+                "wo": nn.Parameter(stacked[f"{i}.wo"]),                 # [E, D, D]
+                "mlp_norm": nn.Parameter(torch.ones(E, D)),
+                "w13": nn.Parameter(stacked[f"{i}.w13"]),               # [E, 2M, D]: gate w1, then w3
+                "w2": nn.Parameter(stacked[f"{i}.w2"]),                 # [E, D, M]
+            })
+            self.layers.append(layer)
+        self.final_norm = nn.Parameter(torch.ones(E, D))
+        # Fused weights hold several nn.Linear-sized blocks along rows; Muon orthogonalises each block
+        # on its own, as it would separate q, k, v (and w1, w3) layers.
+        for layer in self.layers:
+            layer["wqkv"].row_blocks = 3
+            layer["w13"].row_blocks = 2
+        cos, sin = rope_tables(s.seq_len, D // s.n_heads, s.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def _draw(self, g: torch.Generator) -> dict[str, torch.Tensor]:
+        s = self.shape
+        D, M, V = s.d_model, s.d_mlp, s.vocab
+        lin = lambda out, inp: (torch.rand(out, inp, generator=g) * 2 - 1) / math.sqrt(inp)  # noqa: E731
+        w = {"embed": torch.randn(V, D, generator=g)}
+        for i in range(s.n_layers):
+            # q, k, v and w1, w3 are drawn as separate nn.Linear weights would be, then stacked.
+            w[f"{i}.wqkv"] = torch.cat([lin(D, D) for _ in range(3)])
+            w[f"{i}.wo"] = lin(D, D)
+            w[f"{i}.w13"] = torch.cat([lin(M, D) for _ in range(2)])
+            w[f"{i}.w2"] = lin(D, M)
+        w["head"] = lin(V, D)
+        return w
+
+    def _norm(self, x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), eps=self.shape.norm_eps) * gain[:, None, None, :]
+
+    def _dropout(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
+        p = self.shape.dropout
+        if not self.training or p == 0.0:
+            return x
+        if gens is None:
+            return F.dropout(x, p, training=True)
+        # One draw per member from its own generator, so a member's masks do not depend on E.
+        keep = torch.stack([torch.rand(x.shape[1:], generator=g, device=x.device) for g in gens]) >= p
+        return x * keep / (1 - p)
+
+    def forward(self, tokens: torch.Tensor, dropout_gens: list[torch.Generator] | None = None) -> torch.Tensor:
+        """tokens [E, B, T] (or [B, T], shared by all members) -> logits at the last position [E, B, V]."""
+        s = self.shape
+        E, H = self.n_members, s.n_heads
+        if tokens.dim() == 2:
+            tokens = tokens.expand(E, *tokens.shape)
+        B, T = tokens.shape[1:]
+        D, dh = s.d_model, s.d_model // H
+        # Member e's rows index its own table: flatten the tables and offset the token ids.
+        offsets = (torch.arange(E, device=tokens.device) * s.vocab)[:, None, None]
+        x = F.embedding(tokens + offsets, self.embed.reshape(E * s.vocab, D))   # [E, B, T, D]
+        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        for i, layer in enumerate(self.layers):
+            last = i == len(self.layers) - 1
+            a = self._norm(x, layer["attn_norm"])
+            qkv = torch.matmul(a.reshape(E, B * T, D), layer["wqkv"].transpose(1, 2))
+            q, k, v = qkv.view(E * B, T, 3, H, dh).permute(2, 0, 3, 1, 4)   # each [E*B, H, T, dh]
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            if last:  # the last query sees every key: no mask needed
+                att = F.scaled_dot_product_attention(q[:, :, -1:], k, v)
+                x, Tq = x[:, :, -1:], 1
+            else:
+                att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                Tq = T
+            att = att.transpose(1, 2).reshape(E, B * Tq, D)
+            x = x + self._dropout(torch.matmul(att, layer["wo"].transpose(1, 2)).view(E, B, Tq, D), dropout_gens)
+            m = self._norm(x, layer["mlp_norm"]).reshape(E, B * Tq, D)
+            gate, up = torch.matmul(m, layer["w13"].transpose(1, 2)).chunk(2, dim=-1)
+            mlp = torch.matmul(F.silu(gate) * up, layer["w2"].transpose(1, 2)).view(E, B, Tq, D)
+            x = x + self._dropout(mlp, dropout_gens)
+        x = self._norm(x[:, :, -1:], self.final_norm)[:, :, 0]                 # [E, B, D]
+        return torch.matmul(x, self.head.transpose(1, 2))                      # [E, B, V]
+
+    def hidden_matrices(self) -> list[nn.Parameter]:
+        """The per-member 2-D weights inside the blocks (attention and MLP): what Muon trains."""
+        return [layer[k] for layer in self.layers for k in ("wqkv", "wo", "w13", "w2")]

@@ -1,0 +1,119 @@
+"""Which weight goes to which optimizer, and a Muon step batched over the member axis.
+
+The rule, in one place: Muon trains the hidden matrices, the per-member 2-D weights inside the blocks
+(attention q, k, v, o and the MLP's w1, w3, w2). AdamW trains everything else: the token embedding,
+the output head and the RMSNorm gains. This is the split Keller Jordan's Muon README recommends
+(embeddings and the classifier are not "hidden" layers; 1-D gains have no matrix to orthogonalise).
+
+torch.optim.Muon accepts only 2-D parameters, so the member-stacked [E, m, n] matrices need our own
+step; it follows torch.optim.Muon line for line, and tests compare it slice by slice.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim import Optimizer
+
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def newton_schulz(g: torch.Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, eps: float = 1e-7,
+                  dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """Approximately orthogonalise each matrix of g [..., m, n] (quintic Newton-Schulz iteration).
+
+    Each matrix is normalised by its own Frobenius norm, so members never mix. Computed in `dtype`
+    (bf16 as in torch.optim.Muon and Keller Jordan's muon.py); returns that dtype.
+    """
+    a, b, c = coefficients
+    lead, (m, n) = g.shape[:-2], g.shape[-2:]
+    x = g.reshape(-1, m, n).to(dtype)
+    if m > n:
+        x = x.transpose(1, 2)
+    x = x / x.norm(dim=(1, 2), keepdim=True).clamp(min=eps)
+    for _ in range(steps):  # the same fused steps as torch.optim.Muon, batched
+        gram = torch.bmm(x, x.transpose(1, 2))
+        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
+        x = torch.baddbmm(x, poly, x, beta=a)
+    if m > n:
+        x = x.transpose(1, 2)
+    return x.reshape(*lead, m, n)
+
+
+def lr_scale(rows: int, cols: int, rule: str = "original") -> float:
+    """torch.optim.Muon's adjust_lr_fn: sqrt(max(1, rows/cols)) ("original", Keller Jordan) or
+    0.2 * sqrt(max(rows, cols)) ("match_rms_adamw", Moonshot)."""
+    if rule == "original":
+        return math.sqrt(max(1.0, rows / cols))
+    if rule == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(rows, cols))
+    raise ValueError(f"unknown Muon lr rule {rule!r}; allowed: original, match_rms_adamw")
+
+
+class BatchedMuon(Optimizer):
+    """Muon over parameters [E, rows, cols]: member e's slice gets exactly torch.optim.Muon's update.
+
+    A parameter with attribute `row_blocks = k` holds k stacked matrices [rows/k, cols] (fused q, k, v);
+    each block is orthogonalised on its own, as if it were its own layer.
+    """
+
+    def __init__(self, params, lr=0.02, weight_decay=0.0, momentum=0.95, nesterov=True, ns_steps=5,
+                 ns_coefficients=NS_COEFFICIENTS, eps=1e-7, adjust_lr="original", ns_dtype=torch.bfloat16):
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                        ns_steps=ns_steps, ns_coefficients=tuple(ns_coefficients), eps=eps,
+                        adjust_lr=adjust_lr, ns_dtype=ns_dtype)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.dim() != 3:
+                    raise ValueError(f"BatchedMuon takes [members, rows, cols] weights, got {tuple(p.shape)}")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p.grad)
+                buf = state["momentum_buffer"]
+                buf.mul_(mu).add_(p.grad)                                   # B = mu B + g
+                update = p.grad.add(buf, alpha=mu) if group["nesterov"] else buf
+                k = getattr(p, "row_blocks", 1)
+                E, rows, cols = p.shape
+                blocks = update.view(E, k, rows // k, cols)
+                ortho = newton_schulz(blocks, group["ns_steps"], group["ns_coefficients"], group["eps"],
+                                      group["ns_dtype"]).reshape(p.shape)
+                p.mul_(1 - lr * wd)                                         # decoupled weight decay
+                p.add_(ortho.to(p.dtype), alpha=-lr * lr_scale(rows // k, cols, group["adjust_lr"]))
+        return loss
+
+
+def ns_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
+
+
+def build_optimizers(model, cfg) -> list[Optimizer]:
+    """AdamW alone (cfg.name == "adamw") or Muon on the hidden matrices plus AdamW on the rest."""
+    hidden = model.hidden_matrices() if cfg.name == "muon" else []
+    hidden_ids = {id(p) for p in hidden}
+    rest = [p for p in model.parameters() if id(p) not in hidden_ids]
+    # AdamW's update is elementwise, so torch's AdamW on stacked [E, ...] weights is E separate AdamWs.
+    adamw = torch.optim.AdamW(rest, lr=cfg.adamw_lr if cfg.name == "muon" else cfg.lr,
+                              betas=tuple(cfg.betas), eps=cfg.eps,
+                              weight_decay=cfg.adamw_weight_decay if cfg.name == "muon" else cfg.weight_decay,
+                              foreach=True)
+    if cfg.name == "adamw":
+        return [adamw]
+    muon = BatchedMuon(hidden, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                       nesterov=cfg.nesterov, ns_steps=cfg.ns_steps, ns_coefficients=cfg.ns_coefficients,
+                       adjust_lr=cfg.adjust_lr, ns_dtype=ns_dtype(cfg.ns_dtype, hidden[0].device))
+    return [muon, adamw]

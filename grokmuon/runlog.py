@@ -1,0 +1,130 @@
+"""The run folder: resolved config, metrics.csv (a row per epoch per member), summary.json; W&B mirror.
+
+Every file that later code trusts is written atomically (temp file + rename), so a kill mid-write
+leaves the previous complete version, never half a file. metrics.csv is appended and flushed each epoch.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+METRIC_FIELDS = ["epoch", "member", "seed", "train_acc", "val_acc", "train_loss", "val_loss", "wall_s"]
+SUMMARY = "summary.json"
+METRICS = "metrics.csv"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def check_writable(folder: Path) -> None:
+    """Fail now, with one line, if the run folder cannot be written (not after an hour of training)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / ".write-check", "ok\n")
+        (folder / ".write-check").unlink()
+    except OSError as err:
+        raise OSError(f"cannot write the run folder {folder}: {err.strerror or err}") from None
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+class RunLog:
+    """Writes one run folder for an ensemble; mirrors each member to its own W&B run when asked."""
+
+    def __init__(self, folder: Path, cfg: dict, device: str):
+        self.folder = Path(folder)
+        check_writable(self.folder)
+        self.cfg, self.seeds = cfg, list(cfg["seeds"])
+        self.start = time.time()
+        self.env = {"git_sha": git_sha(), "torch": torch.__version__, "device": device_name(device),
+                    "host": socket.gethostname()}
+        atomic_write_text(self.folder / "config.json", json.dumps(cfg, indent=2) + "\n")
+        self._metrics = open(self.folder / METRICS, "w", newline="")
+        self._csv = csv.DictWriter(self._metrics, fieldnames=METRIC_FIELDS)
+        self._csv.writeheader()
+        self._wandb = self._start_wandb(cfg) if cfg["logger"]["name"] == "wandb" else []
+        self.write_summary(None, status="running")
+
+    def _start_wandb(self, cfg: dict) -> list:
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb  # imported only when used: `logger=none` never loads it
+        lg = cfg["logger"]
+        group = f"{self.folder.parent.name}/{self.folder.name}"
+        return [wandb.init(project=lg["project"], entity=lg["entity"], mode=lg["mode"], group=group,
+                           name=f"{cfg['task']['name']}-{cfg['optimizer']['name']}-{cfg['head']['name']}-s{seed}",
+                           dir=str(self.folder), config={**cfg, "seed": seed}, reinit="create_new")
+                for seed in self.seeds]
+
+    def log_epoch(self, epoch: int, numbers: dict, results) -> None:
+        wall = round(time.time() - self.start, 3)
+        for e, r in enumerate(results):
+            if r.epochs_run != epoch:        # stopped members (diverged) write no more rows
+                continue
+            row = {"epoch": epoch, "member": e, "seed": r.seed, "wall_s": wall}
+            row.update({k: numbers[k][e] for k in ("train_acc", "val_acc", "train_loss", "val_loss")})
+            self._csv.writerow(row)
+            if self._wandb:
+                self._wandb[e].log({k: row[k] for k in METRIC_FIELDS[3:]}, step=epoch)
+        self._metrics.flush()
+
+    def member_summaries(self, results, status: str | None) -> list[dict]:
+        cfg, out = self.cfg, []
+        for e, r in enumerate(results or [None] * len(self.seeds)):
+            out.append({
+                "member": e, "seed": self.seeds[e], "task": cfg["task"]["name"],
+                "optimizer": cfg["optimizer"]["name"], "head": cfg["head"]["name"],
+                "grokking_epoch": r.grokking_epoch if r else None,
+                "memorisation_epoch": r.memorisation_epoch if r else None,
+                "censored": bool(r and r.status == "censored"),
+                "status": status or r.status, "diverged_epoch": r.diverged_epoch if r else None,
+                "epochs_run": r.epochs_run if r else 0, "max_epochs": cfg["max_epochs"],
+                **({f"final_{k}": v for k, v in r.final.items()} if r else {}),
+            })
+        return out
+
+    def write_summary(self, results, status: str | None = None) -> dict:
+        summary = {"status": status or _overall(results), "wall_s": round(time.time() - self.start, 3),
+                   **self.env, "members": self.member_summaries(results, status)}
+        atomic_write_text(self.folder / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def finish(self, results) -> dict:
+        summary = self.write_summary(results)
+        self._metrics.close()
+        for run, m in zip(self._wandb, summary["members"]):
+            for k in ("grokking_epoch", "memorisation_epoch", "censored", "status", "epochs_run"):
+                run.summary[k] = m[k]
+            run.finish()
+        return summary
+
+
+def _overall(results) -> str:
+    """The run's status: interrupted if any member was, else complete (each member has its own)."""
+    return "interrupted" if any(r.status == "interrupted" for r in results) else "complete"

@@ -1,0 +1,94 @@
+"""The algorithmic tasks as pure functions: every row "a op b =" and its answer, plus a seeded split.
+
+A task returns (inputs LongTensor[N, T], labels LongTensor[N]) over one shared vocabulary:
+tokens 0..p-1 are the numbers, p is the operator token and p+1 is "=". Every modular task uses the same
+operator token, as the cited code does ([T] data.py): the task is a property of the dataset, not of a token.
+Parity uses tokens 0/1 for the bits, then "="; its label is 0 or 1 (the sum of the bits mod 2).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+# Train fractions from the paper's Fig. 2; modsub is our seventh task (the paper names only six).
+TRAIN_FRACTIONS = {
+    "modadd": 0.8, "modsub": 0.5, "modmul": 0.5, "moddiv": 0.8,
+    "modexp": 0.7, "gcd": 0.5, "parity": 0.5,
+}
+TASKS = tuple(TRAIN_FRACTIONS)
+
+
+def _binary(p: int, fn, b_from: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(b_from, p), indexing="ij")
+    a, b = a.reshape(-1), b.reshape(-1)
+    op, eq = torch.full_like(a, p), torch.full_like(a, p + 1)
+    return torch.stack([a, op, b, eq], dim=1), fn(a, b)
+
+
+def modular_inverse(b: torch.Tensor, p: int) -> torch.Tensor:
+    """b^(p-2) mod p: the inverse of b modulo a prime p (Fermat), elementwise."""
+    return modular_power(b, torch.full_like(b, p - 2), p)
+
+
+def modular_power(a: torch.Tensor, e: torch.Tensor, p: int) -> torch.Tensor:
+    """a^e mod p elementwise by square-and-multiply; 0^0 = 1 (the empty product, as Python's pow)."""
+    result, base, e = torch.ones_like(a), a % p, e.clone()
+    while bool((e > 0).any()):
+        odd = (e % 2) == 1
+        result = torch.where(odd, result * base % p, result)
+        base, e = base * base % p, e // 2
+    return result
+
+
+def elementwise_gcd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Euclid elementwise; gcd(0, 0) = 0 (as math.gcd), so every label lies in 0..p-1."""
+    a, b = a.clone(), b.clone()
+    while bool((b != 0).any()):
+        nz = b != 0
+        a, b = torch.where(nz, b, a), torch.where(nz, a % torch.where(nz, b, 1), b)
+    return a
+
+
+def parity_rows(n_bits: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """All 2^n_bits strings, most significant bit first, then "=" (token 2); label = number of ones mod 2."""
+    n = torch.arange(2 ** n_bits)
+    bits = (n[:, None] >> torch.arange(n_bits - 1, -1, -1)) & 1
+    eq = torch.full((len(n), 1), 2)
+    return torch.cat([bits, eq], dim=1), bits.sum(1) % 2
+
+
+def make_task(name: str, p: int = 97, n_bits: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every row of task `name`: (inputs [N, T], labels [N])."""
+    if name == "modadd":
+        return _binary(p, lambda a, b: (a + b) % p)
+    if name == "modsub":
+        return _binary(p, lambda a, b: (a - b) % p)
+    if name == "modmul":
+        return _binary(p, lambda a, b: a * b % p)
+    if name == "moddiv":  # b = 0 has no inverse: rows with b = 0 are left out (97·96 rows), as [T] does
+        return _binary(p, lambda a, b: a * modular_inverse(b, p) % p, b_from=1)
+    if name == "modexp":
+        return _binary(p, lambda a, b: modular_power(a, b, p))
+    if name == "gcd":
+        return _binary(p, elementwise_gcd)
+    if name == "parity":
+        return parity_rows(n_bits)
+    raise ValueError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}")
+
+
+def vocab_size(name: str, p: int = 97) -> int:
+    """Tokens the model embeds and classes the head scores (numbers, operator, "=")."""
+    return 3 if name == "parity" else p + 2
+
+
+def split_indices(n: int, train_frac: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random permutation of range(n) from `seed`, cut at floor(train_frac * n): (train, val)."""
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=g)
+    n_train = int(math.floor(train_frac * n))
+    return perm[:n_train], perm[n_train:]
+
+
+def is_prime(n: int) -> bool:
+    return n >= 2 and all(n % k for k in range(2, int(n ** 0.5) + 1))

@@ -1,0 +1,175 @@
+"""train(cfg): the epoch loop for an ensemble of members, one per seed. No Hydra in here.
+
+Each member has its own seed, and from it its own split, initial weights, batch order and dropout
+masks, drawn from member-private generators: member e of an ensemble equals a solo run with its seed.
+After each epoch every member is evaluated in eval mode on the full train and val splits; the host
+reads the numbers once per epoch, never inside the step loop.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from . import heads, metrics
+from .model import EnsembleTransformer, ModelShape
+from .optim import build_optimizers
+from .tasks import make_task, split_indices, vocab_size
+
+# Streams derived from a member's seed, so split, init and training draws never share numbers.
+SPLIT, INIT, TRAIN = 0, 1, 2
+
+
+def member_generator(seed: int, stream: int, device: str | torch.device = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + stream)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class MemberResult:
+    seed: int
+    grokking_epoch: int | None = None
+    memorisation_epoch: int | None = None
+    status: str = "running"      # running | grokked | censored | diverged | interrupted
+    diverged_epoch: int | None = None
+    epochs_run: int = 0
+    final: dict = field(default_factory=dict)  # last epoch's accuracies and losses
+
+
+class Data:
+    """All rows on the device, plus each member's split as a row mask and a list of train rows."""
+
+    def __init__(self, cfg, seeds: list[int], device: torch.device):
+        t = cfg.task
+        x, y = make_task(t.name, t.p, t.n_bits)
+        self.inputs, self.labels = x.to(device), y.to(device)
+        splits = [split_indices(len(y), t.train_frac, member_generator(s, SPLIT).initial_seed()) for s in seeds]
+        self.train_rows = torch.stack([tr for tr, _ in splits]).to(device)          # [E, n_train]
+        self.is_train = torch.zeros(len(seeds), len(y), dtype=torch.bool, device=device)
+        self.is_train.scatter_(1, self.train_rows, True)
+        self.n_train, self.n_val = self.train_rows.shape[1], len(y) - self.train_rows.shape[1]
+        if self.n_train == 0 or self.n_val == 0:
+            raise ValueError(f"task.train_frac={t.train_frac} leaves an empty split of {len(y)} rows")
+
+
+def build_model(cfg, seeds: list[int], device: torch.device) -> EnsembleTransformer:
+    m = cfg.model
+    seq_len = cfg.task.n_bits + 1 if cfg.task.name == "parity" else 4
+    shape = ModelShape(vocab=vocab_size(cfg.task.name, cfg.task.p), seq_len=seq_len, n_layers=m.n_layers,
+                       d_model=m.d_model, n_heads=m.n_heads, d_mlp=m.d_mlp, dropout=m.dropout,
+                       rope_base=m.rope_base)
+    return EnsembleTransformer(shape, [member_generator(s, INIT) for s in seeds]).to(device)
+
+
+def _autocast(cfg, device: torch.device):
+    if cfg.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
+    """Per-member accuracy and mean loss on the full train and val splits, eval mode: {name: [E]}."""
+    model.eval()
+    correct, losses = [], []
+    chunk = max(1, cfg.eval_chunk // model.n_members)  # eval_chunk bounds member-rows per forward
+    for start in range(0, len(data.labels), chunk):
+        x, y = data.inputs[start:start + chunk], data.labels[start:start + chunk]
+        with _autocast(cfg, device):
+            logits = model(x).float()                                   # [E, n, V]
+        yy = y.expand(model.n_members, -1)
+        correct.append(logits.argmax(-1) == yy)
+        losses.append(heads.row_losses(cfg.head.name, logits, yy))
+    correct, losses = torch.cat(correct, 1).float(), torch.cat(losses, 1)
+    tr, va = data.is_train.float(), (~data.is_train).float()
+    model.train()
+    return {
+        "train_acc": (correct * tr).sum(1) / data.n_train, "val_acc": (correct * va).sum(1) / data.n_val,
+        "train_loss": (losses * tr).sum(1) / data.n_train, "val_loss": (losses * va).sum(1) / data.n_val,
+    }
+
+
+def _set_lr(optimizers, step: int, warmup: int) -> None:
+    factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group.setdefault("base_lr", group["lr"])
+            group["lr"] = group["base_lr"] * factor
+
+
+def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
+    """Train one member per seed in cfg.seeds; return their results.
+
+    on_epoch(epoch, numbers: {name: list[float] per member}, results) is called after each epoch's
+    evaluation (the run log writes there). should_stop() -> bool is polled once per epoch (signals).
+    """
+    device = pick_device(cfg.device)
+    seeds = list(cfg.seeds)
+    E = len(seeds)
+    data = Data(cfg, seeds, device)
+    model = build_model(cfg, seeds, device)
+    model.train()
+    optimizers = build_optimizers(model, cfg.optimizer)
+    train_gens = [member_generator(s, TRAIN) for s in seeds]                 # batch order (CPU)
+    dropout_gens = [member_generator(s, TRAIN, device) for s in seeds] if device.type != "cpu" else train_gens
+    results = [MemberResult(seed=s) for s in seeds]
+    bs, step = min(cfg.batch_size, data.n_train), 0
+    n_steps = math.ceil(data.n_train / bs)
+    alive = torch.ones(E, dtype=torch.bool, device=device)
+    for epoch in range(1, cfg.max_epochs + 1):
+        order = torch.stack([torch.randperm(data.n_train, generator=g) for g in train_gens]).to(device)
+        rows = data.train_rows.gather(1, order)                                 # [E, n_train]
+        for i in range(n_steps):
+            batch = rows[:, i * bs:(i + 1) * bs]
+            _set_lr(optimizers, step, cfg.optimizer.warmup_steps)
+            with _autocast(cfg, device):
+                logits = model(data.inputs[batch], dropout_gens)
+            loss = heads.row_losses(cfg.head.name, logits.float(), data.labels[batch]).mean(1)   # [E]
+            # Members are independent: the sum's gradient for member e is its own loss's gradient.
+            # A diverged member's NaN stays in its own weights; torch.where keeps it out of the sum.
+            torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
+            for opt in optimizers:
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            step += 1
+        numbers = evaluate(model, data, cfg, device)
+        finite = torch.isfinite(numbers["train_loss"]) & torch.isfinite(numbers["val_loss"])
+        numbers = {k: v.tolist() for k, v in numbers.items()}                   # one host sync per epoch
+        for e, r in enumerate(results):
+            if r.status != "running":
+                continue
+            r.epochs_run = epoch
+            r.final = {k: numbers[k][e] for k in numbers}
+            if not bool(finite[e]):
+                r.status, r.diverged_epoch = "diverged", epoch
+                alive[e] = False
+                continue
+            tr, va = numbers["train_acc"][e], numbers["val_acc"][e]
+            if r.memorisation_epoch is None and metrics.is_memorised(tr, cfg.grok_train_acc):
+                r.memorisation_epoch = epoch
+            if r.grokking_epoch is None and metrics.is_grokked(tr, va, cfg.grok_val_acc, cfg.grok_train_acc):
+                r.grokking_epoch = epoch
+        if on_epoch is not None:
+            on_epoch(epoch, numbers, results)
+        done = [r.status == "diverged" or (r.grokking_epoch is not None and epoch >= r.grokking_epoch + cfg.patience)
+                for r in results]
+        if all(done):
+            break
+        if should_stop is not None and should_stop():
+            for r in results:
+                if r.status == "running":
+                    r.status = "interrupted"
+            return results
+    for r in results:
+        if r.status == "running":
+            r.status = "grokked" if r.grokking_epoch is not None else "censored"
+    return results
+
