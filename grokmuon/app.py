@@ -12,8 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from .cli import CONF, fail
 from .config import Config, ConfigError, register_configs, validate
+from .resume import config_hash, decide, read_summary, register_resolver, set_aside
 
 register_configs()
+register_resolver()     # ${run_id:} names sweep folders (conf/train.yaml); workers import this module too
 GROUPS = ("task", "model", "head", "optimizer", "logger", "experiment")
 
 
@@ -41,28 +43,39 @@ def explain(err: Exception) -> str:
 
 
 def precheck(overrides: list[str]) -> None:
-    """Compose each value of each override once, before Hydra launches anything."""
+    """Compose each value of each override once, before Hydra launches anything. Sweep values count
+    too, from the command line and from the experiment's grid (hydra.sweeper.params)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    parser = OverridesParser.create()
     plain = [o for o in overrides if not o.startswith("-")]
     try:
-        parsed = OverridesParser.create().parse_overrides(plain)
+        parsed = parser.parse_overrides(plain)
     except HydraException as err:
         fail(f"cannot parse the overrides: {str(err).splitlines()[0]}")
+    grid = "hydra.sweeper.params."
     head, variants = [], []
-    for o in parsed:
-        if o.get_key_element().startswith("hydra"):
-            continue
-        key = o.get_key_element()
+
+    def add(o) -> None:
+        key = o.get_key_element().removeprefix(grid)
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
         head.append(f"{key}={values[0]}")
         variants.extend((len(head) - 1, f"{key}={v}") for v in values[1:])
-    combos = [head] + [head[:i] + [v] + head[i + 1:] for i, v in variants]
+
+    for o in parsed:
+        if o.get_key_element().startswith(grid) or not o.get_key_element().startswith("hydra"):
+            add(o)
     try:
         with initialize_config_dir(str(CONF), version_base=None):
+            params = compose("train", overrides=head, return_hydra_config=True).hydra.sweeper.params or {}
+            mine = {h.split("=", 1)[0] for h in head}
+            for key, value in params.items():       # the command line's own values win, as in Hydra
+                if key not in mine:
+                    add(parser.parse_override(f"{key}={value}"))
+            combos = [head] + [head[:i] + [v] + head[i + 1:] for i, v in variants]
             for combo in combos:
                 validate(compose("train", overrides=combo))
     except ConfigError as err:
@@ -101,8 +114,21 @@ def train_job(cfg: DictConfig) -> dict:
     except ConfigError as err:
         fail(str(err))
     folder = Path(HydraConfig.get().runtime.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    # Hydra has just written .hydra/ and its job log here: they belong to this attempt, not an old one.
+    own = {HydraConfig.get().output_subdir or ".hydra", f"{HydraConfig.get().job.name}.log"}
+    action, kind, why = decide(folder, config_hash(resolved), own)
+    if action == "skip":
+        print(f"skip: {folder} already complete")
+        return read_summary(folder)
+    if action == "set_aside":
+        try:
+            aside = set_aside(folder, kind, own)
+        except OSError as err:
+            fail(f"cannot move the old files of {folder} aside: {err}")
+        print(f"{folder}: {why}; its files moved to {aside}; training again", file=sys.stderr)
     try:
-        log = RunLog(folder, OmegaConf.to_container(cfg, resolve=True), str(pick_device(cfg.device)))
+        log = RunLog(folder, resolved, str(pick_device(cfg.device)))
     except OSError as err:
         fail(str(err))
     stop = StopFlag()

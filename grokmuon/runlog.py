@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
+from .resume import SUMMARY, config_hash, member_hash
+
 METRIC_FIELDS = ["epoch", "member", "seed", "train_acc", "val_acc", "train_loss", "val_loss", "wall_s"]
-SUMMARY = "summary.json"
 METRICS = "metrics.csv"
 
 
@@ -62,6 +63,7 @@ class RunLog:
         self.folder = Path(folder)
         check_writable(self.folder)
         self.cfg, self.seeds = cfg, list(cfg["seeds"])
+        self.hash = config_hash(cfg)      # what a re-run compares to decide whether to skip this folder
         self.start = time.time()
         self.env = {"git_sha": git_sha(), "torch": torch.__version__, "device": device_name(device),
                     "host": socket.gethostname()}
@@ -98,7 +100,8 @@ class RunLog:
         cfg, out = self.cfg, []
         for e, r in enumerate(results or [None] * len(self.seeds)):
             out.append({
-                "member": e, "seed": self.seeds[e], "task": cfg["task"]["name"],
+                "member": e, "seed": self.seeds[e], "member_hash": member_hash(cfg, self.seeds[e]),
+                "task": cfg["task"]["name"],
                 "optimizer": cfg["optimizer"]["name"], "head": cfg["head"]["name"],
                 "grokking_epoch": r.grokking_epoch if r else None,
                 "memorisation_epoch": r.memorisation_epoch if r else None,
@@ -110,8 +113,10 @@ class RunLog:
         return out
 
     def write_summary(self, results, status: str | None = None) -> dict:
-        summary = {"status": status or _overall(results), "wall_s": round(time.time() - self.start, 3),
-                   **self.env, "members": self.member_summaries(results, status)}
+        summary = {"status": status or _overall(results), "config_hash": self.hash,
+                   "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),  # collect keeps the newest duplicate
+                   "wall_s": round(time.time() - self.start, 3), **self.env,
+                   "members": self.member_summaries(results, status)}
         atomic_write_text(self.folder / SUMMARY, json.dumps(summary, indent=2) + "\n")
         return summary
 
