@@ -75,23 +75,42 @@ class BatchedMuon(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
             lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p.grad)
-                buf = state["momentum_buffer"]
-                buf.mul_(mu).add_(p.grad)                                   # B = mu B + g
-                update = p.grad.add(buf, alpha=mu) if group["nesterov"] else buf
-                k = getattr(p, "row_blocks", 1)
+            grads = [p.grad for p in params]
+            bufs = []
+            for p in params:
+                if "momentum_buffer" not in self.state[p]:
+                    self.state[p]["momentum_buffer"] = torch.zeros_like(p.grad)
+                bufs.append(self.state[p]["momentum_buffer"])
+            # EMA momentum and Nesterov, as torch.optim.Muon codes them.
+            torch._foreach_lerp_(bufs, grads, 1 - mu)                      # B = mu B + (1 - mu) g
+            updates = torch._foreach_lerp(grads, bufs, mu) if group["nesterov"] else bufs
+            # Orthogonalise every block of every parameter: blocks of one oriented shape (wide, so the
+            # Gram matrix is the small one) go through Newton-Schulz in a single batched call.
+            by_shape: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
+            for i, (p, u) in enumerate(zip(params, updates)):
                 E, rows, cols = p.shape
-                blocks = update.view(E, k, rows // k, cols)
-                ortho = newton_schulz(blocks, group["ns_steps"], group["ns_coefficients"], group["eps"],
-                                      group["ns_dtype"]).reshape(p.shape)
-                p.mul_(1 - lr * wd)                                         # decoupled weight decay
-                p.add_(ortho.to(p.dtype), alpha=-lr * lr_scale(rows // k, cols, group["adjust_lr"]))
+                k = getattr(p, "row_blocks", 1)
+                blocks = u.view(E * k, rows // k, cols)
+                if rows // k > cols:
+                    blocks = blocks.transpose(1, 2)
+                by_shape.setdefault(tuple(blocks.shape[1:]), []).append((i, blocks))
+            ortho: list[torch.Tensor | None] = [None] * len(params)
+            for members in by_shape.values():
+                sizes = [b.shape[0] for _, b in members]
+                out = newton_schulz(torch.cat([b for _, b in members]), group["ns_steps"],
+                                    group["ns_coefficients"], group["eps"], group["ns_dtype"])
+                for (i, b), o in zip(members, out.split(sizes)):
+                    p = params[i]
+                    tall = p.shape[1] // getattr(p, "row_blocks", 1) > p.shape[2]
+                    ortho[i] = (o.transpose(1, 2) if tall else o).reshape(p.shape)
+            torch._foreach_mul_(params, 1 - lr * wd)                       # decoupled weight decay
+            for p, o in zip(params, ortho):
+                k = getattr(p, "row_blocks", 1)
+                p.add_(o.to(p.dtype), alpha=-lr * lr_scale(p.shape[1] // k, p.shape[2], group["adjust_lr"]))
         return loss
 
 
