@@ -1,0 +1,225 @@
+"""The figures, one function each, reading only the results table (and, for the curves, the metrics.csv
+files its run_dir column points to). Each writes <out>/<name>.png and .pdf and returns their paths.
+
+  fig1_boxplot_optimizer  the paper's Fig. 4: grokking epoch by optimizer, pooled over tasks and heads
+  fig2_boxplot_task/head  the same, one panel per task / per head
+  fig3_km_task            fraction of members grokked by each epoch (Kaplan-Meier), per task
+  fig4_curves_task        train and val accuracy over epochs, Muon vs AdamW, per task (and head)
+Members that never grokked are drawn as crosses at the epoch they were censored (the budget), never
+dropped: a box over grokked members alone would flatter the optimizer that fails more often.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import stats  # noqa: E402
+from .results import METRICS, TableError  # noqa: E402
+
+OPTIMIZERS = ("adamw", "muon")                  # the paper's order, left to right
+LABEL = {"adamw": "AdamW", "muon": "Muon"}
+COLOR = {"adamw": "tab:orange", "muon": "tab:blue"}
+
+
+def label(opt: str) -> str:
+    return LABEL.get(opt, opt)
+
+
+def optimizers(done: pd.DataFrame) -> list[str]:
+    present = set(done["optimizer"])
+    return [o for o in OPTIMIZERS if o in present] + sorted(present - set(OPTIMIZERS))
+
+
+def save(fig, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def grid(n: int, ncols: int, w: float = 3.0, h: float = 2.8, **kw):
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows + 0.6), squeeze=False, **kw)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes.flat[:n]
+
+
+def budget(done: pd.DataFrame) -> float:
+    return float(done["max_epochs"].max() if "max_epochs" in done else done["time"].max())
+
+
+def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, top: float) -> None:
+    """One box per optimizer over grokked members, their points jittered on top; members that did not
+    grok as crosses at their censoring epoch (the budget), diverged ones as red triangles there."""
+    opts = optimizers(done)
+    for i, opt in enumerate(opts):
+        g, color = done[done["optimizer"] == opt], COLOR.get(opt, "gray")
+        ep = g.loc[g["grokked"], "grokking_epoch"].astype(float).to_numpy()
+        if len(ep):
+            ax.boxplot(ep, positions=[i], widths=0.5, showfliers=False, medianprops={"color": "black"},
+                       boxprops={"color": color}, whiskerprops={"color": color}, capprops={"color": color})
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(ep)), ep, s=8, alpha=0.5, color=color, linewidths=0)
+        for rows, style in ((~g["grokked"] & ~g["diverged"], {"marker": "x", "color": "black",
+                                                               "label": "did not grok (at its budget)"}),
+                            (~g["grokked"] & g["diverged"], {"marker": "v", "color": "tab:red",
+                                                             "label": "diverged (drawn at the budget)"})):
+            t = g.loc[rows, "time"].to_numpy()
+            if len(t):
+                ax.scatter(i + rng.uniform(-0.2, 0.2, len(t)), t, s=18, linewidths=0.8, **style)
+    ax.axhline(top, ls=":", lw=0.8, color="gray", zorder=0, label="budget (max_epochs)")
+    ax.set_xticks(range(len(opts)),
+                  [f"{label(o)}\n{int(done.loc[done.optimizer == o, 'grokked'].sum())}/"
+                   f"{int((done.optimizer == o).sum())} grokked" for o in opts])
+    ax.set_xlim(-0.6, len(opts) - 0.4)
+    ax.set_ylim(0, top * 1.06)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
+def _legend_once(fig, axes) -> None:
+    handles = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), frameon=False,
+                   bbox_to_anchor=(0.5, -0.02))
+
+
+def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    boxplot(ax, done, np.random.default_rng(0), budget(done))
+    ax.set_ylabel("grokking epoch")
+    ax.set_title("Grokking epoch by optimizer\n(all tasks and heads pooled)", fontsize=11)
+    _legend_once(fig, [ax])
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return save(fig, out, "fig1_boxplot_optimizer")
+
+
+def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
+    keys = sorted(done[by].unique())
+    fig, axes = grid(len(keys), min(len(keys), 4), sharey=True)
+    rng = np.random.default_rng(0)
+    for ax, k in zip(axes, keys):
+        boxplot(ax, done[done[by] == k], rng, budget(done))
+        ax.set_title(f"{by} = {k}", fontsize=10)
+        ax.tick_params(axis="x", labelsize=8)
+    for ax in axes[:: min(len(keys), 4)]:
+        ax.set_ylabel("grokking epoch")
+    fig.suptitle(f"Grokking epoch by optimizer, per {by}", fontsize=12)
+    _legend_once(fig, axes)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return save(fig, out, f"fig2_boxplot_{by}")
+
+
+def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
+    panels = [("all tasks", done)] + [(t, g) for t, g in done.groupby("task")]
+    fig, axes = grid(len(panels), min(len(panels), 4), sharey=True)
+    end = budget(done)
+    for ax, (name, g) in zip(axes, panels):
+        for opt in optimizers(g):
+            m = g[g["optimizer"] == opt]
+            t, frac = stats.km_curve(m["time"], m["event"])
+            t, frac = np.r_[0.0, t, end], np.r_[0.0, frac, frac[-1] if len(frac) else 0.0]
+            ax.step(t, frac, where="post", color=COLOR.get(opt), label=f"{label(opt)}")
+        ax.axhline(0.5, ls=":", lw=0.8, color="gray", zorder=0)     # where the KM median is read
+        ax.set_title(f"{name} (n={len(g)})", fontsize=10)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(0, end)
+        ax.set_xlabel("epoch", fontsize=9)
+    for ax in axes[:: min(len(panels), 4)]:
+        ax.set_ylabel("fraction grokked")
+    fig.suptitle("Fraction of members grokked by each epoch (Kaplan–Meier)", fontsize=12)
+    _legend_once(fig, axes)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return save(fig, out, "fig3_km_task")
+
+
+def read_curves(done: pd.DataFrame, warn) -> pd.DataFrame:
+    """Accuracy per epoch of every non-diverged member in the table, from the run folders' metrics.csv.
+    A member that stopped early (grokked, then held for `patience` epochs) is held at its last value
+    up to the longest run of its cell, so the mean is not taken over a shrinking set."""
+    keep = done[~done["diverged"]]
+    frames = []
+    for run_dir, rows in keep.groupby("run_dir"):
+        path = Path(run_dir) / METRICS
+        try:
+            m = pd.read_csv(path, usecols=["epoch", "member", "train_acc", "val_acc"])
+        except (OSError, ValueError) as err:
+            warn(f"{path}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            continue
+        m = m[m["member"].isin(rows["member"])].merge(rows[["member", "task", "head", "optimizer"]], on="member")
+        m["run_dir"] = run_dir
+        frames.append(m)
+    if not frames:
+        raise TableError("no metrics.csv could be read for the accuracy curves (see the lines above)")
+    curves = pd.concat(frames, ignore_index=True)
+    wide = curves.pivot_table(index=["task", "head", "optimizer", "run_dir", "member"], columns="epoch",
+                              values=["train_acc", "val_acc"])
+    return wide
+
+
+def held(wide: pd.DataFrame, metric: str, key: tuple) -> pd.DataFrame:
+    """One cell's members (rows) by epoch (columns), each held at its last value to the cell's last epoch."""
+    raw = wide[metric].xs(key, level=["task", "head", "optimizer"])
+    return raw.loc[:, raw.notna().any()].ffill(axis=1)
+
+
+def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
+    warn = warn or (lambda msg: print(f"grokmuon: figure 4 skipped {msg}", file=sys.stderr))
+    wide = read_curves(done, warn)
+    tasks, heads = sorted(done["task"].unique()), sorted(done["head"].unique())
+    log_x = wide.columns.get_level_values("epoch").max() >= 20   # memorising and grokking, decades apart
+    fig, axes = plt.subplots(len(heads), len(tasks), figsize=(3.0 * len(tasks), 2.6 * len(heads) + 0.9),
+                             squeeze=False, sharey=True)
+    for r, head in enumerate(heads):
+        for c, task in enumerate(tasks):
+            ax = axes[r, c]
+            for opt in optimizers(done):
+                key = (task, head, opt)
+                if key not in wide.index.droplevel(["run_dir", "member"]):
+                    continue
+                for metric, style in (("val_acc", "-"), ("train_acc", "--")):
+                    curves = held(wide, metric, key)
+                    ep = curves.columns.to_numpy(dtype=float)
+                    ax.plot(ep, curves.mean(), style, color=COLOR.get(opt), lw=1.2,
+                            label=f"{label(opt)} {'val' if metric == 'val_acc' else 'train'}")
+                    if metric == "val_acc":       # one band per optimizer: two are readable, four are not
+                        ax.fill_between(ep, curves.min(), curves.max(), color=COLOR.get(opt), alpha=0.15, lw=0)
+            if log_x:
+                ax.set_xscale("log")
+                ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            else:
+                ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title(task if len(heads) == 1 else f"{task}, {head}", fontsize=10)
+            if r == len(heads) - 1:
+                ax.set_xlabel("epoch", fontsize=9)
+            if c == 0:
+                ax.set_ylabel("accuracy")
+    fig.suptitle("Accuracy over training: mean over seeds (lines), min–max of val accuracy (band)", fontsize=12)
+    _legend_once(fig, axes.flat)
+    fig.text(0.5, -0.06, "Members that stopped early (grokked and held) are carried at their last value; "
+             "diverged members are left out.", ha="center", fontsize=8, color="dimgray")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return save(fig, out, "fig4_curves_task")
+
+
+FIGURES = {
+    "boxplot": lambda d, o: fig1_boxplot_optimizer(d, o),
+    "boxplot_task": lambda d, o: fig2_boxplot_by(d, o, "task"),
+    "boxplot_head": lambda d, o: fig2_boxplot_by(d, o, "head"),
+    "km": fig3_km_task,
+    "curves": fig4_curves_task,
+}

@@ -1,0 +1,126 @@
+"""The results table -> a markdown report: grokking epochs per group, Muon vs AdamW tests, the paper beside us."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .results import finished
+
+A, B = "adamw", "muon"          # the paper's t is AdamW minus Muon (positive: Muon groks earlier)
+IDENTITY = ("task", "optimizer", "head", "seed")
+# Columns that may differ between rows of one group; a report that pools over them says so.
+CONFIG_AXES = ("experiment", "lr", "weight_decay", "adamw_lr", "adamw_weight_decay", "batch_size",
+               "train_frac", "p", "n_bits", "n_layers", "d_model", "n_heads", "d_mlp", "dropout",
+               "max_epochs", "patience", "grok_val_acc", "grok_train_acc", "precision")
+
+
+def num(x, fmt: str = ".1f") -> str:
+    return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, fmt)
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def km_median_text(g: pd.DataFrame) -> str:
+    m = stats.km_median(g["time"], g["event"])
+    return num(m, ".0f") if m is not None else f"> {int(g['time'].max())}"
+
+
+def group_row(g: pd.DataFrame) -> list:
+    """n, grokked, censored, diverged, mean ± sd, median (grokked only), Kaplan-Meier median."""
+    d = stats.describe(g.loc[g["grokked"], "grokking_epoch"])
+    return [len(g), int(g["grokked"].sum()), int((~g["grokked"] & ~g["diverged"]).sum()),
+            int(g["diverged"].sum()), f"{num(d['mean'])} ± {num(d['sd'])}", num(d["median"]), km_median_text(g)]
+
+
+def group_table(done: pd.DataFrame, by: list[str]) -> str:
+    header = [*by, "n", "grokked", "censored", "diverged", "mean ± sd", "median", "KM median"]
+    rows = [[*(k if isinstance(k, tuple) else (k,)), *group_row(g)] for k, g in done.groupby(by, sort=True)]
+    return md_table(header, rows)
+
+
+def compare(done: pd.DataFrame) -> dict:
+    """AdamW vs Muon on one group: the tests of stats.py, keyed by name."""
+    a, b = done[done["optimizer"] == A], done[done["optimizer"] == B]
+    ga, gb = a.loc[a["grokked"], "grokking_epoch"].astype(float), b.loc[b["grokked"], "grokking_epoch"].astype(float)
+    diff, lo, hi = stats.bootstrap_mean_diff(ga, gb)
+    return {"n": (len(a), len(b)), "grokked": (len(ga), len(gb)), "means": (ga.mean(), gb.mean()),
+            "diff": (diff, lo, hi), "welch": stats.welch_t(ga, gb), "mwu": stats.mann_whitney(ga, gb),
+            "km": (km_median_text(a) if len(a) else "–", km_median_text(b) if len(b) else "–"),
+            "logrank": stats.logrank(a["time"], a["event"], b["time"], b["event"])}
+
+
+def tests_table(done: pd.DataFrame) -> str:
+    header = ["group", "n AdamW/Muon", "grokked", "mean AdamW − Muon [95% CI]", "Welch t", "p",
+              "Mann–Whitney U", "p", "KM median AdamW/Muon", "log-rank z", "p"]
+    groups = [("all", done)] + [(f"task={k}", g) for k, g in done.groupby("task")] + \
+             [(f"head={k}", g) for k, g in done.groupby("head")]
+    rows = []
+    for name, g in groups:
+        c = compare(g)
+        d, w, u, lr = c["diff"], c["welch"], c["mwu"], c["logrank"]
+        rows.append([name, "{}/{}".format(*c["n"]), "{}/{}".format(*c["grokked"]),
+                     f"{num(d[0])} [{num(d[1])}, {num(d[2])}]", num(w.statistic, ".3f"), num(w.p, ".3g"),
+                     num(u.statistic, ".0f"), num(u.p, ".3g"), "{}/{}".format(*c["km"]),
+                     num(lr.statistic, ".3f"), num(lr.p, ".3g")])
+    return md_table(header, rows)
+
+
+def paper_table(done: pd.DataFrame) -> str:
+    c, P = compare(done), stats.PAPER
+    w = c["welch"]
+    return md_table(["", "paper", "ours"], [
+        ["mean grokking epoch, AdamW", P["adamw_mean"], num(c["means"][0], ".2f")],
+        ["mean grokking epoch, Muon", P["muon_mean"], num(c["means"][1], ".2f")],
+        ["t (AdamW − Muon)", P["t"], f"{num(w.statistic, '.4f')} (Welch, df {num(w.df, '.1f')})"],
+        ["p, two-sided", f"{P['p']:.3g} (as reported)", num(w.p, ".3g")],
+        ["runs grokked, AdamW / Muon", "not given", "{} / {}".format(*c["grokked"])],
+    ])
+
+
+def pooling_note(done: pd.DataFrame) -> str:
+    """A warning when members of one cell (task, optimizer, head) differ in another config column."""
+    cols = [c for c in CONFIG_AXES if c in done]
+    spread = done.groupby(["task", "optimizer", "head"])[cols].nunique(dropna=False).max()
+    varying = [f"{c} (up to {n} values)" for c, n in spread.items() if n > 1]
+    if not varying:
+        return ""
+    return ("\n**Warning:** members of one cell differ in " + ", ".join(varying) + "; the groups below "
+            "pool over them. Collect one sweep at a time (`grokmuon collect multirun/<experiment>`).\n")
+
+
+def report(table: pd.DataFrame, source: str) -> str:
+    """The whole markdown report for a results table (rows of unfinished runs are counted, then left out)."""
+    done = finished(table, source)
+    P = stats.PAPER
+    val, train = done["grok_val_acc"].iloc[0], done["grok_train_acc"].iloc[0]
+    unfinished = len(table) - len(done)
+    parts = [
+        f"# Grokking epochs: Muon vs AdamW\n\nSource: `{source}`: {len(done)} members of "
+        f"{done['run_dir'].nunique() if 'run_dir' in done else '?'} complete runs"
+        + (f" ({unfinished} members of unfinished runs left out)" if unfinished else "") + ".\n",
+        f"Grokking epoch: the first epoch with validation accuracy ≥ {val} while train accuracy ≥ {train}. "
+        "**Mean, sd and median are over the members that grokked only.** *Censored*: did not grok within "
+        "its budget; *diverged*: its loss became NaN/inf (counted apart, not censored). *KM median*: "
+        "Kaplan–Meier median over all members, censored ones included (a diverged member counts as "
+        "censored at the budget); “> N” when fewer than half grokked.\n",
+        pooling_note(done),
+        "## Beside the paper\n", paper_table(done),
+        f"\nThe paper's p is inconsistent with its t: the two-sided p at t = {P['t']} is "
+        f"{stats.p_from_t(P['t']):.2g} under a normal distribution and larger under any Student t "
+        f"({stats.p_from_t(P['t'], 1000):.2g} at df = 1000); p = {P['p']:.3g} would need "
+        f"|t| ≈ {stats.t_for_p(P['p']):.2f}. Ours is scipy's Welch test on the grokked members.\n",
+        "## Muon vs AdamW\n",
+        "Welch t, Mann–Whitney U and the bootstrap CI (10,000 resamples, seed 0, percentile) compare the "
+        "grokked members; the log-rank test compares all members with censoring (z < 0: AdamW groks later "
+        "than it would if both optimizers were alike, i.e. Muon sooner).\n",
+        tests_table(done),
+        "\n## By optimizer\n", group_table(done, ["optimizer"]),
+        "\n## By task\n", group_table(done, ["task", "optimizer"]),
+        "\n## By head\n", group_table(done, ["head", "optimizer"]),
+        "\n## By cell\n", group_table(done, ["task", "head", "optimizer"]),
+    ]
+    return "\n".join(p for p in parts if p) + "\n"

@@ -1,0 +1,99 @@
+"""`grokmuon collect | report | figures`: argument parsing and file paths; the work is in results.py,
+report.py and figures.py. Errors are one line on stderr and a non-zero exit."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .cli import fail
+from .results import DEFAULT_DIRS, TableError
+
+RESULTS = Path("results")
+
+
+def newest_table() -> Path:
+    """The most recently written results/*/runs.csv: what `report` and `figures` read by default."""
+    tables = sorted(RESULTS.glob("*/runs.csv"), key=lambda p: p.stat().st_mtime)
+    if not tables:
+        fail(f"no {RESULTS}/*/runs.csv here; make one with `grokmuon collect` or pass --runs")
+    print(f"grokmuon: reading {tables[-1]}", file=sys.stderr)
+    return tables[-1]
+
+
+def collect_cmd(args: list[str]) -> None:
+    from .results import collect
+    ap = argparse.ArgumentParser(prog="grokmuon collect", description="Gather run folders into "
+                                 "results/<name>/runs.csv: a row per member (see docs/sweeps.md).")
+    ap.add_argument("dirs", nargs="*", default=list(DEFAULT_DIRS),
+                    help="folders searched for run folders (default: outputs multirun)")
+    ap.add_argument("--experiment", help="keep only the runs of this experiment (e.g. paper)")
+    ap.add_argument("--name", help="results/<name>/ (default: the experiment's name if there is one, else 'all')")
+    ap.add_argument("--out", type=Path, help="the table's path (default: results/<name>/runs.csv)")
+    a = ap.parse_args(args)
+    missing = [d for d in a.dirs if not Path(d).is_dir()]
+    if len(missing) == len(a.dirs):
+        fail(f"no such folder: {', '.join(missing)}")
+    table = collect(a.dirs)
+    if a.experiment:
+        table = table[table["experiment"] == a.experiment]
+    if table.empty:
+        fail(f"no readable runs{' of experiment ' + a.experiment if a.experiment else ''} in {', '.join(a.dirs)}")
+    exps = sorted(table["experiment"].dropna().unique())
+    out = a.out or RESULTS / (a.name or (exps[0] if len(exps) == 1 else "all")) / "runs.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    (out.parent / "commands.txt").open("a").write("grokmuon collect " + shlex.join(args) + "\n")
+    done = int((table["run_status"] == "complete").sum())
+    print(f"{out}: {len(table)} members ({done} of complete runs) from {table['run_dir'].nunique()} "
+          f"run folders; experiments: {', '.join(exps)}")
+
+
+def report_cmd(args: list[str]) -> None:
+    from .report import report
+    from .results import load
+    ap = argparse.ArgumentParser(prog="grokmuon report", description="Statistics of a results table, "
+                                 "printed and written as markdown.")
+    ap.add_argument("--runs", type=Path, help="a runs.csv from collect (default: the newest results/*/runs.csv)")
+    ap.add_argument("--out", type=Path, help="the markdown file (default: report.md beside runs.csv)")
+    a = ap.parse_args(args)
+    runs = a.runs or newest_table()
+    try:
+        text = report(load(runs), str(runs))
+    except TableError as err:
+        fail(str(err))
+    out = a.out or runs.parent / "report.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    print(f"written: {out}", file=sys.stderr)
+
+
+def figures_cmd(args: list[str]) -> None:
+    from .figures import FIGURES
+    from .results import finished, load
+    ap = argparse.ArgumentParser(prog="grokmuon figures", description="The figures of a results table, "
+                                 "as PNG and PDF.")
+    ap.add_argument("--runs", type=Path, help="a runs.csv from collect (default: the newest results/*/runs.csv)")
+    ap.add_argument("--out", type=Path, help="folder for the files (default: figures/ beside runs.csv)")
+    ap.add_argument("--only", nargs="+", choices=list(FIGURES), help="make only these figures")
+    a = ap.parse_args(args)
+    runs = a.runs or newest_table()
+    try:
+        done = finished(load(runs), str(runs))
+    except TableError as err:
+        fail(str(err))
+    out, failed = a.out or runs.parent / "figures", []
+    for name in a.only or FIGURES:
+        try:
+            for path in FIGURES[name](done, out):
+                print(path)
+        except TableError as err:
+            failed.append(f"figure {name}: {err}")
+    if failed:
+        fail("; ".join(failed))
+
+
+def main(command: str, args: list[str]) -> None:
+    {"collect": collect_cmd, "report": report_cmd, "figures": figures_cmd}[command](args)

@@ -1,0 +1,175 @@
+"""Run folders -> one table with a row per member (`grokmuon collect`), and reading it back.
+
+A run folder is any folder holding a summary.json (written by runlog.py), with its config.json and
+metrics.csv beside it. A folder whose files are corrupt or cut short is reported on stderr, one line,
+and left out; it never stops the collection. Several runs of one member (same member_hash: a re-run,
+a cell shared by two sweeps, a set-aside attempt) become one row: the newest complete one.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from .resume import SUMMARY, config_hash, member_hash, read_summary
+
+METRICS, CONFIG = "metrics.csv", "config.json"
+DEFAULT_DIRS = ("outputs", "multirun")
+
+# Config axes copied to every row: column -> dotted path in config.json.
+AXES = {
+    "experiment": "experiment", "task": "task.name", "optimizer": "optimizer.name", "head": "head.name",
+    "lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
+    "adamw_lr": "optimizer.adamw_lr", "adamw_weight_decay": "optimizer.adamw_weight_decay",
+    "batch_size": "batch_size", "train_frac": "task.train_frac", "p": "task.p", "n_bits": "task.n_bits",
+    "n_layers": "model.n_layers", "d_model": "model.d_model", "n_heads": "model.n_heads",
+    "d_mlp": "model.d_mlp", "dropout": "model.dropout", "max_epochs": "max_epochs",
+    "patience": "patience", "grok_val_acc": "grok_val_acc", "grok_train_acc": "grok_train_acc",
+    "precision": "precision",
+}
+# Per-member outcome, from summary.json's members.
+OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored", "status",
+           "diverged_epoch", "epochs_run", "final_train_acc", "final_val_acc")
+COLUMNS = [*AXES, *OUTCOME, "run_status", "wall_s", "device", "config_hash", "member_hash",
+           "written_at", "run_dir"]
+NEEDED_METRICS = ["epoch", "member", "seed", "train_acc", "val_acc"]
+
+
+class BadRun(ValueError):
+    """A run folder whose files cannot be trusted; the message says which file and why."""
+
+
+class TableError(ValueError):
+    """A results table that is missing, empty or holds nothing to report; the message is one line."""
+
+
+def _get(cfg: dict, dotted: str):
+    for key in dotted.split("."):
+        cfg = cfg.get(key) if isinstance(cfg, dict) else None
+    return cfg
+
+
+def run_folders(dirs: Iterable[str | Path]) -> list[Path]:
+    """Every folder under dirs that holds a summary.json (dirs that do not exist are passed over)."""
+    found = set()
+    for d in map(Path, dirs):
+        if d.is_dir():
+            found.update(p.parent for p in d.rglob(SUMMARY))
+    return sorted(found)
+
+
+def check_metrics(folder: Path, members: list[dict], complete: bool) -> None:
+    """metrics.csv parses, has no blank cells in NEEDED_METRICS and, for a finished run, holds epochs
+    1..epochs_run of every member (a shorter file was cut off)."""
+    path = folder / METRICS
+    try:
+        m = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise BadRun(f"{path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
+    missing = [c for c in NEEDED_METRICS if c not in m.columns]
+    if missing:
+        raise BadRun(f"{path}: no column {', '.join(missing)}")
+    if m[NEEDED_METRICS].isna().any().any():
+        raise BadRun(f"{path}: blank or partial rows (cut off mid-write?)")
+    if not complete:
+        return
+    for mem in members:
+        epochs = m.loc[m["member"] == mem["member"], "epoch"]
+        if len(epochs) != mem["epochs_run"] or (len(epochs) and epochs.max() != mem["epochs_run"]):
+            raise BadRun(f"{path}: member {mem['member']} has {len(epochs)} epochs, summary.json says "
+                         f"{mem['epochs_run']} (truncated?)")
+
+
+def read_run(folder: Path) -> list[dict]:
+    """The rows of one run folder, one per member; BadRun if a file is corrupt or partial."""
+    summary = read_summary(folder)
+    if summary is None or not isinstance(summary.get("members"), list) or "status" not in summary:
+        raise BadRun(f"{folder / SUMMARY}: unreadable or not a grokmuon summary")
+    try:
+        cfg = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError) as err:
+        raise BadRun(f"{folder / CONFIG}: unreadable ({type(err).__name__})")
+    complete = summary["status"] == "complete"
+    check_metrics(folder, summary["members"], complete)
+    written = summary.get("written_at") or pd.Timestamp((folder / SUMMARY).stat().st_mtime, unit="s",
+                                                           tz="UTC").isoformat()
+    run = {"run_status": summary["status"], "wall_s": summary.get("wall_s"), "device": summary.get("device"),
+           "config_hash": summary.get("config_hash") or config_hash(cfg), "written_at": written,
+           "run_dir": str(folder)}
+    rows = []
+    for mem in summary["members"]:
+        try:
+            outcome = {k: mem.get(k) for k in OUTCOME if k != "seed"} | {"seed": int(mem["seed"])}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise BadRun(f"{folder / SUMMARY}: a member without a seed")
+        rows.append({**{c: _get(cfg, p) for c, p in AXES.items()}, **outcome, **run,
+                     "member_hash": mem.get("member_hash") or member_hash(cfg, outcome["seed"])})
+    return rows
+
+
+def newest_complete(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per member_hash: a complete run before an incomplete one, then the newest."""
+    when = pd.to_datetime(table["written_at"], utc=True, format="ISO8601", errors="coerce")
+    order = table.assign(_done=table["run_status"] == "complete", _when=when)
+    order = order.sort_values(["_done", "_when"], ascending=False, kind="stable")
+    return order.drop_duplicates("member_hash").drop(columns=["_done", "_when"])
+
+
+def collect(dirs: Iterable[str | Path], warn: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """The table of every member of every readable run under dirs (see the module doc)."""
+    warn = warn or (lambda msg: print(f"grokmuon: skipped {msg}", file=sys.stderr))
+    rows = []
+    for folder in run_folders(dirs):
+        try:
+            rows.extend(read_run(folder))
+        except BadRun as err:
+            warn(str(err))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if table.empty:
+        return table
+    table = newest_complete(table)
+    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch"):
+        table[col] = table[col].astype("Int64")
+    return table.sort_values(["experiment", "task", "optimizer", "head", "seed", "config_hash"],
+                             kind="stable").reset_index(drop=True)
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """A runs.csv written by collect; TableError if it is missing, empty or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise TableError(f"no results table at {path}; make one with `grokmuon collect`")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise TableError(f"{path} is not a results table ({str(err).splitlines()[0]})")
+    missing = [c for c in ("task", "optimizer", "head", "seed", "grokking_epoch", "status") if c not in table]
+    if missing:
+        raise TableError(f"{path} is not a results table: no column {', '.join(missing)}")
+    if table.empty:
+        raise TableError(f"{path} holds no runs")
+    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "epochs_run", "max_epochs"):
+        if col in table:
+            table[col] = table[col].astype("Int64")
+    return table
+
+
+def finished(table: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
+    """Members of complete runs (incomplete ones have no outcome yet), with the columns the statistics
+    and figures use: grokked, diverged, and time/event for survival curves. A member that did not grok
+    is censored at its last epoch; a diverged one at the budget, since it will never grok (it is not
+    a member that might have grokked later, as ordinary censoring assumes)."""
+    done = table[table["run_status"] == "complete"] if "run_status" in table else table
+    if done.empty:
+        raise TableError(f"{source} holds no complete runs ({len(table)} rows, all unfinished)")
+    done = done.copy()
+    done["grokked"] = done["grokking_epoch"].notna()
+    done["diverged"] = done["status"] == "diverged"
+    budget = done["max_epochs"] if "max_epochs" in done else done["epochs_run"]
+    done["time"] = done["grokking_epoch"].fillna(done["epochs_run"].where(~done["diverged"], budget))
+    done["time"] = done["time"].astype(float)
+    done["event"] = done["grokked"]
+    return done

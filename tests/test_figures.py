@@ -1,0 +1,100 @@
+"""figures and report from a synthetic results table; clear one-line errors on empty input."""
+import shutil
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from grokmuon import figures, reporting
+from grokmuon.report import report
+from grokmuon.results import COLUMNS, TableError, collect, finished
+from runfolders import write_sweep
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    write_sweep(root, tasks=("modadd", "parity"), heads=("softmax", "stablemax"), seeds=range(4))
+    return collect([root])
+
+
+def test_every_figure_is_written_as_png_and_pdf(table, tmp_path):
+    done = finished(table)
+    for name, make in figures.FIGURES.items():
+        paths = make(done, tmp_path)
+        assert {p.suffix for p in paths} == {".png", ".pdf"}, name
+        assert all(p.stat().st_size > 5_000 for p in paths), name
+    assert len(list(tmp_path.iterdir())) == 2 * len(figures.FIGURES)
+
+
+def test_curves_skip_a_missing_metrics_file_and_fail_when_none_is_left(table, tmp_path):
+    done = finished(table)
+    gone = done.run_dir.iloc[0]
+    shutil.move(gone, str(tmp_path / "moved"))
+    try:
+        warned = []
+        figures.fig4_curves_task(done, tmp_path / "out", warn=warned.append)
+        assert len(warned) == 1 and gone in warned[0]
+        with pytest.raises(TableError, match="no metrics.csv"):
+            figures.fig4_curves_task(done[done.run_dir == gone], tmp_path / "out2", warn=warned.append)
+        assert not (tmp_path / "out2").exists()
+    finally:
+        shutil.move(str(tmp_path / "moved"), gone)
+
+
+def test_figures_cli_on_an_empty_table_is_one_line_and_no_file(tmp_path, capsys):
+    runs = tmp_path / "runs.csv"
+    runs.write_text(",".join(COLUMNS) + "\n")
+    with pytest.raises(SystemExit) as e:
+        reporting.main("figures", ["--runs", str(runs), "--out", str(tmp_path / "figs")])
+    assert e.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no runs" in err[0]
+    assert not (tmp_path / "figs").exists()
+    with pytest.raises(SystemExit):
+        reporting.main("figures", ["--runs", str(tmp_path / "nowhere.csv")])
+    assert "no results table" in capsys.readouterr().err
+
+
+def test_figures_cli_writes_beside_the_table(table, tmp_path, capsys):
+    table.to_csv(tmp_path / "runs.csv", index=False)
+    reporting.main("figures", ["--runs", str(tmp_path / "runs.csv"), "--only", "boxplot", "km"])
+    written = capsys.readouterr().out.split()
+    assert sorted(p.rsplit("/", 1)[1] for p in written) == sorted(
+        f"{n}.{ext}" for n in ("fig1_boxplot_optimizer", "fig3_km_task") for ext in ("png", "pdf"))
+    assert (tmp_path / "figures" / "fig1_boxplot_optimizer.png").exists()
+
+
+def test_report_has_the_papers_numbers_and_scipys_welch_test(table, tmp_path, capsys):
+    table.to_csv(tmp_path / "runs.csv", index=False)
+    reporting.main("report", ["--runs", str(tmp_path / "runs.csv")])
+    text = (tmp_path / "report.md").read_text()
+    assert text.strip() in capsys.readouterr().out
+    for s in ("153.09", "102.89", "5.0175", "6.33e-08", "5.2e-07", "grokked only", "Kaplan–Meier",
+              "Mann–Whitney", "log-rank", "## By task", "## By head", "## By cell"):
+        assert s in text, s
+    g = finished(table)
+    g = g[g.grokked]
+    t = sps.ttest_ind(g[g.optimizer == "adamw"].grokking_epoch.astype(float),
+                      g[g.optimizer == "muon"].grokking_epoch.astype(float), equal_var=False)
+    assert f"{t.statistic:.4f}" in text and f"{t.pvalue:.3g}" in text
+
+
+def test_report_counts_diverged_apart(table):
+    text = report(table, "t.csv")
+    adamw = next(ln for ln in text.split("## By optimizer")[1].splitlines() if ln.startswith("| adamw"))
+    n, grokked, censored, diverged = (int(c) for c in adamw.split("|")[2:6])
+    assert diverged == 1 and grokked + censored + diverged == n
+
+
+def test_report_warns_when_a_cell_pools_different_configs(table):
+    mixed = table.copy()
+    mixed.loc[mixed.index[:3], "lr"] = 0.5
+    assert "pool over them" in report(mixed, "t.csv")
+    assert "pool over them" not in report(table, "t.csv")
+
+
+def test_report_with_nothing_finished_fails(table):
+    with pytest.raises(TableError, match="no complete runs"):
+        report(table.assign(run_status="running"), "t.csv")
+    assert np.isfinite(finished(table).time).all()

@@ -1,0 +1,171 @@
+"""collect: run folders -> table (corrupt and partial folders reported and skipped, duplicates resolved);
+the run identity (config hash) and the resume decisions it drives."""
+import json
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from grokmuon import reporting
+from grokmuon.resume import NOT_RESULTS, config_hash, decide, member_hash, set_aside
+from grokmuon.results import COLUMNS, TableError, collect, finished, load
+from runfolders import config, write_run, write_sweep
+
+
+def collect_warned(*dirs):
+    warnings = []
+    return collect(dirs, warn=warnings.append), warnings
+
+
+def test_collect_gives_a_row_per_member_with_every_axis(tmp_path):
+    folders = write_sweep(tmp_path, tasks=("modadd", "parity"), heads=("softmax",), seeds=range(3))
+    table, warnings = collect_warned(tmp_path)
+    assert warnings == []
+    assert len(table) == len(folders) * 3
+    assert list(table.columns) == COLUMNS
+    for col in ("task", "optimizer", "head", "seed", "lr", "weight_decay", "batch_size", "train_frac",
+                "d_model", "n_layers", "max_epochs", "grokking_epoch", "memorisation_epoch", "censored",
+                "status", "epochs_run", "wall_s", "config_hash", "run_dir"):
+        assert col in table
+    summary = json.loads((folders[0] / "summary.json").read_text())
+    row = table[(table.run_dir == str(folders[0])) & (table.seed == summary["members"][1]["seed"])].iloc[0]
+    m = summary["members"][1]
+    assert (row.grokking_epoch if pd.notna(row.grokking_epoch) else None) == m["grokking_epoch"]
+    assert row.config_hash == summary["config_hash"] and row.member_hash == m["member_hash"]
+    assert row.lr == json.loads((folders[0] / "config.json").read_text())["optimizer"]["lr"]
+
+
+def test_corrupt_summary_and_truncated_metrics_are_reported_and_skipped(tmp_path):
+    good = write_run(tmp_path / "good", config("modadd"), [40, None])
+    bad_json = write_run(tmp_path / "bad_json", config("gcd"), [40, 50])
+    (bad_json / "summary.json").write_text('{"status": "complete", "members": [')      # cut mid-write
+    cut = write_run(tmp_path / "cut", config("parity"), [40, 50])
+    lines = (cut / "metrics.csv").read_text().splitlines()
+    (cut / "metrics.csv").write_text("\n".join(lines[:-5]) + "\n")                   # last rows missing
+    partial = write_run(tmp_path / "partial", config("modsub"), [40, 50])
+    text = (partial / "metrics.csv").read_text()
+    (partial / "metrics.csv").write_text(text[: text.rindex("\n", 0, -1)] + "\n60,1,1,0.5\n")  # half a row
+    table, warnings = collect_warned(tmp_path)
+    assert set(table.run_dir) == {str(good)}
+    assert len(warnings) == 3
+    for folder, file in ((bad_json, "summary.json"), (cut, "metrics.csv"), (partial, "metrics.csv")):
+        assert sum(str(folder / file) in w for w in warnings) == 1
+    assert all("\n" not in w for w in warnings)
+
+
+def test_collect_cli_reports_skips_on_stderr_and_writes_the_table(tmp_path, monkeypatch, capsys):
+    write_run(tmp_path / "runs" / "a", config("modadd"), [40, None])
+    (tmp_path / "runs" / "b").mkdir()
+    (tmp_path / "runs" / "b" / "summary.json").write_text("not json")
+    monkeypatch.chdir(tmp_path)
+    reporting.main("collect", ["runs"])
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [f"grokmuon: skipped {'runs/b/summary.json'}: unreadable or not a grokmuon summary"]
+    table = load(tmp_path / "results" / "synthetic" / "runs.csv")
+    assert len(table) == 2 and "results/synthetic/runs.csv" in out
+    reporting.main("collect", ["runs", "--out", "elsewhere/t.csv"])
+    assert len(load(tmp_path / "elsewhere" / "t.csv")) == 2
+
+
+def test_collect_cli_with_nothing_to_collect_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:
+        reporting.main("collect", ["empty"])
+    assert e.value.code != 0
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_duplicates_keep_the_newest_complete_run(tmp_path):
+    cfg = config("modadd", seeds=[0, 1])
+    write_run(tmp_path / "old", cfg, [40, 50], written_at="2026-01-01T00:00:00+0000")
+    write_run(tmp_path / "new", cfg, [41, 51], written_at="2026-02-01T00:00:00+0000")
+    write_run(tmp_path / "newest_unfinished", cfg, [42, 52], status="interrupted",
+              written_at="2026-03-01T00:00:00+0000")
+    table, _ = collect_warned(tmp_path)
+    assert len(table) == 2
+    assert set(table.run_dir) == {str(tmp_path / "new")}
+    # a member of a bigger ensemble is the same run as the solo run of its seed
+    solo = config("modadd", seeds=[1])
+    write_run(tmp_path / "solo", solo, [99], written_at="2026-04-01T00:00:00+0000")
+    table, _ = collect_warned(tmp_path)
+    assert len(table) == 2
+    assert table.set_index("seed").loc[1, "grokking_epoch"] == 99
+
+
+def test_an_unfinished_run_is_kept_when_there_is_nothing_better_but_not_reported(tmp_path):
+    write_run(tmp_path / "done", config("modadd"), [40, 50])
+    write_run(tmp_path / "running", config("gcd"), [None, None], status="running")
+    table, _ = collect_warned(tmp_path)
+    assert set(table.run_status) == {"complete", "running"}
+    assert set(finished(table).task) == {"modadd"}
+    with pytest.raises(TableError):
+        finished(table[table.run_status == "running"])
+
+
+def test_a_summary_without_a_hash_gets_it_from_its_config(tmp_path):
+    cfg = config("modadd")
+    folder = write_run(tmp_path / "old_format", cfg, [40, 50])
+    summary = json.loads((folder / "summary.json").read_text())
+    del summary["config_hash"], summary["written_at"]
+    for m in summary["members"]:
+        del m["member_hash"]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    table, warnings = collect_warned(tmp_path)
+    assert warnings == [] and set(table.config_hash) == {config_hash(cfg)}
+    assert set(table.member_hash) == {member_hash(cfg, 0), member_hash(cfg, 1)}
+
+
+def test_load_errors_are_one_line(tmp_path):
+    with pytest.raises(TableError, match="no results table"):
+        load(tmp_path / "missing.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(TableError, match="not a results table"):
+        load(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text(",".join(COLUMNS) + "\n")
+    with pytest.raises(TableError, match="holds no runs"):
+        load(tmp_path / "header.csv")
+
+
+# --- run identity ---------------------------------------------------------------------------------
+
+def test_config_hash_ignores_what_does_not_change_results():
+    cfg = config("modadd")
+    for key in NOT_RESULTS:
+        assert config_hash({**cfg, key: "something else"}) == config_hash(cfg)
+    assert config_hash({**cfg, "max_epochs": 301}) != config_hash(cfg)
+    assert config_hash({**cfg, "optimizer": {**cfg["optimizer"], "lr": 0.03}}) != config_hash(cfg)
+    assert config_hash(OmegaConf.create({**cfg, "hydra": {"x": 1}})) == config_hash(cfg)
+
+
+def test_member_hash_is_the_solo_runs_hash():
+    cfg = config("modadd", seeds=[3, 4, 5])
+    assert member_hash(cfg, 4) == config_hash(config("modadd", seeds=[4]))
+
+
+# --- resume decisions -----------------------------------------------------------------------------
+
+def test_decide_and_set_aside(tmp_path):
+    cfg = config("modadd")
+    h = config_hash(cfg)
+    own = {".hydra", "app.log"}
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    (folder / ".hydra").mkdir()
+    assert decide(folder, h, own)[0] == "fresh"                 # only this attempt's own files
+    write_run(folder, cfg, [40, 50])
+    assert decide(folder, h, own)[0] == "skip"
+    assert decide(folder, "another", own)[:2] == ("set_aside", "superseded")
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    assert decide(folder, h, own)[:2] == ("set_aside", "incomplete")
+    (folder / "summary.json").write_text("{")
+    assert decide(folder, h, own)[:2] == ("set_aside", "incomplete")
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    aside = set_aside(folder, "incomplete", own)
+    assert aside.name.startswith("cell.incomplete-")
+    assert {p.name: p.read_bytes() for p in aside.iterdir()} == before       # moved, byte for byte
+    assert [p.name for p in folder.iterdir()] == [".hydra"]                  # this attempt's files stay
+    (folder / "metrics.csv").write_text("x")
+    second = set_aside(folder, "incomplete", own)
+    assert second != aside and aside.exists() and (second / "metrics.csv").exists()

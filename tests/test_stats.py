@@ -1,0 +1,106 @@
+"""grokmuon.stats against hand-computed values and plain-loop references."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from grokmuon import stats
+
+
+def test_welch_t_matches_the_formula():
+    x, y = np.array([153.0, 120, 180, 160, 141]), np.array([100.0, 90, 130, 95])
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    t = (x.mean() - y.mean()) / math.sqrt(vx + vy)
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    r = stats.welch_t(x, y)
+    assert r.statistic == pytest.approx(t)
+    assert r.df == pytest.approx(df)
+    assert r.p == pytest.approx(2 * sps.t(df).sf(abs(t)))
+    assert stats.welch_t(y, x).statistic == pytest.approx(-t)      # sign: x minus y
+
+
+def test_welch_t_too_few_values_is_nan():
+    assert math.isnan(stats.welch_t([1.0], [2.0, 3.0]).p)
+    assert math.isnan(stats.welch_t([], []).statistic)
+
+
+def test_mann_whitney_by_hand():
+    r = stats.mann_whitney([1, 2], [3, 4])       # x below y everywhere: U = 0
+    assert r.statistic == 0
+    assert r.p == pytest.approx(2 / 6)           # exact: 1 of 6 orderings is as extreme, two-sided
+    assert stats.mann_whitney([3, 4], [1, 2]).statistic == 4
+
+
+def test_bootstrap_is_seeded_and_brackets_the_difference():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(150, 30, 40), rng.normal(100, 30, 40)
+    d, lo, hi = stats.bootstrap_mean_diff(x, y, seed=3)
+    assert d == pytest.approx(x.mean() - y.mean())
+    assert lo < d < hi and lo > 0                 # a 50-epoch shift with n=40: clearly above 0
+    assert stats.bootstrap_mean_diff(x, y, seed=3) == (d, lo, hi)
+    se = math.sqrt(x.var(ddof=1) / 40 + y.var(ddof=1) / 40)
+    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.15)    # about the normal-theory width
+    assert all(math.isnan(v) for v in stats.bootstrap_mean_diff([1.0], [2.0])[1:])
+
+
+def test_kaplan_meier_by_hand():
+    # 6 members; 4 grok at 1, 3, 5, 7; 2 are censored at 10.
+    t, f = stats.km_curve([1, 3, 5, 7, 10, 10], [1, 1, 1, 1, 0, 0])
+    assert list(t[:4]) == [1, 3, 5, 7]
+    assert f[:4] == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6])
+    assert stats.km_median([1, 3, 5, 7, 10, 10], [1, 1, 1, 1, 0, 0]) == 5
+    # censoring in the middle: S = 3/4 after 2, then 3/4 * 1/2 after 4 (2 at risk), 0 after 5
+    t, f = stats.km_curve([2, 3, 4, 5], [1, 0, 1, 1])
+    assert dict(zip(t, f))[4] == pytest.approx(1 - 3 / 8)
+    assert stats.km_median([2, 3, 4, 5], [1, 0, 1, 1]) == 4
+
+
+def test_kaplan_meier_median_not_reached():
+    assert stats.km_median([10, 10, 10], [0, 0, 0]) is None
+    assert stats.km_median([3, 10, 10], [1, 0, 0]) is None
+
+
+def logrank_reference(tx, ex, ty, ey) -> float:
+    """The log-rank z written out: at each event time, observed minus expected events of x."""
+    t, e = np.r_[tx, ty], np.r_[ex, ey].astype(bool)
+    in_x = np.r_[np.ones(len(tx), bool), np.zeros(len(ty), bool)]
+    o_minus_e = var = 0.0
+    for s in np.unique(t[e]):
+        at_risk = t >= s
+        n, nx = at_risk.sum(), (at_risk & in_x).sum()
+        d, dx = (e & (t == s)).sum(), (e & (t == s) & in_x).sum()
+        o_minus_e += dx - d * nx / n
+        var += d * (nx / n) * (1 - nx / n) * (n - d) / (n - 1) if n > 1 else 0
+    return o_minus_e / math.sqrt(var)
+
+
+def test_logrank_matches_the_reference():
+    rng = np.random.default_rng(0)
+    tx, ty = rng.integers(5, 100, 25).astype(float), rng.integers(20, 150, 30).astype(float)
+    ex, ey = tx < 90, ty < 120
+    tx[~ex], ty[~ey] = 90, 120                      # censored at their budgets
+    r = stats.logrank(tx, ex, ty, ey)
+    z = logrank_reference(tx, ex, ty, ey)
+    assert r.statistic == pytest.approx(z)
+    assert r.p == pytest.approx(2 * sps.norm.sf(abs(z)))
+    assert r.statistic > 0                          # x groks sooner: positive (scipy's sign)
+
+
+def test_logrank_without_any_event_is_nan():
+    assert math.isnan(stats.logrank([5, 5], [0, 0], [5], [0]).p)
+
+
+def test_the_papers_p_does_not_follow_from_its_t():
+    assert stats.p_from_t(stats.PAPER["t"]) == pytest.approx(5.23e-7, rel=0.01)
+    assert stats.p_from_t(stats.PAPER["t"], df=1000) == pytest.approx(6.19e-7, rel=0.01)
+    assert stats.t_for_p(stats.PAPER["p"]) == pytest.approx(5.41, abs=0.01)
+    assert stats.p_from_t(1.959964) == pytest.approx(0.05, rel=1e-4)
+    assert stats.t_for_p(stats.p_from_t(2.5, 12), 12) == pytest.approx(2.5)
+
+
+def test_describe():
+    d = stats.describe([1, 2, 3, 10])
+    assert (d["n"], d["mean"], d["median"]) == (4, 4, 2.5)
+    assert d["sd"] == pytest.approx(np.std([1, 2, 3, 10], ddof=1))
+    assert math.isnan(stats.describe([]).get("mean"))
