@@ -104,8 +104,10 @@ class EnsembleTransformer(nn.Module):
         if gens is None:
             return F.dropout(x, p, training=True)
         # One draw per member from its own generator, so a member's masks do not depend on E.
-        keep = torch.stack([torch.rand(x.shape[1:], generator=g, device=x.device) for g in gens]) >= p
-        return x * keep / (1 - p)
+        mask = torch.empty_like(x)
+        for e, g in enumerate(gens):
+            mask[e].bernoulli_(1 - p, generator=g)
+        return x * mask.mul_(1 / (1 - p))
 
     def forward(self, tokens: torch.Tensor, dropout_gens: list[torch.Generator] | None = None) -> torch.Tensor:
         """tokens [E, B, T] (or [B, T], shared by all members) -> logits at the last position [E, B, V]."""
@@ -123,8 +125,9 @@ class EnsembleTransformer(nn.Module):
             last = i == len(self.layers) - 1
             a = self._norm(x, layer["attn_norm"])
             qkv = torch.matmul(a.reshape(E, B * T, D), layer["wqkv"].transpose(1, 2))
-            q, k, v = qkv.view(E * B, T, 3, H, dh).permute(2, 0, 3, 1, 4)   # each [E*B, H, T, dh]
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            qkv = qkv.view(E * B, T, 3, H, dh).permute(2, 0, 3, 1, 4)       # [3, E*B, H, T, dh]
+            q, k = apply_rope(qkv[:2], cos, sin)                             # q and k in one pass
+            v = qkv[2]
             if last:  # the last query sees every key: no mask needed
                 att = F.scaled_dot_product_attention(q[:, :, -1:], k, v)
                 x, Tq = x[:, :, -1:], 1

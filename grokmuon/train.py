@@ -97,6 +97,12 @@ def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
     }
 
 
+@torch.no_grad()
+def weights_finite(model) -> torch.Tensor:
+    """[E] bools: every weight of member e is finite."""
+    return torch.stack([p.isfinite().flatten(1).all(1) for p in model.parameters()]).all(0)
+
+
 def _set_lr(optimizers, step: int, warmup: int) -> None:
     factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
     for opt in optimizers:
@@ -141,7 +147,7 @@ def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
                 opt.zero_grad(set_to_none=True)
             step += 1
         numbers = evaluate(model, data, cfg, device)
-        finite = torch.isfinite(numbers["train_loss"]) & torch.isfinite(numbers["val_loss"])
+        finite = torch.isfinite(numbers["train_loss"]) & torch.isfinite(numbers["val_loss"]) & weights_finite(model)
         numbers = {k: v.tolist() for k, v in numbers.items()}                   # one host sync per epoch
         for e, r in enumerate(results):
             if r.status != "running":
