@@ -5,12 +5,13 @@ files its run_dir column points to). Each writes <out>/<name>.png and .pdf and r
   fig2_boxplot_task/head  the same, one panel per task / per head
   fig3_km_task            fraction of members grokked by each epoch (Kaplan-Meier), per task
   fig4_curves_task        train and val accuracy over epochs, Muon vs AdamW, per task (and head)
-Members that never grokked are drawn as crosses at the epoch they were censored (the budget), never
+Members that never grokked are drawn as crosses at the budget (the epoch they were censored), never
 dropped: a box over grokked members alone would flatter the optimizer that fails more often.
 """
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -59,9 +60,27 @@ def budget(done: pd.DataFrame) -> float:
     return float(done["max_epochs"].max() if "max_epochs" in done else done["time"].max())
 
 
-def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, top: float) -> None:
+@dataclass(frozen=True)
+class YLayout:
+    """Where the boxplots put things. Members that did not grok sit at the budget; when the budget is
+    far above every grokking epoch, a true-scale axis would squash the boxes into its bottom, so they
+    go to a row of their own above a dashed break, its tick labelled with the budget."""
+    top: float
+    no_grok_y: float
+    brk: float | None = None
+
+    @classmethod
+    def of(cls, done: pd.DataFrame) -> "YLayout":
+        b, any_miss = budget(done), bool((~done["grokked"]).any())
+        g = float(done.loc[done["grokked"], "grokking_epoch"].max()) if done["grokked"].any() else 0.0
+        if any_miss and g > 0 and b > 1.3 * g:
+            return cls(top=g * 1.3, no_grok_y=g * 1.2, brk=g * 1.1)
+        return cls(top=(b if any_miss else g) * 1.06, no_grok_y=b)
+
+
+def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, y: YLayout) -> None:
     """One box per optimizer over grokked members, their points jittered on top; members that did not
-    grok as crosses at their censoring epoch (the budget), diverged ones as red triangles there."""
+    grok as crosses at the budget (see YLayout), diverged ones as red triangles there."""
     opts = optimizers(done)
     for i, opt in enumerate(opts):
         g, color = done[done["optimizer"] == opt], COLOR.get(opt, "gray")
@@ -71,19 +90,25 @@ def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, top: float) -> Non
                        boxprops={"color": color}, whiskerprops={"color": color}, capprops={"color": color})
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(ep)), ep, s=8, alpha=0.5, color=color, linewidths=0)
         for rows, style in ((~g["grokked"] & ~g["diverged"], {"marker": "x", "color": "black",
-                                                               "label": "did not grok (at its budget)"}),
+                                                               "label": "did not grok (at the budget)"}),
                             (~g["grokked"] & g["diverged"], {"marker": "v", "color": "tab:red",
                                                              "label": "diverged (drawn at the budget)"})):
-            t = g.loc[rows, "time"].to_numpy()
-            if len(t):
-                ax.scatter(i + rng.uniform(-0.2, 0.2, len(t)), t, s=18, linewidths=0.8, **style)
-    ax.axhline(top, ls=":", lw=0.8, color="gray", zorder=0, label="budget (max_epochs)")
+            n = int(rows.sum())
+            if n:
+                ax.scatter(i + rng.uniform(-0.2, 0.2, n), np.full(n, y.no_grok_y), s=18, linewidths=0.8, **style)
     ax.set_xticks(range(len(opts)),
                   [f"{label(o)}\n{int(done.loc[done.optimizer == o, 'grokked'].sum())}/"
                    f"{int((done.optimizer == o).sum())} grokked" for o in opts])
     ax.set_xlim(-0.6, len(opts) - 0.4)
-    ax.set_ylim(0, top * 1.06)
+    ax.set_ylim(0, y.top)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if y.brk is None:
+        if y.no_grok_y < y.top:
+            ax.axhline(y.no_grok_y, ls=":", lw=0.8, color="gray", zorder=0, label="budget (max_epochs)")
+        return
+    ax.axhline(y.brk, ls="--", lw=0.8, color="gray", zorder=0)
+    ticks = [t for t in ax.get_yticks() if 0 <= t < y.brk * 0.95]
+    ax.set_yticks([*ticks, y.no_grok_y], [f"{t:g}" for t in ticks] + [f"budget {budget(done):g}"])
 
 
 def _legend_once(fig, axes) -> None:
@@ -98,7 +123,7 @@ def _legend_once(fig, axes) -> None:
 
 def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
-    boxplot(ax, done, np.random.default_rng(0), budget(done))
+    boxplot(ax, done, np.random.default_rng(0), YLayout.of(done))
     ax.set_ylabel("grokking epoch")
     ax.set_title("Grokking epoch by optimizer\n(all tasks and heads pooled)", fontsize=11)
     _legend_once(fig, [ax])
@@ -109,9 +134,9 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
 def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     keys = sorted(done[by].unique())
     fig, axes = grid(len(keys), min(len(keys), 4), sharey=True)
-    rng = np.random.default_rng(0)
+    rng, y = np.random.default_rng(0), YLayout.of(done)
     for ax, k in zip(axes, keys):
-        boxplot(ax, done[done[by] == k], rng, budget(done))
+        boxplot(ax, done[done[by] == k], rng, y)
         ax.set_title(f"{by} = {k}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
     for ax in axes[:: min(len(keys), 4)]:
