@@ -160,6 +160,9 @@ def train_job(cfg: DictConfig) -> dict:
 
 
 def run_train(overrides: list[str]) -> None:
+    modes = [o for o in overrides if o in ("-m", "--multirun") or o.split("=")[0] in ("--cfg", "-c", "--info", "-i")]
+    if len(modes) > 1:      # Hydra would raise a ValueError with a traceback
+        fail(f"use one of {', '.join(modes)}: Hydra runs, sweeps or prints the config, one at a time")
     if not any(o in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") or o.startswith("--cfg") for o in overrides):
         precheck(overrides)
     sys.argv = ["grokmuon train", *overrides]
