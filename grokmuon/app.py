@@ -121,6 +121,9 @@ def train_job(cfg: DictConfig) -> dict:
     if action == "skip":
         print(f"skip: {folder} already complete")
         return read_summary(folder)
+    if action == "busy":
+        print(f"skip: {folder} is being trained now ({why})", file=sys.stderr)
+        return None
     if action == "set_aside":
         try:
             aside = set_aside(folder, kind, own)

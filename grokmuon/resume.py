@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -71,7 +73,8 @@ def read_summary(folder: Path) -> dict | None:
 
 def decide(folder: Path, chash: str, own: set[str] = frozenset()) -> tuple[str, str, str]:
     """(action, kind, why) for a run of hash chash about to write into folder. action: "fresh" (nothing
-    there yet), "skip" (a complete run of this hash), or "set_aside" with kind "incomplete" or "superseded".
+    there yet), "skip" (a complete run of this hash), "busy" (a live process on this machine is training
+    it: the same sweep started twice), or "set_aside" with kind "incomplete" or "superseded".
 
     own: entries the current attempt already wrote (Hydra's .hydra/ and job log), not counted as old.
     """
@@ -88,7 +91,22 @@ def decide(folder: Path, chash: str, own: set[str] = frozenset()) -> tuple[str, 
         return "skip", "", "complete"
     if status == "complete":
         return "set_aside", "superseded", f"complete run of another config ({old_hash})"
+    if status == "running" and alive(summary.get("host"), summary.get("pid")):
+        return "busy", "", f"process {summary['pid']} on this machine is training it"
     return "set_aside", "incomplete", f"status {status!r}"
+
+
+def alive(host: str | None, pid: int | None) -> bool:
+    """Whether process pid runs on this machine (another machine's processes cannot be checked)."""
+    if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def set_aside(folder: Path, kind: str, own: set[str] = frozenset()) -> Path:

@@ -66,7 +66,7 @@ class RunLog:
         self.hash = config_hash(cfg)      # what a re-run compares to decide whether to skip this folder
         self.start = time.time()
         self.env = {"git_sha": git_sha(), "torch": torch.__version__, "device": device_name(device),
-                    "host": socket.gethostname()}
+                    "host": socket.gethostname(), "pid": os.getpid()}  # pid: a re-run leaves a live run alone
         atomic_write_text(self.folder / "config.json", json.dumps(cfg, indent=2) + "\n")
         self._metrics = open(self.folder / METRICS, "w", newline="")
         self._csv = csv.DictWriter(self._metrics, fieldnames=METRIC_FIELDS)

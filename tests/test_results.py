@@ -169,3 +169,18 @@ def test_decide_and_set_aside(tmp_path):
     (folder / "metrics.csv").write_text("x")
     second = set_aside(folder, "incomplete", own)
     assert second != aside and aside.exists() and (second / "metrics.csv").exists()
+
+
+def test_a_run_that_a_live_process_is_training_is_left_alone(tmp_path):
+    import os
+    import socket
+    cfg = config("modadd")
+    folder = write_run(tmp_path / "cell", cfg, [None, None], status="running")
+    summary = json.loads((folder / "summary.json").read_text())
+    here = {**summary, "host": socket.gethostname()}
+    (folder / "summary.json").write_text(json.dumps({**here, "pid": os.getppid()}))    # alive
+    assert decide(folder, config_hash(cfg))[0] == "busy"
+    (folder / "summary.json").write_text(json.dumps({**here, "pid": 4_194_305}))   # above any pid_max
+    assert decide(folder, config_hash(cfg))[:2] == ("set_aside", "incomplete")
+    (folder / "summary.json").write_text(json.dumps({**summary, "host": "elsewhere", "pid": os.getppid()}))
+    assert decide(folder, config_hash(cfg))[:2] == ("set_aside", "incomplete")      # cannot check: redo
