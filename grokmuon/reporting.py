@@ -22,6 +22,15 @@ def newest_table() -> Path:
     return tables[-1]
 
 
+def record(folder: Path, command: str, args: list[str]) -> None:
+    """Append the command to <folder>/commands.txt (once): a results folder says what made it."""
+    line = f"grokmuon {command} {shlex.join(args)}".strip() + "\n"
+    path = folder / "commands.txt"
+    if line not in (path.read_text().splitlines(keepends=True) if path.exists() else []):
+        with path.open("a") as f:
+            f.write(line)
+
+
 def collect_cmd(args: list[str]) -> None:
     from .results import collect
     ap = argparse.ArgumentParser(prog="grokmuon collect", description="Gather run folders into "
@@ -44,7 +53,7 @@ def collect_cmd(args: list[str]) -> None:
     out = a.out or RESULTS / (a.name or (exps[0] if len(exps) == 1 else "all")) / "runs.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
-    (out.parent / "commands.txt").open("a").write("grokmuon collect " + shlex.join(args) + "\n")
+    record(out.parent, "collect", args)
     done = int((table["run_status"] == "complete").sum())
     print(f"{out}: {len(table)} members ({done} of complete runs) from {table['run_dir'].nunique()} "
           f"run folders; experiments: {', '.join(exps)}")
@@ -66,6 +75,7 @@ def report_cmd(args: list[str]) -> None:
     out = a.out or runs.parent / "report.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+    record(runs.parent, "report", args)
     print(text)
     print(f"written: {out}", file=sys.stderr)
 
@@ -91,6 +101,7 @@ def figures_cmd(args: list[str]) -> None:
                 print(path)
         except TableError as err:
             failed.append(f"figure {name}: {err}")
+    record(runs.parent, "figures", args)
     if failed:
         fail("; ".join(failed))
 
