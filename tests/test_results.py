@@ -60,7 +60,7 @@ def test_collect_cli_reports_skips_on_stderr_and_writes_the_table(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     reporting.main("collect", ["runs"])
     out, err = capsys.readouterr()
-    assert err.strip().splitlines() == [f"grokmuon: skipped {'runs/b/summary.json'}: unreadable or not a grokmuon summary"]
+    assert err.strip().splitlines() == ["grokmuon: skipped runs/b/summary.json: unreadable or not a grokmuon summary"]
     table = load(tmp_path / "results" / "synthetic" / "runs.csv")
     assert len(table) == 2 and "results/synthetic/runs.csv" in out
     reporting.main("collect", ["runs", "--out", "elsewhere/t.csv"])
