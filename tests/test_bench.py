@@ -1,0 +1,52 @@
+"""The benchmark's plain reference model and our fast ensemble path compute the same function, and the
+benchmark runs end to end and writes its table."""
+import json
+
+import torch
+
+from grokmuon.bench import RefModel, main, model_flops_per_epoch
+from grokmuon.model import EnsembleTransformer, ModelShape
+
+
+def _copy_member(src: EnsembleTransformer, e: int, dst: RefModel) -> None:
+    """Load member e's weights into the plain nn.Module model (fused blocks split back into Linears)."""
+    D = src.shape.d_model
+    with torch.no_grad():
+        dst.emb.weight.copy_(src.embed[e])
+        dst.out.weight.copy_(src.head[e])
+        dst.norm.weight.copy_(src.final_norm[e])
+        for layer, block in zip(src.layers, dst.blocks):
+            q, k, v = layer["wqkv"][e].split(D)
+            block.q.weight.copy_(q), block.k.weight.copy_(k), block.v.weight.copy_(v)
+            block.o.weight.copy_(layer["wo"][e])
+            w1, w3 = layer["w13"][e].chunk(2)
+            block.w1.weight.copy_(w1), block.w3.weight.copy_(w3)
+            block.w2.weight.copy_(layer["w2"][e])
+            block.n1.weight.copy_(layer["attn_norm"][e]), block.n2.weight.copy_(layer["mlp_norm"][e])
+
+
+def test_fast_path_equals_plain_path():
+    shape = ModelShape(vocab=13, seq_len=4, n_layers=2, d_model=32, n_heads=4, d_mlp=64, dropout=0.0)
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4, 5)]
+    ours = EnsembleTransformer(shape, gens).eval()
+    tokens = torch.randint(0, 13, (16, 4), generator=torch.Generator().manual_seed(0))
+    fast = ours(tokens)                                     # [3, 16, 13]
+    for e in range(3):
+        ref = RefModel(13, 4, 2, 32, 4, 64, 0.0).eval()
+        _copy_member(ours, e, ref)
+        torch.testing.assert_close(fast[e], ref(tokens), rtol=1e-5, atol=1e-5)
+
+
+def test_last_position_shortcut_saves_flops():
+    full = model_flops_per_epoch(4704, 9409, 4, 2, 128, 512, 99, last_only=False)
+    short = model_flops_per_epoch(4704, 9409, 4, 2, 128, 512, 99, last_only=True)
+    assert 0.5 * full < short < 0.8 * full
+
+
+def test_bench_runs_and_writes_its_table(tmp_path):
+    main(["--task", "parity", "--members", "1,2", "--epochs", "1", "--rounds", "1", "--peak-size", "128", "--out", str(tmp_path)])
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("bench-*.json")]
+    names = [r["name"] for r in record["rows"]]
+    assert names[0].startswith("(a)") and len(names) == 4
+    assert all(r["member_epochs_per_s"] > 0 for r in record["rows"])
+    assert set(record["matmul_peak_gflops"]) == {"float32", "bfloat16"}
