@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,19 +85,62 @@ def precheck(overrides: list[str]) -> None:
         fail(explain(err))
 
 
+def output_dir(overrides: list[str]) -> Path | None:
+    """The folder Hydra will create: hydra.run.dir, or hydra.sweep.dir with -m (None if it cannot be
+    resolved here, e.g. it refers to Hydra's runtime values; then Hydra's own error stands)."""
+    from hydra import compose, initialize_config_dir
+
+    multirun = any(o in ("-m", "--multirun") for o in overrides)
+    plain = [o for o in overrides if not o.startswith("-")]
+    try:
+        with initialize_config_dir(str(CONF), version_base=None):
+            cfg = compose("train", overrides=plain, return_hydra_config=True)
+            return Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+    except Exception:       # noqa: BLE001 (a best-effort check; Hydra reports what it cannot compose)
+        return None
+
+
+def check_output_dir(folder: Path) -> None:
+    """Fail now, with one line, if the run (or sweep) folder cannot be created and written, rather
+    than after Hydra's traceback or an hour of training. Creates nothing: it tries a temp file in
+    the nearest folder that exists."""
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        fail(f"cannot create the output folder {folder}: {probe} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        fail(f"cannot create the output folder {folder}: {probe}: {err.strerror or err}")
+
+
 class StopFlag:
-    """Turn Ctrl-C / SIGTERM into a flag the epoch loop polls, so the run ends with its files written."""
+    """Turn Ctrl-C / SIGTERM into a flag the epoch loop polls, so the run ends with its files written.
+    A second Ctrl-C during training stops at once (KeyboardInterrupt; the summary still says
+    interrupted); once training is over (training = False) signals only wait for the files.
+    restore() puts back the handlers it replaced."""
 
     def __init__(self):
-        self.signal = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._set)
+        self.signal, self.training = None, True
+        self._old = {sig: signal.signal(sig, self._set) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
 
     def _set(self, signum, frame):
+        name = signal.Signals(signum).name
+        if not self.training:
+            print(f"\ngrokmuon: got {name}; writing the run's files, then stopping", file=sys.stderr)
+            self.signal = self.signal or signum
+            return
         if self.signal is not None:       # a second Ctrl-C: stop at once
+            self.training = False
             raise KeyboardInterrupt
         self.signal = signum
-        print(f"\ngrokmuon: got {signal.Signals(signum).name}; stopping after this epoch", file=sys.stderr)
+        print(f"\ngrokmuon: got {name}; stopping after this epoch", file=sys.stderr)
 
     def __call__(self) -> bool:
         return self.signal is not None
@@ -137,9 +181,12 @@ def train_job(cfg: DictConfig) -> dict:
     stop = StopFlag()
     bar = tqdm(total=cfg.max_epochs, desc=f"{cfg.task.name}/{cfg.optimizer.name}/{cfg.head.name}",
                disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr)
+    seen = {"results": None, "epoch": 0}     # what an aborted run can still write
 
     def on_epoch(epoch, numbers, results):
+        seen["results"] = results
         log.log_epoch(epoch, numbers, results)
+        seen["epoch"] = epoch
         grokked = sum(r.grokking_epoch is not None for r in results)
         tr, va = numbers["train_acc"], numbers["val_acc"]
         bar.update(1)
@@ -147,19 +194,54 @@ def train_job(cfg: DictConfig) -> dict:
                             f"grokked {grokked}/{len(results)}")
 
     start = time.time()
-    results = train(cfg, on_epoch=on_epoch, should_stop=stop)
-    bar.close()
-    summary = log.finish(results)
+    try:
+        results = train(cfg, on_epoch=on_epoch, should_stop=stop)
+        stop.training = False
+        bar.close()
+        stopped = f"stopped by {signal.Signals(stop.signal).name}" if stop.signal else None
+        summary = log.finish(results, reason=stopped if any(r.status == "interrupted" for r in results) else None)
+    except OSError as err:      # the run folder cannot be written (disk full, quota, gone): stop now
+        stop.training = False
+        bar.close()
+        kept = f"metrics.csv keeps epochs 1-{seen['epoch']}" if seen["epoch"] else "no epoch was written"
+        reason = f"cannot write the run folder {folder}: {err.strerror or err}"
+        told = "summary.json says status failed" if log.abort(seen["results"], "failed", reason) else \
+            "summary.json could not be updated either"
+        fail(f"{reason}; training stopped after epoch {seen['epoch']}; {kept}; {told}", code=1)
+    except KeyboardInterrupt:   # a second Ctrl-C: the epoch was not finished
+        stop.training = False
+        bar.close()
+        log.abort(seen["results"], "interrupted", "stopped at once by a second Ctrl-C")
+        print(f"grokmuon: interrupted; {folder} keeps epochs 1-{seen['epoch']}", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:    # a bug or a device error: say so in summary.json, then the traceback
+        stop.training = False
+        bar.close()
+        log.abort(seen["results"], "failed", f"{type(err).__name__}: {err}")
+        raise
     print(f"run folder: {folder}  ({time.time() - start:.1f} s)")
     for m in summary["members"]:
-        when = f"grokked at epoch {m['grokking_epoch']}" if m["grokking_epoch"] else \
-            f"did not grok in {m['epochs_run']} epochs"
+        if m["status"] == "diverged":
+            when = f"loss or weights became NaN/inf at epoch {m['diverged_epoch']}"
+        elif m["grokking_epoch"]:
+            when = f"grokked at epoch {m['grokking_epoch']}"
+        else:
+            when = f"did not grok in {m['epochs_run']} epochs"
         print(f"  {m['task']} {m['optimizer']} {m['head']} seed {m['seed']}: {m['status']}, {when} "
-              f"(memorised at {m['memorisation_epoch']}), final train {m.get('final_train_acc', float('nan')):.3f} "
-              f"val {m.get('final_val_acc', float('nan')):.3f}")
+              f"(memorised at {m['memorisation_epoch']}), final train {_num(m.get('final_train_acc'))} "
+              f"val {_num(m.get('final_val_acc'))}")
+    counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
+    print(f"  {len(summary['members'])} members: {counts}")
     if summary["status"] == "interrupted":
+        print(f"grokmuon: interrupted after epoch {seen['epoch']}; {folder} says so and a re-run trains it "
+              "again", file=sys.stderr)
         sys.exit(130)
+    stop.restore()          # only now: a late second Ctrl-C must not turn a written run into a traceback
     return summary
+
+
+def _num(x) -> str:
+    return "nan" if x is None else f"{x:.3f}"
 
 
 def run_train(overrides: list[str]) -> None:
@@ -168,5 +250,8 @@ def run_train(overrides: list[str]) -> None:
         fail(f"use one of {', '.join(modes)}: Hydra runs, sweeps or prints the config, one at a time")
     if not any(o in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") or o.startswith("--cfg") for o in overrides):
         precheck(overrides)
+        folder = output_dir(overrides)
+        if folder is not None:
+            check_output_dir(folder)
     sys.argv = ["grokmuon train", *overrides]
     hydra.main(version_base=None, config_path=str(CONF), config_name="train")(train_job)()

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
-from .results import METRICS, TableError  # noqa: E402
+from .results import BadRun, TableError, check_metrics  # noqa: E402
 
 OPTIMIZERS = ("adamw", "muon")                  # the paper's order, left to right
 LABEL = {"adamw": "AdamW", "muon": "Muon"}
@@ -177,12 +177,12 @@ def read_curves(done: pd.DataFrame, warn) -> pd.DataFrame:
     keep = done[~done["diverged"]]
     frames = []
     for run_dir, rows in keep.groupby("run_dir"):
-        path = Path(run_dir) / METRICS
-        try:
-            m = pd.read_csv(path, usecols=["epoch", "member", "train_acc", "val_acc"])
-        except (OSError, ValueError) as err:
-            warn(f"{path}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        try:     # a file corrupted or cut short since `collect` read it is left out, with one line
+            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True)
+        except BadRun as err:
+            warn(str(err))
             continue
+        m = m[["epoch", "member", "train_acc", "val_acc"]]
         m = m[m["member"].isin(rows["member"])].merge(rows[["member", "task", "head", "optimizer"]], on="member")
         m["run_dir"] = run_dir
         frames.append(m)

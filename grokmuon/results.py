@@ -36,6 +36,8 @@ OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored",
 COLUMNS = [*AXES, *OUTCOME, "run_status", "wall_s", "device", "config_hash", "member_hash",
            "written_at", "run_dir"]
 NEEDED_METRICS = ["epoch", "member", "seed", "train_acc", "val_acc"]
+# Cells every row of runs.csv has (collect always writes them); a blank one means the file was cut.
+REQUIRED = ("task", "optimizer", "head", "seed", "status", "epochs_run", "run_status")
 
 
 class BadRun(ValueError):
@@ -61,9 +63,10 @@ def run_folders(dirs: Iterable[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def check_metrics(folder: Path, members: list[dict], complete: bool) -> None:
-    """metrics.csv parses, has no blank cells in NEEDED_METRICS and, for a finished run, holds epochs
-    1..epochs_run of every member (a shorter file was cut off)."""
+def check_metrics(folder: Path, members: list[dict], complete: bool) -> pd.DataFrame:
+    """metrics.csv, checked: it parses, its NEEDED_METRICS cells are numbers (not blank, not garbage)
+    and, for a finished run, it holds epochs 1..epochs_run of every member (a shorter file was cut off).
+    BadRun, naming the file, if not."""
     path = folder / METRICS
     try:
         m = pd.read_csv(path)
@@ -72,15 +75,17 @@ def check_metrics(folder: Path, members: list[dict], complete: bool) -> None:
     missing = [c for c in NEEDED_METRICS if c not in m.columns]
     if missing:
         raise BadRun(f"{path}: no column {', '.join(missing)}")
+    m[NEEDED_METRICS] = m[NEEDED_METRICS].apply(pd.to_numeric, errors="coerce")
     if m[NEEDED_METRICS].isna().any().any():
-        raise BadRun(f"{path}: blank or partial rows (cut off mid-write?)")
+        raise BadRun(f"{path}: blank, partial or garbled rows (cut off mid-write?)")
     if not complete:
-        return
+        return m
     for mem in members:
         epochs = m.loc[m["member"] == mem["member"], "epoch"]
         if len(epochs) != mem["epochs_run"] or (len(epochs) and epochs.max() != mem["epochs_run"]):
             raise BadRun(f"{path}: member {mem['member']} has {len(epochs)} epochs, summary.json says "
                          f"{mem['epochs_run']} (truncated?)")
+    return m
 
 
 def read_run(folder: Path) -> list[dict]:
@@ -151,6 +156,13 @@ def load(path: str | Path) -> pd.DataFrame:
         raise TableError(f"{path} is not a results table: no column {', '.join(missing)}")
     if table.empty:
         raise TableError(f"{path} holds no runs")
+    required = [c for c in REQUIRED if c in table]
+    blank = table[required].isna().any(axis=1)
+    if blank.any():
+        i = blank.idxmax()
+        empty = [c for c in required if pd.isna(table.at[i, c])]
+        raise TableError(f"{path}: line {int(i) + 2} has no {', '.join(empty)} (cut off?); "
+                         "make the table again with `grokmuon collect`")
     for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "epochs_run", "max_epochs"):
         if col in table:
             table[col] = table[col].astype("Int64")
@@ -161,15 +173,17 @@ def finished(table: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
     """Members of complete runs (incomplete ones have no outcome yet), with the columns the statistics
     and figures use: grokked, diverged, and time/event for survival curves. A member that did not grok
     is censored at its last epoch; a diverged one at the budget, since it will never grok (it is not
-    a member that might have grokked later, as ordinary censoring assumes)."""
+    a member that might have grokked later, as ordinary censoring assumes). A diverged member is
+    never counted as grokked, even one that grokked before it diverged (within `patience`): its
+    grokking epoch stays in the table, but the counts n = grokked + censored + diverged hold."""
     done = table[table["run_status"] == "complete"] if "run_status" in table else table
     if done.empty:
         raise TableError(f"{source} holds no complete runs ({len(table)} rows, all unfinished)")
     done = done.copy()
-    done["grokked"] = done["grokking_epoch"].notna()
     done["diverged"] = done["status"] == "diverged"
+    done["grokked"] = done["grokking_epoch"].notna() & ~done["diverged"]
     budget = done["max_epochs"] if "max_epochs" in done else done["epochs_run"]
-    done["time"] = done["grokking_epoch"].fillna(done["epochs_run"].where(~done["diverged"], budget))
-    done["time"] = done["time"].astype(float)
+    stopped = done["epochs_run"].where(~done["diverged"], budget).astype(float)
+    done["time"] = done["grokking_epoch"].astype(float).where(done["grokked"], stopped)
     done["event"] = done["grokked"]
     return done

@@ -5,8 +5,10 @@ leaves the previous complete version, never half a file. metrics.csv is appended
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import math
 import os
 import platform
 import socket
@@ -23,12 +25,31 @@ METRICS = "metrics.csv"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write path whole or not at all: a failed or killed write leaves the previous version, and a
+    failed one leaves no temp file behind (a killed one may leave a dot-file that nothing reads)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def finite_or_none(x):
+    """JSON has no NaN or infinity (a diverged member's last loss): write null, so strict readers
+    (jq, browsers) can read summary.json."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [finite_or_none(v) for v in x]
+    return x
 
 
 def check_writable(folder: Path) -> None:
@@ -112,17 +133,21 @@ class RunLog:
             })
         return out
 
-    def write_summary(self, results, status: str | None = None) -> dict:
+    def write_summary(self, results, status: str | None = None, reason: str | None = None) -> dict:
+        members = self.member_summaries(results, status)
         summary = {"status": status or _overall(results), "config_hash": self.hash,
                    "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),  # collect keeps the newest duplicate
                    "wall_s": round(time.time() - self.start, 3), **self.env,
-                   "members": self.member_summaries(results, status)}
-        atomic_write_text(self.folder / SUMMARY, json.dumps(summary, indent=2) + "\n")
+                   **({"reason": reason} if reason else {}),
+                   "counts": {s: sum(m["status"] == s for m in members) for s in _member_statuses(members)},
+                   "members": members}
+        summary = finite_or_none(summary)
+        atomic_write_text(self.folder / SUMMARY, json.dumps(summary, indent=2, allow_nan=False) + "\n")
         return summary
 
-    def finish(self, results) -> dict:
-        summary = self.write_summary(results)
-        self._metrics.close()
+    def finish(self, results, reason: str | None = None) -> dict:
+        self._metrics.close()                  # every row on disk before summary.json vouches for them
+        summary = self.write_summary(results, reason=reason)
         for run, m in zip(self._wandb, summary["members"]):
             for k in ("grokking_epoch", "memorisation_epoch", "censored", "status", "epochs_run"):
                 run.summary[k] = m[k]
@@ -130,6 +155,32 @@ class RunLog:
         return summary
 
 
+    def abort(self, results, status: str, reason: str | None = None) -> bool:
+        """End a run that did not finish (status "interrupted" or "failed"): members still running
+        take that status, summary.json says so (with the reason); metrics.csv keeps the rows it has.
+        False if summary.json could not be written either (it then still says "running")."""
+        for r in results or []:
+            if r.status == "running":
+                r.status = status
+        with contextlib.suppress(OSError, ValueError):
+            self._metrics.close()
+        try:
+            self.write_summary(results, status=None if results else status, reason=reason)
+        except OSError:
+            return False
+        return True
+
+
+def _member_statuses(members: list[dict]) -> list[str]:
+    order = ["grokked", "censored", "diverged", "interrupted", "failed", "running"]
+    return [s for s in order if any(m["status"] == s for m in members)] + \
+        sorted({m["status"] for m in members} - set(order))
+
+
 def _overall(results) -> str:
-    """The run's status: interrupted if any member was, else complete (each member has its own)."""
-    return "interrupted" if any(r.status == "interrupted" for r in results) else "complete"
+    """The run's status: failed or interrupted if any member was, else complete (each member has its
+    own: grokked, censored or diverged)."""
+    for status in ("failed", "interrupted"):
+        if any(r.status == status for r in results):
+            return status
+    return "complete"

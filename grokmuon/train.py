@@ -4,6 +4,10 @@ Each member has its own seed, and from it its own split, initial weights, batch 
 masks, drawn from member-private generators: member e of an ensemble equals a solo run with its seed.
 After each epoch every member is evaluated in eval mode on the full train and val splits; the host
 reads the numbers once per epoch, never inside the step loop.
+
+A member whose loss or weights become NaN/inf is marked diverged at that epoch and frozen: its loss
+is left out of the backward pass and its weights are put back after every step, so it stops
+updating, and the others train exactly as they would without it (members share no numbers).
 """
 from __future__ import annotations
 
@@ -103,6 +107,14 @@ def weights_finite(model) -> torch.Tensor:
     return torch.stack([p.isfinite().flatten(1).all(1) for p in model.parameters()]).all(0)
 
 
+@torch.no_grad()
+def restore_frozen(model, alive: torch.Tensor, frozen: list[torch.Tensor]) -> None:
+    """Put diverged members' weights back to what they were when they diverged. Their loss is already
+    left out, but the optimizers would still move them (momentum, weight decay, NaN gradients)."""
+    for p, f in zip(model.parameters(), frozen):
+        p.copy_(torch.where(alive.view(-1, *[1] * (p.dim() - 1)), p, f))
+
+
 def _set_lr(optimizers, step: int, warmup: int) -> None:
     factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
     for opt in optimizers:
@@ -130,6 +142,7 @@ def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
     bs, step = min(cfg.batch_size, data.n_train), 0
     n_steps = math.ceil(data.n_train / bs)
     alive = torch.ones(E, dtype=torch.bool, device=device)
+    frozen = None                    # once a member diverged: every weight as it was then (see restore_frozen)
     for epoch in range(1, cfg.max_epochs + 1):
         order = torch.stack([torch.randperm(data.n_train, generator=g) for g in train_gens]).to(device)
         rows = data.train_rows.gather(1, order)                                 # [E, n_train]
@@ -145,10 +158,13 @@ def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
             for opt in optimizers:
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+            if frozen is not None:
+                restore_frozen(model, alive, frozen)
             step += 1
         numbers = evaluate(model, data, cfg, device)
         finite = torch.isfinite(numbers["train_loss"]) & torch.isfinite(numbers["val_loss"]) & weights_finite(model)
         numbers = {k: v.tolist() for k, v in numbers.items()}                   # one host sync per epoch
+        newly_diverged = False
         for e, r in enumerate(results):
             if r.status != "running":
                 continue
@@ -157,12 +173,15 @@ def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
             if not bool(finite[e]):
                 r.status, r.diverged_epoch = "diverged", epoch
                 alive[e] = False
+                newly_diverged = True
                 continue
             tr, va = numbers["train_acc"][e], numbers["val_acc"][e]
             if r.memorisation_epoch is None and metrics.is_memorised(tr, cfg.grok_train_acc):
                 r.memorisation_epoch = epoch
             if r.grokking_epoch is None and metrics.is_grokked(tr, va, cfg.grok_val_acc, cfg.grok_train_acc):
                 r.grokking_epoch = epoch
+        if newly_diverged:      # the weights diverged members keep from now on (earlier ones included)
+            frozen = [p.detach().clone() for p in model.parameters()]
         if on_epoch is not None:
             on_epoch(epoch, numbers, results)
         done = [r.status == "diverged" or (r.grokking_epoch is not None and epoch >= r.grokking_epoch + cfg.patience)
