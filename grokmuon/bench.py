@@ -177,14 +177,14 @@ def main(argv: list[str]) -> None:
                                       args.precision, args.device)))
     # Every case runs once per round, rounds interleaved, and the fastest round counts: a burst of load
     # from another process then slows one round of every case, not one case.
-    best = {name: float("inf") for name, *_ in cases}
+    best = [float("inf")] * len(cases)
     for _ in range(args.rounds):
-        for name, _, _, run in cases:
-            best[name] = min(best[name], run())
-    for name, members, flops, _ in cases:
-        report(name, best[name], members, flops)
+        for i, (_, _, _, run) in enumerate(cases):
+            best[i] = min(best[i], run())
+    for (name, members, flops, _), sec in zip(cases, best):
+        report(name, sec, members, flops)
     peaks = {str(dt).split(".")[1]: matmul_peak(dt, args.device, args.peak_size) / 1e9 for dt in (torch.float32, torch.bfloat16)}
-    print(f"matmul peak ({args.peak_size}^2): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
+    print(f"matmul peak ({args.peak_size}^2): " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = {"command": "grokmuon bench " + " ".join(argv), "machine": platform.processor() or platform.machine(),
