@@ -195,7 +195,9 @@ def test_a_stopped_run_keeps_its_metrics_and_says_interrupted(tmp_path, signals)
     # (Python then has no handler left): a shell shows 130 for both.
     assert proc.returncode == 130 or len(signals) > 1 and proc.returncode == -signal.SIGINT, err[-3000:]
     assert "Traceback" not in err
-    assert "interrupted" in err.strip().splitlines()[-1]
+    if proc.returncode == 130:   # (killed during shutdown, allowed above, may end before the message)
+        # The closing "grokmuon: interrupted ..." line; a second signal's own line may print after it.
+        assert any(ln.startswith("grokmuon: interrupted") for ln in err.splitlines()), err[-3000:]
     summary = strict_json(run_dir / "summary.json")
     assert summary["status"] == "interrupted" and summary["reason"].startswith("stopped")
     rows = metric_rows(run_dir)
