@@ -90,23 +90,21 @@ class BatchedMuon(Optimizer):
             updates = torch._foreach_lerp(grads, bufs, mu) if group["nesterov"] else bufs
             # Orthogonalise every block of every parameter: blocks of one oriented shape (wide, so the
             # Gram matrix is the small one) go through Newton-Schulz in a single batched call.
-            by_shape: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
+            by_shape: dict[tuple[int, int], list[tuple[int, torch.Tensor, bool]]] = {}
             for i, (p, u) in enumerate(zip(params, updates)):
                 E, rows, cols = p.shape
                 k = getattr(p, "row_blocks", 1)
-                blocks = u.view(E * k, rows // k, cols)
-                if rows // k > cols:
+                blocks, tall = u.view(E * k, rows // k, cols), rows // k > cols
+                if tall:
                     blocks = blocks.transpose(1, 2)
-                by_shape.setdefault(tuple(blocks.shape[1:]), []).append((i, blocks))
+                by_shape.setdefault(tuple(blocks.shape[1:]), []).append((i, blocks, tall))
             ortho: list[torch.Tensor | None] = [None] * len(params)
             for members in by_shape.values():
-                sizes = [b.shape[0] for _, b in members]
-                out = newton_schulz(torch.cat([b for _, b in members]), group["ns_steps"],
+                sizes = [b.shape[0] for _, b, _ in members]
+                out = newton_schulz(torch.cat([b for _, b, _ in members]), group["ns_steps"],
                                     group["ns_coefficients"], group["eps"], group["ns_dtype"])
-                for (i, b), o in zip(members, out.split(sizes)):
-                    p = params[i]
-                    tall = p.shape[1] // getattr(p, "row_blocks", 1) > p.shape[2]
-                    ortho[i] = (o.transpose(1, 2) if tall else o).reshape(p.shape)
+                for (i, _, tall), o in zip(members, out.split(sizes)):
+                    ortho[i] = (o.transpose(1, 2) if tall else o).reshape(params[i].shape)
             torch._foreach_mul_(params, 1 - lr * wd)                       # decoupled weight decay
             for p, o in zip(params, ortho):
                 k = getattr(p, "row_blocks", 1)

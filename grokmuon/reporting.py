@@ -22,6 +22,15 @@ def newest_table() -> Path:
     return tables[-1]
 
 
+def from_table(runs: Path | None, use):
+    """(the table's path, use(path, name)): the given runs.csv or the newest; a bad table is one line."""
+    runs = runs or newest_table()
+    try:
+        return runs, use(runs, str(runs))
+    except TableError as err:
+        fail(str(err))
+
+
 def record(folder: Path, command: str, args: list[str]) -> None:
     """Append the command to <folder>/commands.txt (once): a results folder says what made it."""
     line = f"grokmuon {command} {shlex.join(args)}".strip() + "\n"
@@ -67,11 +76,7 @@ def report_cmd(args: list[str]) -> None:
     ap.add_argument("--runs", type=Path, help="a runs.csv from collect (default: the newest results/*/runs.csv)")
     ap.add_argument("--out", type=Path, help="the markdown file (default: report.md beside runs.csv)")
     a = ap.parse_args(args)
-    runs = a.runs or newest_table()
-    try:
-        text = report(load(runs), str(runs))
-    except TableError as err:
-        fail(str(err))
+    runs, text = from_table(a.runs, lambda table, name: report(load(table), name))
     out = a.out or runs.parent / "report.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
@@ -89,11 +94,7 @@ def figures_cmd(args: list[str]) -> None:
     ap.add_argument("--out", type=Path, help="folder for the files (default: figures/ beside runs.csv)")
     ap.add_argument("--only", nargs="+", choices=list(FIGURES), help="make only these figures")
     a = ap.parse_args(args)
-    runs = a.runs or newest_table()
-    try:
-        done = finished(load(runs), str(runs))
-    except TableError as err:
-        fail(str(err))
+    runs, done = from_table(a.runs, lambda table, name: finished(load(table), name))
     out, failed = a.out or runs.parent / "figures", []
     for name in a.only or FIGURES:
         try:
