@@ -119,11 +119,12 @@ def check_output_dir(folder: Path) -> None:
 class StopFlag:
     """Turn Ctrl-C / SIGTERM into a flag the epoch loop polls, so the run ends with its files written.
     A second Ctrl-C during training stops at once (KeyboardInterrupt; the summary still says
-    interrupted); once training is over (training = False) signals only wait for the files.
-    restore() puts back the handlers it replaced."""
+    interrupted); once training is over (training = False) signals only wait for the files, and once
+    the files are written (written = True) they are noted without a word, so no line prints after the
+    closing one. restore() puts back the handlers it replaced."""
 
     def __init__(self):
-        self.signal, self.training = None, True
+        self.signal, self.training, self.written = None, True, False
         self._old = {sig: signal.signal(sig, self._set) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def restore(self) -> None:
@@ -132,6 +133,9 @@ class StopFlag:
 
     def _set(self, signum, frame):
         name = signal.Signals(signum).name
+        if self.written:
+            self.signal = self.signal or signum
+            return
         if not self.training:
             print(f"\ngrokmuon: got {name}; writing the run's files, then stopping", file=sys.stderr)
             self.signal = self.signal or signum
@@ -200,6 +204,7 @@ def train_job(cfg: DictConfig) -> dict:
         bar.close()
         stopped = f"stopped by {signal.Signals(stop.signal).name}" if stop.signal else None
         summary = log.finish(results, reason=stopped if any(r.status == "interrupted" for r in results) else None)
+        stop.written = True
     except OSError as err:      # the run folder cannot be written (disk full, quota, gone): stop now
         stop.training = False
         bar.close()
@@ -237,6 +242,10 @@ def train_job(cfg: DictConfig) -> dict:
               "again", file=sys.stderr)
         sys.exit(130)
     stop.restore()          # only now: a late second Ctrl-C must not turn a written run into a traceback
+    if stop.signal:         # it came after the last epoch: this run is whole, but a sweep must not go on
+        print(f"grokmuon: stopped by {signal.Signals(stop.signal).name} after {folder} was complete; a "
+              "re-run skips it", file=sys.stderr)
+        sys.exit(130)
     return summary
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from grokmuon import figures, reporting
+from grokmuon import figures, reporting, stats
 from grokmuon.report import report
 from grokmuon.results import COLUMNS, TableError, collect, finished
 from runfolders import write_sweep
@@ -98,3 +98,15 @@ def test_report_with_nothing_finished_fails(table):
     with pytest.raises(TableError, match="no complete runs"):
         report(table.assign(run_status="running"), "t.csv")
     assert np.isfinite(finished(table).time).all()
+
+
+def test_report_stratifies_the_pooled_log_rank_by_task_and_head(table):
+    text = report(table, "t.csv")
+    row = next(ln for ln in text.splitlines() if ln.startswith("| all |")).split("|")[1:-1]
+    g = finished(table)
+    a, b = g[g.optimizer == "adamw"], g[g.optimizer == "muon"]
+    key = lambda d: list(d["task"] + "/" + d["head"])
+    want = stats.logrank_stratified(a.time, a.event, key(a), b.time, b.event, key(b))
+    plain = stats.logrank(a.time, a.event, b.time, b.event)
+    assert row[-2].strip() == f"{want.statistic:.3f}" and row[-1].strip() == f"{want.p:.3g}"
+    assert row[-4].strip() == f"{plain.statistic:.3f}"

@@ -19,6 +19,7 @@ import torch
 
 import grokmuon.train as train_mod
 from grokmuon import reporting, runlog
+from grokmuon.app import StopFlag
 from grokmuon.report import report
 from grokmuon.resume import config_hash, decide
 from grokmuon.results import TableError, collect, finished, load
@@ -196,8 +197,8 @@ def test_a_stopped_run_keeps_its_metrics_and_says_interrupted(tmp_path, signals)
     assert proc.returncode == 130 or len(signals) > 1 and proc.returncode == -signal.SIGINT, err[-3000:]
     assert "Traceback" not in err
     if proc.returncode == 130:   # (killed during shutdown, allowed above, may end before the message)
-        # The closing "grokmuon: interrupted ..." line; a second signal's own line may print after it.
-        assert any(ln.startswith("grokmuon: interrupted") for ln in err.splitlines()), err[-3000:]
+        # The closing "grokmuon: interrupted ..." line is the last: signals after it print nothing.
+        assert err.strip().splitlines()[-1].startswith("grokmuon: interrupted"), err[-3000:]
     summary = strict_json(run_dir / "summary.json")
     assert summary["status"] == "interrupted" and summary["reason"].startswith("stopped")
     rows = metric_rows(run_dir)
@@ -214,6 +215,24 @@ def test_a_stopped_run_keeps_its_metrics_and_says_interrupted(tmp_path, signals)
     assert warnings == [] and set(table["run_status"]) == {"interrupted"}
     cfg = json.loads((run_dir / "config.json").read_text())
     assert decide(run_dir, config_hash(cfg))[:2] == ("set_aside", "incomplete")
+
+
+def test_stop_flag_notes_a_signal_after_the_files_are_written_without_a_word(capsys):
+    before = signal.getsignal(signal.SIGINT)
+    stop = StopFlag()
+    try:
+        stop._set(signal.SIGINT, None)                  # during training: a line, then a flag
+        assert stop() and "stopping after this epoch" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):          # a second one during training: at once
+            stop._set(signal.SIGINT, None)
+        late = StopFlag()
+        late.training, late.written = False, True
+        late._set(signal.SIGTERM, None)
+        assert late.signal == signal.SIGTERM and capsys.readouterr().err == ""
+        late.restore()
+    finally:
+        stop.restore()
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 # --- atomic writes -----------------------------------------------------------------------------------

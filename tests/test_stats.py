@@ -87,7 +87,37 @@ def test_logrank_matches_the_reference():
     assert r.statistic > 0                          # x groks sooner: positive (scipy's sign)
 
 
+def test_stratified_logrank_with_one_stratum_is_the_plain_one():
+    rng = np.random.default_rng(1)
+    tx, ty = rng.integers(5, 100, 20).astype(float), rng.integers(20, 150, 15).astype(float)
+    ex, ey = tx < 80, ty < 120
+    tx[~ex], ty[~ey] = 80, 120
+    plain = stats.logrank(tx, ex, ty, ey)
+    strat = stats.logrank_stratified(tx, ex, ["a"] * 20, ty, ey, ["a"] * 15)
+    assert strat.statistic == pytest.approx(plain.statistic)
+    assert strat.p == pytest.approx(plain.p)
+
+
+def test_stratified_logrank_compares_within_strata():
+    # Task "easy" groks early for everyone, task "hard" late; x has more easy runs. Pooled, x looks much
+    # faster; within each task, x and y are identical, so the stratified test sees no difference at all.
+    easy, hard = [10, 11, 12, 13], [100, 101, 102, 103]
+    tx, sx = easy * 3 + hard, ["easy"] * 12 + ["hard"] * 4
+    ty, sy = easy + hard * 3, ["easy"] * 4 + ["hard"] * 12
+    ex, ey = [1] * 16, [1] * 16
+    assert stats.logrank(tx, ex, ty, ey).p < 0.05
+    strat = stats.logrank_stratified(tx, ex, sx, ty, ey, sy)
+    assert strat.statistic == pytest.approx(0.0, abs=1e-12)
+    assert strat.p == pytest.approx(1.0)
+    # And it sums over strata: two strata that each favour x give a larger |z| than either alone.
+    one = stats.logrank_stratified([1, 2], [1, 1], ["a", "a"], [3, 4], [1, 1], ["a", "a"])
+    two = stats.logrank_stratified([1, 2, 1, 2], [1] * 4, list("aabb"), [3, 4, 3, 4], [1] * 4, list("aabb"))
+    assert two.statistic > one.statistic > 0
+    assert two.statistic == pytest.approx(one.statistic * math.sqrt(2))
+
+
 def test_logrank_without_any_event_is_nan():
+    assert math.isnan(stats.logrank_stratified([5], [0], ["a"], [5], [0], ["a"]).p)
     assert math.isnan(stats.logrank([5, 5], [0, 0], [5], [0]).p)
 
 
