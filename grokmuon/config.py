@@ -11,8 +11,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from .heads import HEADS
-from .tasks import TASKS, TRAIN_FRACTIONS, is_prime
+from .names import HEADS, TASKS, TRAIN_FRACTIONS, is_prime
 
 
 class ConfigError(ValueError):

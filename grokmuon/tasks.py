@@ -11,12 +11,7 @@ import math
 
 import torch
 
-# Train fractions from the paper's Fig. 2; modsub is our seventh task (the paper names only six).
-TRAIN_FRACTIONS = {
-    "modadd": 0.8, "modsub": 0.5, "modmul": 0.5, "moddiv": 0.8,
-    "modexp": 0.7, "gcd": 0.5, "parity": 0.5,
-}
-TASKS = tuple(TRAIN_FRACTIONS)
+from .names import TASKS, TRAIN_FRACTIONS, is_prime  # noqa: F401  (the names live where no torch is)
 
 
 def _binary(p: int, fn, b_from: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +83,3 @@ def split_indices(n: int, train_frac: float, seed: int) -> tuple[torch.Tensor, t
     perm = torch.randperm(n, generator=g)
     n_train = int(math.floor(train_frac * n))
     return perm[:n_train], perm[n_train:]
-
-
-def is_prime(n: int) -> bool:
-    return n >= 2 and all(n % k for k in range(2, int(n ** 0.5) + 1))

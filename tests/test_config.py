@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -165,3 +166,13 @@ def test_bad_input_in_process(capsys, tmp_path, args, needle):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("grokmuon: error:") and needle in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+def test_refusing_a_command_line_does_not_import_torch():
+    # A typo must be refused in the time Hydra takes to load, not PyTorch (seconds on a busy machine).
+    code = ("import sys; from grokmuon import app\n"
+            "try:\n    app.run_train(['task=bogus'])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print(code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["2", "False"], out.stderr[-2000:]
+    assert "task='bogus' is unknown" in out.stderr
