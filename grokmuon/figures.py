@@ -205,37 +205,43 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
     wide = read_curves(done, warn)
     tasks, heads = sorted(done["task"].unique()), sorted(done["head"].unique())
     log_x = wide.columns.get_level_values("epoch").max() >= 20   # memorising and grokking, decades apart
-    fig, axes = plt.subplots(len(heads), len(tasks), figsize=(3.0 * len(tasks), 2.6 * len(heads) + 0.9),
-                             squeeze=False, sharey=True)
-    for r, head in enumerate(heads):
-        for c, task in enumerate(tasks):
-            ax = axes[r, c]
-            for opt in optimizers(done):
-                key = (task, head, opt)
-                if key not in wide.index.droplevel(["run_dir", "member"]):
-                    continue
-                for metric, style in (("val_acc", "-"), ("train_acc", "--")):
-                    curves = held(wide, metric, key)
-                    ep = curves.columns.to_numpy(dtype=float)
-                    ax.plot(ep, curves.mean(), style, color=COLOR.get(opt), lw=1.2,
-                            label=f"{label(opt)} {'val' if metric == 'val_acc' else 'train'}")
-                    if metric == "val_acc":       # one band per optimizer: two are readable, four are not
-                        ax.fill_between(ep, curves.min(), curves.max(), color=COLOR.get(opt), alpha=0.15, lw=0)
-            if log_x:
-                ax.set_xscale("log")
-                ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
-                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            else:
-                ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-            ax.set_ylim(-0.02, 1.02)
-            ax.set_title(task if len(heads) == 1 else f"{task}, {head}", fontsize=10)
-            if r == len(heads) - 1:
-                ax.set_xlabel("epoch", fontsize=9)
-            if c == 0:
-                ax.set_ylabel("accuracy")
+    if len(heads) == 1:      # one head: the tasks wrap, four to a row, as in figure 3
+        ncols = min(len(tasks), 4)
+        fig, axes = grid(len(tasks), ncols, h=2.6, sharey=True)
+        panels = [(task, heads[0]) for task in tasks]
+    else:                    # a row per head, a column per task
+        ncols = len(tasks)
+        fig, axes = plt.subplots(len(heads), ncols, figsize=(3.0 * ncols, 2.6 * len(heads) + 0.9),
+                                 squeeze=False, sharey=True)
+        axes = list(axes.flat)
+        panels = [(task, head) for head in heads for task in tasks]
+    for i, (ax, (task, head)) in enumerate(zip(axes, panels)):
+        for opt in optimizers(done):
+            key = (task, head, opt)
+            if key not in wide.index.droplevel(["run_dir", "member"]):
+                continue
+            for metric, style in (("val_acc", "-"), ("train_acc", "--")):
+                curves = held(wide, metric, key)
+                ep = curves.columns.to_numpy(dtype=float)
+                ax.plot(ep, curves.mean(), style, color=COLOR.get(opt), lw=1.2,
+                        label=f"{label(opt)} {'val' if metric == 'val_acc' else 'train'}")
+                if metric == "val_acc":       # one band per optimizer: two are readable, four are not
+                    ax.fill_between(ep, curves.min(), curves.max(), color=COLOR.get(opt), alpha=0.15, lw=0)
+        if log_x:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        else:
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(task if len(heads) == 1 else f"{task}, {head}", fontsize=10)
+        if i + ncols >= len(panels):          # nothing below it: the x axis is labelled here
+            ax.set_xlabel("epoch", fontsize=9)
+        if i % ncols == 0:
+            ax.set_ylabel("accuracy")
     fig.suptitle("Accuracy over training: mean over seeds (lines), min–max of val accuracy (band)", fontsize=12)
-    _legend_once(fig, axes.flat)
-    fig.text(0.5, -0.06, "Members that stopped early (grokked and held) are carried at their last value; "
+    _legend_once(fig, axes)
+    fig.text(0.5, -0.02, "Members that stopped early (grokked and held) are carried at their last value; "
              "diverged members are left out.", ha="center", fontsize=8, color="dimgray")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return save(fig, out, "fig4_curves_task")

@@ -80,7 +80,7 @@ def report_cmd(args: list[str]) -> None:
     out = a.out or runs.parent / "report.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    record(runs.parent, "report", args)
+    record(out.parent, "report", args)       # beside what it wrote: a report sent elsewhere leaves no trace here
     print(text)
     print(f"written: {out}", file=sys.stderr)
 
@@ -102,7 +102,7 @@ def figures_cmd(args: list[str]) -> None:
                 print(path)
         except TableError as err:
             failed.append(f"figure {name}: {err}")
-    record(runs.parent, "figures", args)
+    record(runs.parent if a.out is None else out, "figures", args)
     if failed:
         fail("; ".join(failed))
 

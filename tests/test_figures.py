@@ -110,3 +110,33 @@ def test_report_stratifies_the_pooled_log_rank_by_task_and_head(table):
     plain = stats.logrank(a.time, a.event, b.time, b.event)
     assert row[-2].strip() == f"{want.statistic:.3f}" and row[-1].strip() == f"{want.p:.3g}"
     assert row[-4].strip() == f"{plain.statistic:.3f}"
+
+
+@pytest.mark.parametrize("heads", [["softmax"], ["softmax", "stablemax"]], ids=["one head", "two heads"])
+def test_accuracy_curves_have_a_panel_per_cell_and_one_legend(table, heads, monkeypatch, tmp_path):
+    made = []
+    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
+    done = finished(table)
+    figures.fig4_curves_task(done[done["head"].isin(heads)], tmp_path)
+    fig = made[0]
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 2 * len(heads)                     # tasks x heads
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == \
+        ["AdamW val", "AdamW train", "Muon val", "Muon train"]
+    assert all(ax.get_xlabel() == "epoch" for ax in shown[-2:])
+
+
+def test_commands_are_recorded_beside_what_they_wrote(table, tmp_path, capsys):
+    results, elsewhere = tmp_path / "results", tmp_path / "scratch"
+    results.mkdir()
+    table.to_csv(results / "runs.csv", index=False)
+    runs = str(results / "runs.csv")
+    reporting.main("report", ["--runs", runs])
+    reporting.main("report", ["--runs", runs])                       # recorded once
+    reporting.main("report", ["--runs", runs, "--out", str(elsewhere / "r.md")])
+    reporting.main("figures", ["--runs", runs, "--only", "boxplot", "--out", str(elsewhere / "figs")])
+    capsys.readouterr()
+    assert (results / "commands.txt").read_text().splitlines() == [f"grokmuon report --runs {runs}"]
+    assert (elsewhere / "commands.txt").read_text().splitlines() == [
+        f"grokmuon report --runs {runs} --out {elsewhere / 'r.md'}"]
+    assert (elsewhere / "figs" / "commands.txt").read_text().startswith("grokmuon figures")
