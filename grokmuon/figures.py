@@ -5,6 +5,7 @@ files its run_dir column points to). Each writes <out>/<name>.png and .pdf and r
   fig2_boxplot_task/head  the same, one panel per task / per head
   fig3_km_task            fraction of members grokked by each epoch (Kaplan-Meier), per task
   fig4_curves_task        train and val accuracy over epochs, Muon vs AdamW, per task (and head)
+  fig5_scan               grokking epoch against a scanned hyperparameter (experiment=lr_scan), per task
 Members that never grokked are drawn as crosses at the budget (the epoch they were censored), never
 dropped: a box over grokked members alone would flatter the optimizer that fails more often.
 """
@@ -247,10 +248,56 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
     return save(fig, out, "fig4_curves_task")
 
 
+def scanned_column(done: pd.DataFrame) -> str | None:
+    """The one hyperparameter a scan varied within cells (None when nothing was scanned)."""
+    from .report import SCANNED, varying_axes
+    cols = [c for c in varying_axes(done) if c in SCANNED]
+    if len(cols) > 1:
+        raise TableError(f"the scan figure plots one scanned column; this table varies {', '.join(cols)}")
+    return cols[0] if cols else None
+
+
+def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
+    col = scanned_column(done)
+    if col is None:
+        raise TableError("nothing was scanned: no cell has members with different lr, weight decay or "
+                         "batch size (run experiment=lr_scan)")
+    panels = [(k, g) for k, g in done.groupby(["task", "head"])]
+    fig, axes = grid(len(panels), min(len(panels), 3), w=4.0, h=3.2, sharey=True)
+    end, rng = budget(done), np.random.default_rng(0)
+    for ax, ((task, head), g) in zip(axes, panels):
+        for opt in optimizers(g):
+            m = g[g["optimizer"] == opt]
+            values = np.sort(m[col].unique())
+            color = COLOR.get(opt)
+            jitter = np.exp(rng.uniform(-0.06, 0.06, len(m)))        # spread equal points on a log axis
+            hit = m["grokked"].to_numpy()
+            x = m[col].to_numpy(dtype=float) * jitter
+            ax.scatter(x[hit], m.loc[m["grokked"], "grokking_epoch"], s=12, color=color, alpha=0.6, lw=0)
+            ax.scatter(x[~hit], np.full((~hit).sum(), end), marker="x", s=18, color=color,
+                       label="did not grok (at the budget)")
+            medians = [stats.km_median(*m.loc[m[col] == v, ["time", "event"]].T.to_numpy()) for v in values]
+            ax.plot(values, [end if md is None else md for md in medians], "-o", color=color, ms=4,
+                    label=f"{label(opt)}: KM median")
+        ax.axhline(end, ls=":", lw=0.8, color="gray", label="budget (max_epochs)")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.set_xlabel(col)
+        ax.set_ylim(0, end * 1.05)
+        ax.set_title(f"{task}, {head}", fontsize=10)
+    axes[0].set_ylabel("grokking epoch")
+    fig.suptitle(f"Grokking epoch against {col} (dots: members; line: Kaplan–Meier median, "
+                 "at the budget where fewer than half grokked)", fontsize=10)
+    _legend_once(fig, axes)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return save(fig, out, "fig5_scan")
+
+
 FIGURES = {
     "boxplot": lambda d, o: fig1_boxplot_optimizer(d, o),
     "boxplot_task": lambda d, o: fig2_boxplot_by(d, o, "task"),
     "boxplot_head": lambda d, o: fig2_boxplot_by(d, o, "head"),
     "km": fig3_km_task,
     "curves": fig4_curves_task,
+    "scan": fig5_scan,      # made by default only when the table is a scan (figures_cmd)
 }

@@ -87,15 +87,54 @@ def paper_table(done: pd.DataFrame) -> str:
     ])
 
 
-def pooling_note(done: pd.DataFrame) -> str:
-    """A warning when members of one cell (task, optimizer, head) differ in another config column."""
+def varying_axes(done: pd.DataFrame) -> dict[str, int]:
+    """Config columns that differ between members of one cell (task, optimizer, head), with how many values."""
     cols = [c for c in CONFIG_AXES if c in done]
     spread = done.groupby(["task", "optimizer", "head"])[cols].nunique(dropna=False).max()
-    varying = [f"{c} (up to {n} values)" for c, n in spread.items() if n > 1]
+    return {c: int(n) for c, n in spread.items() if n > 1}
+
+
+def pooling_note(done: pd.DataFrame) -> str:
+    """A warning when members of one cell differ in another config column (a scan, or mixed sweeps)."""
+    varying = varying_axes(done)
     if not varying:
         return ""
-    return ("\n**Warning:** members of one cell differ in " + ", ".join(varying) + "; the groups below "
-            "pool over them. Collect one sweep at a time (`grokmuon collect multirun/<experiment>`).\n")
+    if set(varying) <= set(SCANNED):
+        return ("\n**Note:** this table scans " + ", ".join(f"{c} ({n} values)" for c, n in varying.items())
+                + ". The Muon vs AdamW tests and the tables by optimizer, task and head pool over the scanned "
+                "values; compare optimizers in *By scanned value* at the end, best setting against best.\n")
+    return ("\n**Warning:** members of one cell differ in " + ", ".join(f"{c} (up to {n} values)" for c, n in
+            varying.items()) + "; the groups below pool over them. Collect one sweep at a time "
+            "(`grokmuon collect multirun/<experiment>`).\n")
+
+
+# The optimizer hyperparameters a sweep may scan on purpose (experiment=lr_scan); any other column that
+# differs within a cell means sweeps were mixed.
+SCANNED = ("lr", "weight_decay", "adamw_lr", "adamw_weight_decay", "batch_size")
+
+
+def scan_section(done: pd.DataFrame) -> str:
+    """Per cell and scanned value: the group table, and each optimizer's best value by KM median."""
+    scanned = [c for c in varying_axes(done) if c in SCANNED]
+    if not scanned:
+        return ""
+    by = ["task", "head", "optimizer", *scanned]
+    best = []
+    for key, cell in done.groupby(["task", "head", "optimizer"]):
+        medians = {k: stats.km_median(g["time"], g["event"]) for k, g in cell.groupby(scanned)}
+        reached = {k: m for k, m in medians.items() if m is not None}
+        if reached:
+            k = min(reached, key=reached.get)
+            setting = ", ".join(f"{c} = {v:g}" for c, v in zip(scanned, k if isinstance(k, tuple) else (k,)))
+            best.append([*key, setting, num(reached[k], ".0f")])
+        else:
+            best.append([*key, "none: fewer than half grokked at every value", "–"])
+    return "\n".join([
+        "\n## By scanned value\n",
+        "Each optimizer's best setting is the one with the earliest Kaplan–Meier median. It is chosen on "
+        "the same runs it is then judged by, so its median is optimistic, for both optimizers alike.\n",
+        md_table(["task", "head", "optimizer", "best setting", "KM median"], best),
+        "", group_table(done, by)])
 
 
 def report(table: pd.DataFrame, source: str) -> str:
@@ -131,5 +170,6 @@ def report(table: pd.DataFrame, source: str) -> str:
         "\n## By task\n", group_table(done, ["task", "optimizer"]),
         "\n## By head\n", group_table(done, ["head", "optimizer"]),
         "\n## By cell\n", group_table(done, ["task", "head", "optimizer"]),
+        scan_section(done),
     ]
     return "\n".join(p for p in parts if p) + "\n"

@@ -21,10 +21,35 @@ def table(tmp_path_factory):
 def test_every_figure_is_written_as_png_and_pdf(table, tmp_path):
     done = finished(table)
     for name, make in figures.FIGURES.items():
+        if name == "scan":          # a figure of scans only: this table scans nothing
+            with pytest.raises(TableError, match="nothing was scanned"):
+                make(done, tmp_path)
+            continue
         paths = make(done, tmp_path)
         assert {p.suffix for p in paths} == {".png", ".pdf"}, name
         assert all(p.stat().st_size > 5_000 for p in paths), name
-    assert len(list(tmp_path.iterdir())) == 2 * len(figures.FIGURES)
+    assert len(list(tmp_path.iterdir())) == 2 * (len(figures.FIGURES) - 1)
+
+
+def as_lr_scan(table):
+    """The fixture table as if seeds 0, 1 ran at lr 0.01 and seeds 2, 3 at the default."""
+    scan = table.copy()
+    scan.loc[scan.seed.isin([0, 1]), "lr"] = 0.01
+    return scan
+
+
+def test_the_scan_figure_is_made_by_default_for_a_scan_only(table, tmp_path, capsys):
+    for name, t in (("grid", table), ("scan", as_lr_scan(table))):
+        t.to_csv(tmp_path / f"{name}.csv", index=False)
+        reporting.main("figures", ["--runs", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / name)])
+    capsys.readouterr()
+    assert not (tmp_path / "grid" / "fig5_scan.png").exists()
+    assert (tmp_path / "scan" / "fig5_scan.png").stat().st_size > 5_000
+    assert (tmp_path / "scan" / "fig4_curves_task.png").exists()
+    two = as_lr_scan(table)
+    two.loc[two.seed == 3, "weight_decay"] = 0.5
+    with pytest.raises(TableError, match="plots one scanned column"):
+        figures.fig5_scan(finished(two), tmp_path)
 
 
 def test_curves_skip_a_missing_metrics_file_and_fail_when_none_is_left(table, tmp_path):
@@ -89,9 +114,24 @@ def test_report_counts_diverged_apart(table):
 
 def test_report_warns_when_a_cell_pools_different_configs(table):
     mixed = table.copy()
-    mixed.loc[mixed.index[:3], "lr"] = 0.5
-    assert "pool over them" in report(mixed, "t.csv")
+    mixed.loc[mixed.index[:3], "d_model"] = 512
+    assert "pool over them" in report(mixed, "t.csv") and "d_model (up to 2 values)" in report(mixed, "t.csv")
     assert "pool over them" not in report(table, "t.csv")
+    assert "By scanned value" not in report(table, "t.csv")
+
+
+def test_a_learning_rate_scan_gets_its_own_table_and_each_optimizers_best_value(table):
+    scan = table.copy()
+    # Every AdamW member of modadd/softmax at lr 0.01 groks at epoch 5, earlier than any other member.
+    fast = (scan.optimizer == "adamw") & (scan.task == "modadd") & (scan["head"] == "softmax") & \
+        (scan.seed.isin([0, 1])) & (scan.run_status == "complete")
+    scan.loc[fast, ["lr", "grokking_epoch", "status", "censored"]] = [0.01, 5, "grokked", False]
+    text = report(scan, "t.csv")
+    assert "this table scans lr (2 values)" in text and "pool over them" not in text
+    section = text.split("## By scanned value")[1]
+    best = next(ln for ln in section.splitlines() if ln.startswith("| modadd | softmax | adamw |"))
+    assert best.split("|")[4].strip() == "lr = 0.01" and best.split("|")[5].strip() == "5"
+    assert "| modadd | softmax | adamw | 0.01 | 2 | 2 |" in section          # n 2, both grokked
 
 
 def test_report_with_nothing_finished_fails(table):
