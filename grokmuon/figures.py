@@ -280,12 +280,17 @@ def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
             ax.plot(values, [end if md is None else md for md in medians], "-o", color=color, ms=4,
                     label=f"{label(opt)}: KM median")
         ax.axhline(end, ls=":", lw=0.8, color="gray", label="budget (max_epochs)")
-        ax.set_xscale("log")
+        values = g[col].to_numpy(dtype=float)
+        if values.min() > 0:
+            ax.set_xscale("log")
+        else:                       # a scan through 0 (weight decay): log away from 0, linear near it
+            ax.set_xscale("symlog", linthresh=values[values > 0].min() if (values > 0).any() else 1.0)
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
         ax.set_xlabel(col)
         ax.set_ylim(0, end * 1.05)
         ax.set_title(f"{task}, {head}", fontsize=10)
-    axes[0].set_ylabel("grokking epoch")
+    for ax in axes[:: min(len(panels), 3)]:
+        ax.set_ylabel("grokking epoch")
     fig.suptitle(f"Grokking epoch against {col} (dots: members; line: Kaplan–Meier median, "
                  "at the budget where fewer than half grokked)", fontsize=10)
     _legend_once(fig, axes)

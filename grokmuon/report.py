@@ -36,9 +36,14 @@ def group_row(g: pd.DataFrame) -> list:
             int(g["diverged"].sum()), f"{num(d['mean'])} ± {num(d['sd'])}", num(d["median"]), km_median_text(g)]
 
 
+def value_text(v) -> str:
+    return format(v, "g") if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else str(v)
+
+
 def group_table(done: pd.DataFrame, by: list[str]) -> str:
     header = [*by, "n", "grokked", "censored", "diverged", "mean ± sd", "median", "KM median"]
-    rows = [[*(k if isinstance(k, tuple) else (k,)), *group_row(g)] for k, g in done.groupby(by, sort=True)]
+    rows = [[*(value_text(v) for v in (k if isinstance(k, tuple) else (k,))), *group_row(g)]
+            for k, g in done.groupby(by, sort=True, dropna=False)]
     return md_table(header, rows)
 
 
@@ -121,11 +126,11 @@ def scan_section(done: pd.DataFrame) -> str:
     by = ["task", "head", "optimizer", *scanned]
     best = []
     for key, cell in done.groupby(["task", "head", "optimizer"]):
-        medians = {k: stats.km_median(g["time"], g["event"]) for k, g in cell.groupby(scanned)}
+        medians = {k: stats.km_median(g["time"], g["event"]) for k, g in cell.groupby(scanned, dropna=False)}
         reached = {k: m for k, m in medians.items() if m is not None}
         if reached:
             k = min(reached, key=reached.get)
-            setting = ", ".join(f"{c} = {v:g}" for c, v in zip(scanned, k if isinstance(k, tuple) else (k,)))
+            setting = ", ".join(f"{c} = {value_text(v)}" for c, v in zip(scanned, k if isinstance(k, tuple) else (k,)))
             best.append([*key, setting, num(reached[k], ".0f")])
         else:
             best.append([*key, "none: fewer than half grokked at every value", "–"])

@@ -108,6 +108,8 @@ def figures_cmd(args: list[str]) -> None:
                 print(path)
         except TableError as err:
             failed.append(f"figure {name}: {err}")
+    if a.out is not None:
+        out.mkdir(parents=True, exist_ok=True)      # even when every figure failed: the record goes here
     record(runs.parent if a.out is None else out, "figures", args)
     if failed:
         fail("; ".join(failed))

@@ -46,6 +46,12 @@ def test_the_scan_figure_is_made_by_default_for_a_scan_only(table, tmp_path, cap
     assert not (tmp_path / "grid" / "fig5_scan.png").exists()
     assert (tmp_path / "scan" / "fig5_scan.png").stat().st_size > 5_000
     assert (tmp_path / "scan" / "fig4_curves_task.png").exists()
+    # asked for explicitly on a table that scans nothing, into a folder not yet made: one line, no file
+    with pytest.raises(SystemExit):
+        reporting.main("figures", ["--runs", str(tmp_path / "grid.csv"), "--only", "scan",
+                                   "--out", str(tmp_path / "new" / "figs")])
+    assert "nothing was scanned" in capsys.readouterr().err
+    assert not list((tmp_path / "new" / "figs").glob("*.png"))
     two = as_lr_scan(table)
     two.loc[two.seed == 3, "weight_decay"] = 0.5
     with pytest.raises(TableError, match="plots one scanned column"):
@@ -164,6 +170,7 @@ def test_accuracy_curves_have_a_panel_per_cell_and_one_legend(table, heads, monk
     assert [t.get_text() for t in fig.legends[0].get_texts()] == \
         ["AdamW val", "AdamW train", "Muon val", "Muon train"]
     assert all(ax.get_xlabel() == "epoch" for ax in shown[-2:])
+    assert all(ax.get_xlabel() == "" for ax in shown[:-2])              # none above the bottom row
 
 
 def test_commands_are_recorded_beside_what_they_wrote(table, tmp_path, capsys):
@@ -180,3 +187,14 @@ def test_commands_are_recorded_beside_what_they_wrote(table, tmp_path, capsys):
     assert (elsewhere / "commands.txt").read_text().splitlines() == [
         f"grokmuon report --runs {runs} --out {elsewhere / 'r.md'}"]
     assert (elsewhere / "figs" / "commands.txt").read_text().startswith("grokmuon figures")
+
+
+def test_a_scan_through_zero_keeps_its_zero_on_the_axis(table, monkeypatch, tmp_path):
+    made = []
+    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
+    scan = table.copy()
+    scan.loc[scan.seed.isin([0, 1]), "weight_decay"] = 0.0
+    figures.fig5_scan(finished(scan), tmp_path)
+    ax = made[0].axes[0]
+    assert ax.get_xscale() == "symlog" and ax.get_xlabel() == "weight_decay"
+    assert min(x for line in ax.get_lines() for x in line.get_xdata()) == 0.0     # the median at wd 0 is drawn

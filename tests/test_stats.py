@@ -116,6 +116,13 @@ def test_stratified_logrank_compares_within_strata():
     assert two.statistic == pytest.approx(one.statistic * math.sqrt(2))
 
 
+def test_a_stratum_with_one_optimizer_only_changes_nothing():
+    tx, ex, ty, ey = [3, 5, 8, 9], [1, 1, 1, 0], [4, 7, 9, 9], [1, 1, 0, 0]
+    base = stats.logrank_stratified(tx, ex, ["a"] * 4, ty, ey, ["a"] * 4)
+    more = stats.logrank_stratified(tx + [1, 2], ex + [1, 1], ["a"] * 4 + ["x only"] * 2, ty, ey, ["a"] * 4)
+    assert more.statistic == pytest.approx(base.statistic) and more.p == pytest.approx(base.p)
+
+
 def test_logrank_without_any_event_is_nan():
     assert math.isnan(stats.logrank_stratified([5], [0], ["a"], [5], [0], ["a"]).p)
     assert math.isnan(stats.logrank([5, 5], [0, 0], [5], [0]).p)
