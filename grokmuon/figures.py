@@ -274,11 +274,11 @@ def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
             hit = m["grokked"].to_numpy()
             x = m[col].to_numpy(dtype=float) * jitter
             ax.scatter(x[hit], m.loc[m["grokked"], "grokking_epoch"], s=12, color=color, alpha=0.6, lw=0)
-            ax.scatter(x[~hit], np.full((~hit).sum(), end), marker="x", s=18, color=color,
-                       label="did not grok (at the budget)")
+            ax.scatter(x[~hit], np.full((~hit).sum(), end), marker="x", s=18, color=color)
             medians = [stats.km_median(*m.loc[m[col] == v, ["time", "event"]].T.to_numpy()) for v in values]
             ax.plot(values, [end if md is None else md for md in medians], "-o", color=color, ms=4,
                     label=f"{label(opt)}: KM median")
+        ax.scatter([], [], marker="x", s=18, color="black", label="did not grok (at the budget)")
         ax.axhline(end, ls=":", lw=0.8, color="gray", label="budget (max_epochs)")
         values = g[col].to_numpy(dtype=float)
         if values.min() > 0:
@@ -291,7 +291,7 @@ def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_title(f"{task}, {head}", fontsize=10)
     for ax in axes[:: min(len(panels), 3)]:
         ax.set_ylabel("grokking epoch")
-    fig.suptitle(f"Grokking epoch against {col} (dots: members; line: Kaplan–Meier median, "
+    fig.suptitle(f"Grokking epoch against {col}\n(dots: members; line: Kaplan–Meier median, "
                  "at the budget where fewer than half grokked)", fontsize=10)
     _legend_once(fig, axes)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
