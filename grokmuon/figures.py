@@ -201,8 +201,23 @@ def held(wide: pd.DataFrame, metric: str, key: tuple) -> pd.DataFrame:
     return raw.loc[:, raw.notna().any()].ffill(axis=1)
 
 
+def at_best_setting(done: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """A scan's members at each cell's best setting of `cols` (earliest Kaplan-Meier median); a cell where
+    fewer than half grokked at every setting is left out."""
+    from .report import best_setting
+    keep = [best_setting(cell, cols) for _, cell in done.groupby(["task", "head", "optimizer"])]
+    keep = [b[1] for b in keep if b is not None]
+    if not keep:
+        raise TableError("no cell of this scan has a setting at which half its members grokked")
+    return pd.concat(keep)
+
+
 def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
     warn = warn or (lambda msg: print(f"grokmuon: figure 4 skipped {msg}", file=sys.stderr))
+    from .report import SCANNED, varying_axes
+    cols = [c for c in varying_axes(done) if c in SCANNED]
+    if cols:                # a mean over learning rates would be no run's curve: each at its best instead
+        done = at_best_setting(done, cols)
     wide = read_curves(done, warn)
     tasks, heads = sorted(done["task"].unique()), sorted(done["head"].unique())
     log_x = wide.columns.get_level_values("epoch").max() >= 20   # memorising and grokking, decades apart
@@ -240,7 +255,9 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
             ax.set_xlabel("epoch", fontsize=9)
         if i % ncols == 0:
             ax.set_ylabel("accuracy")
-    fig.suptitle("Accuracy over training: mean over seeds (lines), min–max of val accuracy (band)", fontsize=12)
+    fig.suptitle("Accuracy over training: mean over seeds (lines), min–max of val accuracy (band)"
+                 + (f"\neach optimizer at its best {', '.join(cols)} (earliest Kaplan–Meier median)" if cols else ""),
+                 fontsize=12)
     _legend_once(fig, axes)
     fig.text(0.5, -0.02, "Members that stopped early (grokked and held) are carried at their last value; "
              "diverged members are left out.", ha="center", fontsize=8, color="dimgray")
@@ -280,12 +297,14 @@ def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
                     label=f"{label(opt)}: KM median")
         ax.scatter([], [], marker="x", s=18, color="black", label="did not grok (at the budget)")
         ax.axhline(end, ls=":", lw=0.8, color="gray", label="budget (max_epochs)")
-        values = g[col].to_numpy(dtype=float)
+        values = np.unique(g[col].to_numpy(dtype=float))
         if values.min() > 0:
             ax.set_xscale("log")
         else:                       # a scan through 0 (weight decay): log away from 0, linear near it
             ax.set_xscale("symlog", linthresh=values[values > 0].min() if (values > 0).any() else 1.0)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.set_xticks(values, [f"{v:g}" for v in values], fontsize=8,      # a tick at each scanned value
+                      rotation=45 if len(values) > 4 else 0, ha="right" if len(values) > 4 else "center")
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel(col)
         ax.set_ylim(0, end * 1.05)
         ax.set_title(f"{task}, {head}", fontsize=10)

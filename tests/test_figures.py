@@ -135,8 +135,14 @@ def test_a_learning_rate_scan_gets_its_own_table_and_each_optimizers_best_value(
     text = report(scan, "t.csv")
     assert "this table scans lr (2 values)" in text and "pool over them" not in text
     section = text.split("## By scanned value")[1]
-    best = next(ln for ln in section.splitlines() if ln.startswith("| modadd | softmax | adamw |"))
-    assert best.split("|")[4].strip() == "lr = 0.01" and best.split("|")[5].strip() == "5"
+    best = next(ln for ln in section.splitlines() if ln.startswith("| modadd | softmax |")).split("|")
+    assert best[3].strip() == "lr = 0.01: 5"
+    done = finished(scan)
+    adamw = done[(done.task == "modadd") & (done["head"] == "softmax") & (done.optimizer == "adamw") & (done.lr == 0.01)]
+    muon = done[(done.task == "modadd") & (done["head"] == "softmax") & (done.optimizer == "muon")]
+    assert muon.lr.nunique() == 1                 # Muon's one value is its best
+    want = stats.logrank(adamw.time, adamw.event, muon.time, muon.event)
+    assert best[5].strip() == f"{want.statistic:.3f}" and best[6].strip() == f"{want.p:.3g}"
     assert "| modadd | softmax | adamw | 0.01 | 2 | 2 |" in section          # n 2, both grokked
 
 
@@ -198,3 +204,16 @@ def test_a_scan_through_zero_keeps_its_zero_on_the_axis(table, monkeypatch, tmp_
     ax = made[0].axes[0]
     assert ax.get_xscale() == "symlog" and ax.get_xlabel() == "weight_decay"
     assert min(x for line in ax.get_lines() for x in line.get_xdata()) == 0.0     # the median at wd 0 is drawn
+
+
+def test_accuracy_curves_of_a_scan_show_each_optimizer_at_its_best_value(table, monkeypatch, tmp_path):
+    made, read = [], []
+    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
+    real = figures.read_curves
+    monkeypatch.setattr(figures, "read_curves", lambda d, warn: read.append(d) or real(d, warn))
+    scan = as_lr_scan(table)
+    figures.fig4_curves_task(finished(scan), tmp_path)
+    assert "each optimizer at its best lr" in made[0]._suptitle.get_text()
+    assert (read[0].groupby(["task", "head", "optimizer"])["lr"].nunique() == 1).all()
+    figures.fig4_curves_task(finished(table), tmp_path)
+    assert "best" not in made[1]._suptitle.get_text()
