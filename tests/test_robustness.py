@@ -235,6 +235,37 @@ def test_stop_flag_notes_a_signal_after_the_files_are_written_without_a_word(cap
     assert signal.getsignal(signal.SIGINT) is before
 
 
+@pytest.mark.parametrize("when", ["while writing", "after writing"])
+def test_ctrl_c_after_the_last_epoch_stops_the_sweep_and_keeps_the_run_complete(tmp_path, when):
+    # Deterministic: the signal is sent from inside RunLog.finish (the files are being written) or from
+    # the closing printout (they are written).
+    run_dir = tmp_path / "run"
+    hook = ("from grokmuon import runlog as m\nobj = m.RunLog\nattr = 'finish'\n"
+            if when == "while writing" else "from grokmuon import app as m\nobj = m\nattr = '_num'\n")
+    script = (
+        "import os, signal\n" + hook +
+        "real = getattr(obj, attr)\n"
+        "def then_ctrl_c(*a, **k):\n"
+        "    out = real(*a, **k)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return out\n"
+        "setattr(obj, attr, then_ctrl_c)\n"
+        "from grokmuon import app\n"
+        f"app.run_train(['model=tiny', *{list(TINY)!r}, 'max_epochs=2', 'seeds=[0]', 'logger=none',\n"
+        f"               'progress=false', 'device=cpu', 'hydra.run.dir={run_dir}'])\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=cli_env(), cwd=tmp_path)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("grokmuon: stopped by SIGINT after") and "a re-run skips it" in last
+    # while writing, the signal is acknowledged; once the files are written, it is noted in silence
+    assert ("got SIGINT; writing the run's files" in proc.stderr) == (when == "while writing")
+    summary = strict_json(run_dir / "summary.json")
+    assert summary["status"] == "complete"
+    assert decide(run_dir, config_hash(json.loads((run_dir / "config.json").read_text())))[0] == "skip"
+
+
 # --- atomic writes -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("breaks", ["os.replace", "os.fsync"])
