@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
+from .report import best_setting, scanned_axes  # noqa: E402
 from .results import BadRun, TableError, check_metrics  # noqa: E402
 
 OPTIMIZERS = ("adamw", "muon")                  # the paper's order, left to right
@@ -204,7 +205,6 @@ def held(wide: pd.DataFrame, metric: str, key: tuple) -> pd.DataFrame:
 def at_best_setting(done: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """A scan's members at each cell's best setting of `cols` (earliest Kaplan-Meier median); a cell where
     fewer than half grokked at every setting is left out."""
-    from .report import best_setting
     keep = [best_setting(cell, cols) for _, cell in done.groupby(["task", "head", "optimizer"])]
     keep = [b[1] for b in keep if b is not None]
     if not keep:
@@ -214,8 +214,7 @@ def at_best_setting(done: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
 
 def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
     warn = warn or (lambda msg: print(f"grokmuon: figure 4 skipped {msg}", file=sys.stderr))
-    from .report import SCANNED, varying_axes
-    cols = [c for c in varying_axes(done) if c in SCANNED]
+    cols = scanned_axes(done)
     if cols:                # a mean over learning rates would be no run's curve: each at its best instead
         done = at_best_setting(done, cols)
     wide = read_curves(done, warn)
@@ -267,8 +266,7 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
 
 def scanned_column(done: pd.DataFrame) -> str | None:
     """The one hyperparameter a scan varied within cells (None when nothing was scanned)."""
-    from .report import SCANNED, varying_axes
-    cols = [c for c in varying_axes(done) if c in SCANNED]
+    cols = scanned_axes(done)
     if len(cols) > 1:
         raise TableError(f"the scan figure plots one scanned column; this table varies {', '.join(cols)}")
     return cols[0] if cols else None
@@ -285,15 +283,15 @@ def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
     for ax, ((task, head), g) in zip(axes, panels):
         for opt in optimizers(g):
             m = g[g["optimizer"] == opt]
-            values = np.sort(m[col].unique())
+            own = np.sort(m[col].unique())          # this optimizer's values; `values` below: the panel's
             color = COLOR.get(opt)
             jitter = np.exp(rng.uniform(-0.06, 0.06, len(m)))        # spread equal points on a log axis
             hit = m["grokked"].to_numpy()
             x = m[col].to_numpy(dtype=float) * jitter
             ax.scatter(x[hit], m.loc[m["grokked"], "grokking_epoch"], s=12, color=color, alpha=0.6, lw=0)
             ax.scatter(x[~hit], np.full((~hit).sum(), end), marker="x", s=18, color=color)
-            medians = [stats.km_median(*m.loc[m[col] == v, ["time", "event"]].T.to_numpy()) for v in values]
-            ax.plot(values, [end if md is None else md for md in medians], "-o", color=color, ms=4,
+            medians = [stats.km_median(*m.loc[m[col] == v, ["time", "event"]].T.to_numpy()) for v in own]
+            ax.plot(own, [end if md is None else md for md in medians], "-o", color=color, ms=4,
                     label=f"{label(opt)}: KM median")
         ax.scatter([], [], marker="x", s=18, color="black", label="did not grok (at the budget)")
         ax.axhline(end, ls=":", lw=0.8, color="gray", label="budget (max_epochs)")

@@ -13,6 +13,9 @@ IDENTITY = ("task", "optimizer", "head", "seed")
 CONFIG_AXES = ("experiment", "lr", "weight_decay", "adamw_lr", "adamw_weight_decay", "batch_size",
                "train_frac", "p", "n_bits", "n_layers", "d_model", "n_heads", "d_mlp", "dropout",
                "max_epochs", "patience", "grok_val_acc", "grok_train_acc", "precision")
+# The optimizer hyperparameters a sweep may scan on purpose (experiment=lr_scan); any other column that
+# differs within a cell means sweeps were mixed.
+SCANNED = ("lr", "weight_decay", "adamw_lr", "adamw_weight_decay", "batch_size")
 
 
 def num(x, fmt: str = ".1f") -> str:
@@ -99,6 +102,11 @@ def varying_axes(done: pd.DataFrame) -> dict[str, int]:
     return {c: int(n) for c, n in spread.items() if n > 1}
 
 
+def scanned_axes(done: pd.DataFrame) -> list[str]:
+    """The SCANNED columns that differ within a cell: what a scan varied (empty for a plain grid)."""
+    return [c for c in varying_axes(done) if c in SCANNED]
+
+
 def pooling_note(done: pd.DataFrame) -> str:
     """A warning when members of one cell differ in another config column (a scan, or mixed sweeps)."""
     varying = varying_axes(done)
@@ -111,11 +119,6 @@ def pooling_note(done: pd.DataFrame) -> str:
     return ("\n**Warning:** members of one cell differ in " + ", ".join(f"{c} (up to {n} values)" for c, n in
             varying.items()) + "; the groups below pool over them. Collect one sweep at a time "
             "(`grokmuon collect multirun/<experiment>`).\n")
-
-
-# The optimizer hyperparameters a sweep may scan on purpose (experiment=lr_scan); any other column that
-# differs within a cell means sweeps were mixed.
-SCANNED = ("lr", "weight_decay", "adamw_lr", "adamw_weight_decay", "batch_size")
 
 
 def best_setting(cell: pd.DataFrame, scanned: list[str]) -> tuple[str, pd.DataFrame] | None:
@@ -132,7 +135,7 @@ def best_setting(cell: pd.DataFrame, scanned: list[str]) -> tuple[str, pd.DataFr
 
 def scan_section(done: pd.DataFrame) -> str:
     """Per cell and scanned value: the group table, and each optimizer at its best value against the other."""
-    scanned = [c for c in varying_axes(done) if c in SCANNED]
+    scanned = scanned_axes(done)
     if not scanned:
         return ""
     rows = []

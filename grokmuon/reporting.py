@@ -96,12 +96,8 @@ def figures_cmd(args: list[str]) -> None:
     a = ap.parse_args(args)
     runs, done = from_table(a.runs, lambda table, name: finished(load(table), name))
     out, failed = a.out or runs.parent / "figures", []
-    from .figures import scanned_column
-    try:
-        is_scan = scanned_column(done) is not None
-    except TableError:      # more than one column scanned: fig5 says so below
-        is_scan = True
-    names = a.only or [n for n in FIGURES if n != "scan" or is_scan]
+    from .report import scanned_axes
+    names = a.only or [n for n in FIGURES if n != "scan" or scanned_axes(done)]
     for name in names:
         try:
             for path in FIGURES[name](done, out):
