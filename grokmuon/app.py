@@ -225,18 +225,27 @@ def train_job(cfg: DictConfig) -> dict:
         log.abort(seen["results"], "failed", f"{type(err).__name__}: {err}")
         raise
     print(f"run folder: {folder}  ({time.time() - start:.1f} s)")
+    grid = len({(m["lr"], m["weight_decay"]) for m in summary["members"]}) > 1
     for m in summary["members"]:
         if m["status"] == "diverged":
             when = f"loss or weights became NaN/inf at epoch {m['diverged_epoch']}"
         elif m["grokking_epoch"]:
             when = f"grokked at epoch {m['grokking_epoch']}"
+        elif m["status"] == "raced_out":
+            when = f"stopped by the race after {m['epochs_run']} epochs"
         else:
             when = f"did not grok in {m['epochs_run']} epochs"
-        print(f"  {m['task']} {m['optimizer']} {m['head']} seed {m['seed']}: {m['status']}, {when} "
+        setting = f" lr {m['lr']:g} wd {m['weight_decay']:g}" if grid else ""
+        print(f"  {m['task']} {m['optimizer']} {m['head']} seed {m['seed']}{setting}: {m['status']}, {when} "
               f"(memorised at {m['memorisation_epoch']}), final train {_num(m.get('final_train_acc'))} "
               f"val {_num(m.get('final_val_acc'))}")
     counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
     print(f"  {len(summary['members'])} members: {counts}")
+    if summary.get("race"):
+        race = summary["race"]
+        where = f"stopped at epoch {race['stopped_at']}" if race["stopped_at"] else "ran to the end"
+        print(f"  race: {where}; best lr {race['chosen']['lr']:g} weight_decay "
+              f"{race['chosen']['weight_decay']:g} (median {race['chosen_median']}); rule: {race['rule']}")
     if summary["status"] == "interrupted":
         print(f"grokmuon: interrupted after epoch {seen['epoch']}; {folder} says so and a re-run trains it "
               "again", file=sys.stderr)

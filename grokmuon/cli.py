@@ -1,6 +1,7 @@
 """`grokmuon <command> [overrides]`: parse, check, dispatch. The work lives in the other modules.
 
   grokmuon train [key=value ...] [-m]   train (Hydra overrides; -m sweeps)
+  grokmuon tune [key=value ...]          race an (lr, wd) grid per optimizer, confirm on fresh seeds
   grokmuon collect | report | figures   results table, statistics, figures (see --help of each)
   grokmuon bench                         speed benchmark
 """
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
-COMMANDS = ("train", "collect", "report", "figures", "bench")
+COMMANDS = ("train", "tune", "collect", "report", "figures", "bench")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     if command == "train":
         from .app import run_train
         run_train(rest)
+    elif command == "tune":
+        from .tune import main as tune_main
+        tune_main(rest)
     elif command == "bench":
         from .bench import main as bench_main
         bench_main(rest)

@@ -76,6 +76,16 @@ class LoggerConfig:
 
 
 @dataclass
+class GridConfig:
+    # Hyperparameters on the member axis: every (lr, weight_decay) pair of these lists trains with every
+    # seed, all in one ensemble (a member is (seed, lr, weight_decay)). Unset (null) = the optimizer's
+    # own value. For Muon they move the hidden matrices' lr and decay; its AdamW part keeps adamw_lr and
+    # adamw_weight_decay. Only these two can vary per member: the optimizers take them as [E] tensors.
+    lr: list[float] | None = None
+    weight_decay: list[float] | None = None
+
+
+@dataclass
 class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -83,6 +93,12 @@ class Config:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seeds: list[int] = field(default_factory=lambda: [0])  # one member per seed, trained together
+    grid: GridConfig = field(default_factory=GridConfig)
+    # When to stop. patience: every member grokked and held it `patience` epochs (or the budget).
+    # race: as soon as one (lr, weight_decay) of the grid has grokked in at least half its seeds, the
+    # grid's best Kaplan-Meier median is decided (grokmuon/racing.py); the rest stop as raced_out.
+    stop: str = "patience"
+    role: str = ""              # a label only (tune | confirm from `grokmuon tune`); not hashed
     batch_size: int = 512       # [T]'s and Power et al.'s batch; the paper is silent
     max_epochs: int = 1000      # budget; the paper's Fig. 4 has a Muon point at exactly 1000
     patience: int = 10          # epochs to go on after every member has grokked (to see it hold)
@@ -93,6 +109,16 @@ class Config:
     eval_chunk: int = 8192      # rows per eval forward, to bound memory for large ensembles
     progress: bool = True       # the tqdm bar
     experiment: str = "default"  # set by conf/experiment/*.yaml; names the sweep
+
+
+def members(cfg: Any) -> list[tuple[int, float, float]]:
+    """The ensemble's members as (seed, lr, weight_decay), in member order: for each lr of the grid, each
+    weight decay, each seed; an unset grid axis takes the optimizer's value. Takes a DictConfig or the
+    plain dict of a config.json (one written before the grid existed has no `grid`)."""
+    grid, opt = cfg.get("grid") or {}, cfg["optimizer"]
+    lrs = list(grid.get("lr") or [opt["lr"]])
+    wds = list(grid.get("weight_decay") or [opt["weight_decay"]])
+    return [(int(s), float(lr), float(wd)) for lr in lrs for wd in wds for s in cfg["seeds"]]
 
 
 def register_configs() -> None:
@@ -136,6 +162,16 @@ def validate(cfg: Any) -> None:
     _check(0 <= m.dropout < 1, f"model.dropout={m.dropout} must lie in [0, 1)")
     _check(len(cfg.seeds) >= 1, "seeds must list at least one seed, e.g. seeds=[0,1,2]")
     _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds={list(cfg.seeds)} has repeats")
+    for key in ("lr", "weight_decay"):
+        values = cfg.grid[key]
+        if values is None:
+            continue
+        _check(len(values) >= 1, f"grid.{key}=[] is empty; give values, e.g. grid.{key}=[1e-3,3e-3], or leave it out")
+        _check(len(set(values)) == len(values), f"grid.{key}={list(values)} has repeats")
+        low = 0 if key == "weight_decay" else 1e-300
+        _check(all(v >= low for v in values),
+               f"grid.{key}={list(values)}: every value must be {'>= 0' if key == 'weight_decay' else '> 0'}")
+    _check(cfg.stop in ("patience", "race"), f"stop={cfg.stop!r} is unknown; allowed: patience, race")
     _check(cfg.batch_size >= 1, f"batch_size={cfg.batch_size} must be >= 1")
     _check(cfg.max_epochs >= 1, f"max_epochs={cfg.max_epochs} must be >= 1")
     _check(cfg.patience >= 0, f"patience={cfg.patience} must be >= 0")
@@ -147,4 +183,4 @@ def validate(cfg: Any) -> None:
     _check(cfg.eval_chunk >= 1, f"eval_chunk={cfg.eval_chunk} must be >= 1")
 
 
-__all__ = ["Config", "ConfigError", "register_configs", "validate", "TRAIN_FRACTIONS"]
+__all__ = ["Config", "ConfigError", "members", "register_configs", "validate", "TRAIN_FRACTIONS"]

@@ -7,6 +7,10 @@ the output head and the RMSNorm gains. This is the split Keller Jordan's Muon RE
 
 torch.optim.Muon accepts only 2-D parameters, so the member-stacked [E, m, n] matrices need our own
 step; it follows torch.optim.Muon line for line, and tests compare it slice by slice.
+
+Both optimizers take lr and weight decay as a float or as an [E] tensor, one value per member: a grid of
+(lr, weight_decay) trains as one ensemble, and member e's slice gets exactly the update a solo run with
+its own values would get (tested against torch.optim.Muon / torch.optim.AdamW slice by slice).
 """
 from __future__ import annotations
 
@@ -48,6 +52,11 @@ def lr_scale(rows: int, cols: int, rule: str = "original") -> float:
     if rule == "match_rms_adamw":
         return 0.2 * math.sqrt(max(rows, cols))
     raise ValueError(f"unknown Muon lr rule {rule!r}; allowed: original, match_rms_adamw")
+
+
+def per_member(x, p: torch.Tensor):
+    """A float, or an [E] tensor shaped to scale member e's slice of p [E, ...]."""
+    return x.view(-1, *[1] * (p.dim() - 1)) if torch.is_tensor(x) else x
 
 
 class BatchedMuon(Optimizer):
@@ -105,10 +114,45 @@ class BatchedMuon(Optimizer):
                                     group["ns_coefficients"], group["eps"], group["ns_dtype"])
                 for (i, _, tall), o in zip(members, out.split(sizes)):
                     ortho[i] = (o.transpose(1, 2) if tall else o).reshape(params[i].shape)
-            torch._foreach_mul_(params, 1 - lr * wd)                       # decoupled weight decay
             for p, o in zip(params, ortho):
                 k = getattr(p, "row_blocks", 1)
-                p.add_(o.to(p.dtype), alpha=-lr * lr_scale(p.shape[1] // k, p.shape[2], group["adjust_lr"]))
+                p.mul_(per_member(1 - lr * wd, p))                          # decoupled weight decay
+                step = lr * lr_scale(p.shape[1] // k, p.shape[2], group["adjust_lr"])
+                p.sub_(o.to(p.dtype) * per_member(step, p))
+        return loss
+
+
+class BatchedAdamW(Optimizer):
+    """AdamW over parameters [E, ...] with a per-member lr and weight decay (floats or [E] tensors).
+
+    AdamW is elementwise, so the member axis needs nothing but a per-member factor on the decay and the
+    step; the rest is torch.optim.AdamW's update in its order (decay, moments, bias corrections).
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, wd, (beta1, beta2), eps = group["lr"], group["weight_decay"], group["betas"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                state["step"] += 1
+                t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+                p.mul_(per_member(1 - lr * wd, p))                          # decoupled weight decay
+                m.lerp_(p.grad, 1 - beta1)
+                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(eps)
+                p.sub_(m / denom * per_member(lr / (1 - beta1 ** t), p))
         return loss
 
 
@@ -118,19 +162,23 @@ def ns_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
-def build_optimizers(model, cfg) -> list[Optimizer]:
-    """AdamW alone (cfg.name == "adamw") or Muon on the hidden matrices plus AdamW on the rest."""
+def build_optimizers(model, cfg, lr=None, weight_decay=None) -> list[Optimizer]:
+    """AdamW alone (cfg.name == "adamw") or Muon on the hidden matrices plus AdamW on the rest.
+
+    lr, weight_decay: per-member [E] tensors (a grid on the member axis) for the optimizer the run is
+    named after (AdamW: every weight; Muon: the hidden matrices); default cfg.lr / cfg.weight_decay.
+    Muon's AdamW part always takes cfg.adamw_lr / cfg.adamw_weight_decay.
+    """
+    lr = cfg.lr if lr is None else lr
+    weight_decay = cfg.weight_decay if weight_decay is None else weight_decay
     hidden = model.hidden_matrices() if cfg.name == "muon" else []
     hidden_ids = {id(p) for p in hidden}
     rest = [p for p in model.parameters() if id(p) not in hidden_ids]
-    # AdamW's update is elementwise, so torch's AdamW on stacked [E, ...] weights is E separate AdamWs.
-    adamw = torch.optim.AdamW(rest, lr=cfg.adamw_lr if cfg.name == "muon" else cfg.lr,
-                              betas=tuple(cfg.betas), eps=cfg.eps,
-                              weight_decay=cfg.adamw_weight_decay if cfg.name == "muon" else cfg.weight_decay,
-                              foreach=True)
+    adamw = BatchedAdamW(rest, lr=cfg.adamw_lr if cfg.name == "muon" else lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                         weight_decay=cfg.adamw_weight_decay if cfg.name == "muon" else weight_decay)
     if cfg.name == "adamw":
         return [adamw]
-    muon = BatchedMuon(hidden, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+    muon = BatchedMuon(hidden, lr=lr, weight_decay=weight_decay, momentum=cfg.momentum,
                        nesterov=cfg.nesterov, ns_steps=cfg.ns_steps, ns_coefficients=cfg.ns_coefficients,
                        adjust_lr=cfg.adjust_lr, ns_dtype=ns_dtype(cfg.ns_dtype, hidden[0].device))
     return [muon, adamw]

@@ -21,7 +21,7 @@ DEFAULT_DIRS = ("outputs", "multirun")
 
 # Config axes copied to every row: column -> dotted path in config.json.
 AXES = {
-    "experiment": "experiment", "task": "task.name", "optimizer": "optimizer.name", "head": "head.name",
+    "experiment": "experiment", "role": "role", "stop": "stop", "task": "task.name", "optimizer": "optimizer.name", "head": "head.name",
     "lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
     "adamw_lr": "optimizer.adamw_lr", "adamw_weight_decay": "optimizer.adamw_weight_decay",
     "batch_size": "batch_size", "train_frac": "task.train_frac", "p": "task.p", "n_bits": "task.n_bits",
@@ -30,6 +30,8 @@ AXES = {
     "patience": "patience", "grok_val_acc": "grok_val_acc", "grok_train_acc": "grok_train_acc",
     "precision": "precision",
 }
+# Per-member values of a grid run (summary.json's members carry them); they override the config's.
+PER_MEMBER = ("lr", "weight_decay")
 # Per-member outcome, from summary.json's members.
 OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored", "status",
            "diverged_epoch", "epochs_run", "final_train_acc", "final_val_acc")
@@ -110,8 +112,9 @@ def read_run(folder: Path) -> list[dict]:
             outcome = {k: mem.get(k) for k in OUTCOME if k != "seed"} | {"seed": int(mem["seed"])}
         except (KeyError, TypeError, ValueError, AttributeError):
             raise BadRun(f"{folder / SUMMARY}: a member without a seed")
-        rows.append({**{c: _get(cfg, p) for c, p in AXES.items()}, **outcome, **run,
-                     "member_hash": mem.get("member_hash") or member_hash(cfg, outcome["seed"])})
+        own = {k: mem[k] for k in PER_MEMBER if mem.get(k) is not None}
+        rows.append({**{c: _get(cfg, p) for c, p in AXES.items()}, **own, **outcome, **run,
+                     "member_hash": mem.get("member_hash") or member_hash(cfg, outcome["seed"], **own)})
     return rows
 
 

@@ -33,7 +33,11 @@ SUMMARY = "summary.json"
 #   device      where it ran, recorded in summary.json: a sweep resumed on another machine keeps its
 #               finished cells. CPU and GPU runs of one seed differ in float rounding and dropout
 #               masks (device generators), i.e. they are equally valid draws, not a different setup.
-NOT_RESULTS = ("logger", "progress", "eval_chunk", "experiment", "device")
+#   role        a label `grokmuon tune` gives its runs (tune | confirm)
+NOT_RESULTS = ("logger", "progress", "eval_chunk", "experiment", "device", "role")
+# Keys added after runs were committed, left out while at these values (what every older run did), so
+# the committed runs keep their hashes and a re-run of their sweeps still skips them (tested).
+ADDED = {"grid": {"lr": None, "weight_decay": None}, "stop": "patience"}
 
 
 def config_hash(cfg: dict | DictConfig) -> str:
@@ -41,14 +45,21 @@ def config_hash(cfg: dict | DictConfig) -> str:
     if isinstance(cfg, DictConfig):
         cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
                for k in cfg if k != "hydra"}    # key by key: the hydra node may refer to this very hash
-    kept = {k: v for k, v in cfg.items() if k not in NOT_RESULTS and k != "hydra"}
+    kept = {k: v for k, v in cfg.items()
+            if k not in NOT_RESULTS and k != "hydra" and not (k in ADDED and v == ADDED[k])}
     text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def member_hash(cfg: dict, seed: int) -> str:
-    """The hash of the solo run this member equals."""
-    return config_hash({**cfg, "seeds": [int(seed)]})
+def member_hash(cfg: dict, seed: int, lr: float | None = None, weight_decay: float | None = None) -> str:
+    """The hash of the solo run this member equals: its seed, lr and weight decay, no grid. A raced
+    member's outcome depends on the whole grid (the race stops it), so its hash is the run's and its own."""
+    if cfg.get("stop") == "race":
+        return config_hash({**cfg, "member": [int(seed), lr, weight_decay]})
+    solo = {**cfg, "seeds": [int(seed)], "grid": ADDED["grid"]}
+    if lr is not None:
+        solo["optimizer"] = {**cfg["optimizer"], "lr": lr, "weight_decay": weight_decay}
+    return config_hash(solo)
 
 
 def cell_name(cfg: dict | DictConfig) -> str:

@@ -18,9 +18,13 @@ from pathlib import Path
 
 import torch
 
+from . import racing
+from .config import members
 from .resume import SUMMARY, config_hash, member_hash
 
-METRIC_FIELDS = ["epoch", "member", "seed", "train_acc", "val_acc", "train_loss", "val_loss", "wall_s"]
+METRIC_FIELDS = ["epoch", "member", "seed", "lr", "weight_decay", "train_acc", "val_acc", "train_loss",
+                 "val_loss", "wall_s"]
+NUMBERS = ("train_acc", "val_acc", "train_loss", "val_loss")
 METRICS = "metrics.csv"
 
 
@@ -83,7 +87,7 @@ class RunLog:
     def __init__(self, folder: Path, cfg: dict, device: str):
         self.folder = Path(folder)
         check_writable(self.folder)
-        self.cfg, self.seeds = cfg, list(cfg["seeds"])
+        self.cfg, self.members = cfg, members(cfg)       # (seed, lr, weight_decay) per member
         self.hash = config_hash(cfg)      # what a re-run compares to decide whether to skip this folder
         self.start = time.time()
         self.env = {"git_sha": git_sha(), "torch": torch.__version__, "device": device_name(device),
@@ -100,29 +104,34 @@ class RunLog:
         import wandb  # imported only when used: `logger=none` never loads it
         lg = cfg["logger"]
         group = f"{self.folder.parent.name}/{self.folder.name}"
+        grid = len({(lr, wd) for _, lr, wd in self.members}) > 1
         return [wandb.init(project=lg["project"], entity=lg["entity"], mode=lg["mode"], group=group,
-                           name=f"{cfg['task']['name']}-{cfg['optimizer']['name']}-{cfg['head']['name']}-s{seed}",
-                           dir=str(self.folder), config={**cfg, "seed": seed}, reinit="create_new")
-                for seed in self.seeds]
+                           name=f"{cfg['task']['name']}-{cfg['optimizer']['name']}-{cfg['head']['name']}-s{seed}"
+                                + (f"-lr{lr:g}-wd{wd:g}" if grid else ""),
+                           dir=str(self.folder), config={**cfg, "seed": seed, "lr": lr, "weight_decay": wd},
+                           reinit="create_new")
+                for seed, lr, wd in self.members]
 
     def log_epoch(self, epoch: int, numbers: dict, results) -> None:
         wall = round(time.time() - self.start, 3)
         for e, r in enumerate(results):
             if r.epochs_run != epoch:        # stopped members (diverged) write no more rows
                 continue
-            row = {"epoch": epoch, "member": e, "seed": r.seed, "wall_s": wall}
-            row.update({k: numbers[k][e] for k in ("train_acc", "val_acc", "train_loss", "val_loss")})
+            _, lr, wd = self.members[e]
+            row = {"epoch": epoch, "member": e, "seed": r.seed, "lr": lr, "weight_decay": wd, "wall_s": wall}
+            row.update({k: numbers[k][e] for k in NUMBERS})
             self._csv.writerow(row)
             if self._wandb:
-                self._wandb[e].log({k: row[k] for k in METRIC_FIELDS[3:]}, step=epoch)
+                self._wandb[e].log({k: row[k] for k in (*NUMBERS, "wall_s")}, step=epoch)
         self._metrics.flush()
 
     def member_summaries(self, results, status: str | None) -> list[dict]:
         cfg, out = self.cfg, []
-        for e, r in enumerate(results or [None] * len(self.seeds)):
+        for e, r in enumerate(results or [None] * len(self.members)):
+            seed, lr, wd = self.members[e]
             out.append({
-                "member": e, "seed": self.seeds[e], "member_hash": member_hash(cfg, self.seeds[e]),
-                "task": cfg["task"]["name"],
+                "member": e, "seed": seed, "lr": lr, "weight_decay": wd,
+                "member_hash": member_hash(cfg, seed, lr, wd), "task": cfg["task"]["name"],
                 "optimizer": cfg["optimizer"]["name"], "head": cfg["head"]["name"],
                 "grokking_epoch": r.grokking_epoch if r else None,
                 "memorisation_epoch": r.memorisation_epoch if r else None,
@@ -140,6 +149,7 @@ class RunLog:
                    "wall_s": round(time.time() - self.start, 3), **self.env,
                    **({"reason": reason} if reason else {}),
                    "counts": {s: sum(m["status"] == s for m in members) for s in _member_statuses(members)},
+                   **({"race": race_summary(members)} if self.cfg.get("stop") == "race" and results else {}),
                    "members": members}
         summary = finite_or_none(summary)
         atomic_write_text(self.folder / SUMMARY, json.dumps(summary, indent=2, allow_nan=False) + "\n")
@@ -171,8 +181,17 @@ class RunLog:
         return True
 
 
+def race_summary(members: list[dict]) -> dict:
+    """A raced grid's outcome: where it stopped and the configuration racing.choose picks."""
+    configs = racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"]) for m in members)
+    lr, wd = racing.choose(configs)
+    raced = [m["epochs_run"] for m in members if m["status"] == "raced_out"]
+    return {"stopped_at": max(raced) if raced else None, "chosen": {"lr": lr, "weight_decay": wd},
+            "chosen_median": racing.median_epoch(configs[(lr, wd)]), "rule": racing.RULE}
+
+
 def _member_statuses(members: list[dict]) -> list[str]:
-    order = ["grokked", "censored", "diverged", "interrupted", "failed", "running"]
+    order = ["grokked", "censored", "raced_out", "diverged", "interrupted", "failed", "running"]
     return [s for s in order if any(m["status"] == s for m in members)] + \
         sorted({m["status"] for m in members} - set(order))
 

@@ -1,7 +1,9 @@
-"""train(cfg): the epoch loop for an ensemble of members, one per seed. No Hydra in here.
+"""train(cfg): the epoch loop for an ensemble of members. No Hydra in here.
 
-Each member has its own seed, and from it its own split, initial weights, batch order and dropout
-masks, drawn from member-private generators: member e of an ensemble equals a solo run with its seed.
+A member is (seed, lr, weight_decay) (config.members: every seed at every point of cfg.grid). From its
+seed it has its own split, initial weights, batch order and dropout masks, drawn from member-private
+generators, and the optimizers take its own lr and decay: member e of an ensemble equals a solo run with
+its seed, lr and weight decay. Members of one seed share split, init and batch order across the grid.
 After each epoch every member is evaluated in eval mode on the full train and val splits; the host
 reads the numbers once per epoch, never inside the step loop.
 
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import heads, metrics
+from . import heads, metrics, racing
+from .config import members as member_list
 from .model import EnsembleTransformer, ModelShape
 from .optim import build_optimizers
 from .tasks import make_task, split_indices, vocab_size
@@ -40,9 +43,11 @@ def pick_device(name: str) -> torch.device:
 @dataclass
 class MemberResult:
     seed: int
+    lr: float | None = None
+    weight_decay: float | None = None
     grokking_epoch: int | None = None
     memorisation_epoch: int | None = None
-    status: str = "running"      # running | grokked | censored | diverged | interrupted
+    status: str = "running"      # running | grokked | censored | raced_out | diverged | interrupted
     diverged_epoch: int | None = None
     epochs_run: int = 0
     final: dict = field(default_factory=dict)  # last epoch's accuracies and losses
@@ -124,21 +129,24 @@ def _set_lr(optimizers, step: int, warmup: int) -> None:
 
 
 def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
-    """Train one member per seed in cfg.seeds; return their results.
+    """Train the members of cfg (config.members: seeds x grid); return their results.
 
     on_epoch(epoch, numbers: {name: list[float] per member}, results) is called after each epoch's
     evaluation (the run log writes there). should_stop() -> bool is polled once per epoch (signals).
     """
     device = pick_device(cfg.device)
-    seeds = list(cfg.seeds)
+    settings = member_list(cfg)
+    seeds = [s for s, _, _ in settings]
     E = len(seeds)
     data = Data(cfg, seeds, device)
     model = build_model(cfg, seeds, device)
     model.train()
-    optimizers = build_optimizers(model, cfg.optimizer)
+    lrs = torch.tensor([lr for _, lr, _ in settings], device=device)
+    wds = torch.tensor([wd for _, _, wd in settings], device=device)
+    optimizers = build_optimizers(model, cfg.optimizer, lrs, wds)
     train_gens = [member_generator(s, TRAIN) for s in seeds]                 # batch order (CPU)
     dropout_gens = [member_generator(s, TRAIN, device) for s in seeds] if device.type != "cpu" else train_gens
-    results = [MemberResult(seed=s) for s in seeds]
+    results = [MemberResult(seed=s, lr=lr, weight_decay=wd) for s, lr, wd in settings]
     bs, step = min(cfg.batch_size, data.n_train), 0
     n_steps = math.ceil(data.n_train / bs)
     alive = torch.ones(E, dtype=torch.bool, device=device)
@@ -187,6 +195,12 @@ def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
         done = [r.status == "diverged" or (r.grokking_epoch is not None and epoch >= r.grokking_epoch + cfg.patience)
                 for r in results]
         if all(done):
+            break
+        if cfg.stop == "race" and racing.decided(
+                racing.by_config((r.lr, r.weight_decay, r.status, r.grokking_epoch) for r in results), epoch):
+            for r in results:
+                if r.status == "running" and r.grokking_epoch is None:
+                    r.status = "raced_out"
             break
         if should_stop is not None and should_stop():
             for r in results:

@@ -201,3 +201,23 @@ def test_trained_member_equals_solo_run(compose_cfg, optimizer, task):
     # The losses moved: training happened, and the other members trained differently.
     assert solo_rows[-1]["train_loss"][0] != solo_rows[0]["train_loss"][0]
     assert ens_rows[-1]["train_loss"][0] != ens_rows[-1]["train_loss"][1]
+
+
+@pytest.mark.parametrize("optimizer,lrs,wds", [("adamw", "[1e-3,3e-3]", "[0.3,1.0]"),
+                                                ("muon", "[0.01,0.05]", "[0.0,0.15]")])
+def test_grid_member_equals_solo_run_with_its_lr_and_weight_decay(compose_cfg, optimizer, lrs, wds):
+    """A member (seed, lr, wd) of a grid ensemble trains exactly like a solo run with those values."""
+    over = ["task=modadd", "task.p=13", "batch_size=32", f"optimizer={optimizer}", "max_epochs=3",
+            "model.n_layers=2", "patience=0"]
+    ens_results, ens_rows = history(compose_cfg(*over, "seeds=[4,5]", f"grid.lr={lrs}", f"grid.weight_decay={wds}"))
+    lr, wd = float(lrs.strip("[]").split(",")[1]), float(wds.strip("[]").split(",")[0])
+    # Member order: for each lr, each weight decay, each seed -> (lr[1], wd[0], seed 5) is member 5.
+    e = 5
+    assert (ens_results[e].seed, ens_results[e].lr, ens_results[e].weight_decay) == (5, lr, wd)
+    solo_results, solo_rows = history(compose_cfg(*over, "seeds=[5]", f"optimizer.lr={lr}",
+                                                  f"optimizer.weight_decay={wd}"))
+    for solo_epoch, ens_epoch in zip(solo_rows, ens_rows):
+        for key in ("train_loss", "val_loss"):
+            assert ens_epoch[key][e] == pytest.approx(solo_epoch[key][0], rel=1e-5, abs=1e-6), key
+    # Another setting of the same seed trained differently (the grid moved something).
+    assert ens_rows[-1]["train_loss"][e] != pytest.approx(ens_rows[-1]["train_loss"][1], rel=1e-3)

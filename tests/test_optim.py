@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from grokmuon.optim import BatchedMuon, build_optimizers, lr_scale, newton_schulz, ns_dtype
+from grokmuon.optim import BatchedAdamW, BatchedMuon, build_optimizers, lr_scale, newton_schulz, ns_dtype
 from grokmuon.train import build_model
 
 # --- BatchedMuon == torch.optim.Muon on every member's slice ---------------------------------------
@@ -173,7 +173,7 @@ def test_build_optimizers_muon_split(compose_cfg):
     cfg = compose_cfg("optimizer=muon", "model.n_layers=2", "task=modadd", "task.p=13", "seeds=[0,1]")
     model = build_model(cfg, list(cfg.seeds), torch.device("cpu"))
     muon, adamw = build_optimizers(model, cfg.optimizer)
-    assert isinstance(muon, BatchedMuon) and isinstance(adamw, torch.optim.AdamW)
+    assert isinstance(muon, BatchedMuon) and isinstance(adamw, BatchedAdamW)
     muon_params = [p for g in muon.param_groups for p in g["params"]]
     adamw_params = [p for g in adamw.param_groups for p in g["params"]]
     hidden = model.hidden_matrices()
@@ -198,22 +198,27 @@ def test_build_optimizers_adamw_takes_everything(compose_cfg):
     cfg = compose_cfg("optimizer=adamw", "task=parity")
     model = build_model(cfg, [0], torch.device("cpu"))
     (adamw,) = build_optimizers(model, cfg.optimizer)
-    assert isinstance(adamw, torch.optim.AdamW)
+    assert isinstance(adamw, BatchedAdamW)
     params = [p for g in adamw.param_groups for p in g["params"]]
     assert {id(p) for p in params} == {id(p) for p in model.parameters()}
     assert adamw.defaults["lr"] == cfg.optimizer.lr
     assert adamw.defaults["weight_decay"] == cfg.optimizer.weight_decay
 
 
-def test_adamw_on_stacked_params_equals_per_member_adamw():
+@pytest.mark.parametrize("per_member", [False, True], ids=["shared lr/wd", "lr/wd per member"])
+def test_batched_adamw_equals_torch_adamw_per_member(per_member):
+    """Member e's slice gets torch.optim.AdamW's update with member e's own lr and weight decay."""
     E = 3
     shapes = [(E, 7, 5), (E, 6)]
+    lrs = [1e-2, 3e-3, 3e-2] if per_member else [1e-2] * E
+    wds = [1.0, 0.1, 0.0] if per_member else [1.0] * E
     w0 = [torch.randn(s) for s in shapes]
     stacked = [torch.nn.Parameter(w.clone()) for w in w0]
     members = [[torch.nn.Parameter(w[e].clone()) for w in w0] for e in range(E)]
-    kw = dict(lr=1e-2, betas=(0.9, 0.98), eps=1e-8, weight_decay=1.0)
-    opt = torch.optim.AdamW(stacked, foreach=True, **kw)          # as build_optimizers makes it
-    refs = [torch.optim.AdamW(m, foreach=False, **kw) for m in members]
+    kw = dict(betas=(0.9, 0.98), eps=1e-8)
+    opt = BatchedAdamW(stacked, lr=torch.tensor(lrs), weight_decay=torch.tensor(wds), **kw) if per_member \
+        else BatchedAdamW(stacked, lr=lrs[0], weight_decay=wds[0], **kw)
+    refs = [torch.optim.AdamW(m, foreach=False, lr=lrs[e], weight_decay=wds[e], **kw) for e, m in enumerate(members)]
     for step in range(5):
         grads = [torch.randn(s) * (1 + step) for s in shapes]
         for p, g in zip(stacked, grads):
@@ -228,6 +233,28 @@ def test_adamw_on_stacked_params_equals_per_member_adamw():
         torch.testing.assert_close(stacked[i].detach(), torch.stack([m[i].detach() for m in members]),
                                    rtol=1e-6, atol=1e-7)
         assert not torch.allclose(stacked[i].detach(), w0[i])
+
+
+def test_batched_muon_with_per_member_lr_and_decay_equals_torch_muon_per_member():
+    """A grid on the member axis: each member's slice gets torch.optim.Muon's update with its own lr/wd."""
+    E, rows, cols = 3, 12, 20
+    lrs, wds = [0.02, 0.005, 0.05], [0.05, 0.0, 0.5]
+    w0 = torch.randn(E, rows, cols)
+    ours = torch.nn.Parameter(w0.clone())
+    slices = [torch.nn.Parameter(w0[e].clone()) for e in range(E)]
+    opt = BatchedMuon([ours], lr=torch.tensor(lrs), weight_decay=torch.tensor(wds), ns_dtype=torch.bfloat16)
+    refs = [torch_muon([slices[e]], lr=lrs[e], weight_decay=wds[e], momentum=0.95, nesterov=True) for e in range(E)]
+    for step in range(4):
+        grad = torch.randn(E, rows, cols)
+        ours.grad = grad.clone()
+        for e in range(E):
+            slices[e].grad = grad[e].clone()
+        opt.step()
+        for r in refs:
+            r.step()
+        for e in range(E):
+            tol = 1e-3 * lrs[e] * lr_scale(rows, cols)
+            torch.testing.assert_close(ours.detach()[e], slices[e].detach(), rtol=0, atol=tol)
 
 
 def test_batched_muon_with_many_params_of_mixed_shapes_equals_torch_muon():
