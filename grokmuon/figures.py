@@ -90,7 +90,13 @@ def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, y: YLayout) -> Non
         if len(ep):
             ax.boxplot(ep, positions=[i], widths=0.5, showfliers=False, medianprops={"color": "black"},
                        boxprops={"color": color}, whiskerprops={"color": color}, capprops={"color": color})
-            ax.scatter(i + rng.uniform(-0.15, 0.15, len(ep)), ep, s=8, alpha=0.5, color=color, linewidths=0)
+            x = i + rng.uniform(-0.15, 0.15, len(ep))
+            flat = g.loc[g["grokked"], "no_delay"].to_numpy(dtype=bool) if "no_delay" in g else np.zeros(len(ep), bool)
+            ax.scatter(x[~flat], ep[~flat], s=8, alpha=0.5, color=color, linewidths=0)
+            if flat.any():      # grokked while it memorised (delay 0): learned fast, did not grok late
+                ax.scatter(x[flat], ep[flat], s=16, facecolors="none", edgecolors=color, linewidths=0.8)
+                ax.scatter([], [], s=16, facecolors="none", edgecolors="black", linewidths=0.8,
+                           label="no delay (grokked as it memorised)")
         for rows, style in ((~g["grokked"] & ~g["diverged"], {"marker": "x", "color": "black",
                                                                "label": "did not grok (at the budget)"}),
                             (~g["grokked"] & g["diverged"], {"marker": "v", "color": "tab:red",

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import stats
-from .results import finished
+from . import racing, stats
+from .results import finished, judged
 
 A, B = "adamw", "muon"          # the paper's t is AdamW minus Muon (positive: Muon groks earlier)
 IDENTITY = ("task", "optimizer", "head", "seed")
@@ -27,9 +27,30 @@ def md_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
-def km_median_text(g: pd.DataFrame) -> str:
-    m = stats.km_median(g["time"], g["event"])
-    return num(m, ".0f") if m is not None else f"> {int(g['time'].max())}"
+def km_median_text(g: pd.DataFrame, time: str = "time", event: str = "event") -> str:
+    g = g[g[time].notna()]
+    if g.empty:
+        return "–"
+    m = stats.km_median(g[time], g[event])
+    return num(m, ".0f") if m is not None else f"> {int(g[time].max())}"
+
+
+def perm_text(t: stats.PermTest) -> str:
+    """A permutation p with how it was got: exact over N arrangements, or N draws ± its MC error."""
+    if np.isnan(t.p):
+        return "–"
+    return f"{t.p:.3g} (exact, {t.draws})" if t.exact else f"{t.p:.3g} ± {t.mc_error:.1g}"
+
+
+def perm_logrank(a: pd.DataFrame, b: pd.DataFrame, strata, time: str = "time", event: str = "event") -> stats.PermTest:
+    """Permutation (exact where small) stratified log-rank p of a against b; members without a value of
+    `time` (e.g. no delay because never memorised) are left out."""
+    both = pd.concat([a.assign(_x=True), b.assign(_x=False)])
+    both = both[both[time].notna()]
+    if both.empty:
+        return stats.PermTest(np.nan, np.nan, 0, False, np.nan)
+    key = both[list(strata)].astype(str).agg("/".join, axis=1) if strata else None
+    return stats.logrank_permutation(both[time], both[event], both["_x"], key)
 
 
 def group_row(g: pd.DataFrame) -> list:
@@ -64,23 +85,104 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA) -> dict:
             "diff": (diff, lo, hi), "welch": stats.welch_t(ga, gb), "mwu": stats.mann_whitney(ga, gb),
             "km": (km_median_text(a) if len(a) else "–", km_median_text(b) if len(b) else "–"),
             "logrank": stats.logrank(a["time"], a["event"], b["time"], b["event"]),
-            "stratified": stats.logrank_stratified(a["time"], a["event"], key(a), b["time"], b["event"], key(b))}
+            "stratified": stats.logrank_stratified(a["time"], a["event"], key(a), b["time"], b["event"], key(b)),
+            "perm": perm_logrank(a, b, strata)}
 
 
 def tests_table(done: pd.DataFrame) -> str:
-    header = ["group", "n AdamW/Muon", "grokked", "mean AdamW − Muon [95% CI]", "Welch t", "p",
-              "Mann–Whitney U", "p", "KM median AdamW/Muon", "log-rank z", "p", "stratified z", "p"]
+    header = ["group", "n AdamW/Muon", "grokked", "KM median AdamW/Muon", "stratified z", "permutation p",
+              "normal p", "log-rank z", "p", "mean AdamW − Muon [95% CI]", "Welch t", "p", "Mann–Whitney U", "p"]
     groups = [("all", done, STRATA)] + [(f"task={k}", g, ("head",)) for k, g in done.groupby("task")] + \
              [(f"head={k}", g, ("task",)) for k, g in done.groupby("head")]
     rows = []
     for name, g, strata in groups:
         c = compare(g, strata)
         d, w, u, lr, st = c["diff"], c["welch"], c["mwu"], c["logrank"], c["stratified"]
-        rows.append([name, "{}/{}".format(*c["n"]), "{}/{}".format(*c["grokked"]),
+        rows.append([name, "{}/{}".format(*c["n"]), "{}/{}".format(*c["grokked"]), "{}/{}".format(*c["km"]),
+                     num(st.statistic, ".3f"), perm_text(c["perm"]), num(st.p, ".3g"),
+                     num(lr.statistic, ".3f"), num(lr.p, ".3g"),
                      f"{num(d[0])} [{num(d[1])}, {num(d[2])}]", num(w.statistic, ".3f"), num(w.p, ".3g"),
-                     num(u.statistic, ".0f"), num(u.p, ".3g"), "{}/{}".format(*c["km"]),
-                     num(lr.statistic, ".3f"), num(lr.p, ".3g"), num(st.statistic, ".3f"), num(st.p, ".3g")])
+                     num(u.statistic, ".0f"), num(u.p, ".3g")])
     return md_table(header, rows)
+
+
+def delay_section(done: pd.DataFrame) -> str:
+    """Learning speed (memorisation epoch) and the grokking delay (grokking - memorisation), apart."""
+    rows = []
+    for (task, opt), g in done.groupby(["task", "optimizer"]):
+        rows.append([task, opt, len(g), int(g["memorised"].sum()), km_median_text(g, "mem_time", "mem_event"),
+                     int(g["grokked"].sum()), int(g["no_delay"].sum()),
+                     km_median_text(g, "delay_time", "delay_event"), km_median_text(g)])
+    tests = []
+    a, b = done[done["optimizer"] == A], done[done["optimizer"] == B]
+    for name, time, event in (("memorisation epoch", "mem_time", "mem_event"), ("delay", "delay_time", "delay_event"),
+                              ("grokking epoch", "time", "event")):
+        t = perm_logrank(a, b, STRATA, time, event)
+        tests.append([name, num(t.statistic, ".3f"), perm_text(t)])
+    return "\n".join([
+        "\n## Learning speed and grokking delay\n",
+        "The grokking epoch g mixes how fast a member fits its training set (memorisation epoch m: train "
+        "accuracy first ≥ the threshold) with how long it then waits to generalise (delay d = g − m). "
+        "*no delay*: grokked members with d = 0, which generalised while they fit: they learned fast, they "
+        "did not grok late. Medians are Kaplan–Meier: m is censored where a member never memorised, d where "
+        "it memorised but never grokked (at its last epoch − m); a member that never memorised has no delay "
+        "and is left out of the delay column.\n",
+        md_table(["task", "optimizer", "n", "memorised", "KM median m", "grokked", "no delay (d = 0)",
+                  "KM median d", "KM median g"], rows),
+        "\nAdamW against Muon on each quantity: stratified log-rank z (within task and head; z < 0: Muon "
+        "sooner), permutation p (labels shuffled within strata).\n",
+        md_table(["quantity", "stratified z", "permutation p"], tests)])
+
+
+def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
+    """`grokmuon tune`: each optimizer's chosen setting, its tuning race, and the confirmation runs."""
+    rows, tests = [], []
+    for (task, head), g in confirm.groupby(["task", "head"]):
+        cells = {}
+        for opt in (A, B):
+            c, t = g[g["optimizer"] == opt], tune[(tune["task"] == task) & (tune["head"] == head) & (tune["optimizer"] == opt)]
+            if c.empty:
+                cells[opt] = ["–"] * 5
+                continue
+            configs = racing.by_config(zip(t["lr"], t["weight_decay"], t["status"],
+                                           t["grokking_epoch"].astype(object).where(t["grokking_epoch"].notna(), None)))
+            grid = f"{len(configs)} settings × {t['seed'].nunique()} seeds" if len(t) else "no tuning run"
+            stopped = int(t["epochs_run"].max()) if len(t) else None
+            cells[opt] = [f"lr {value_text(c['lr'].iloc[0])}, wd {value_text(c['weight_decay'].iloc[0])}",
+                          f"{grid}, stopped at {stopped}" if stopped is not None else grid,
+                          f"{int(c['grokked'].sum())}/{len(c)}", km_median_text(c),
+                          km_median_text(c, "delay_time", "delay_event")]
+        a, b = g[g["optimizer"] == A], g[g["optimizer"] == B]
+        t = perm_logrank(a, b, ()) if len(a) and len(b) else stats.PermTest(np.nan, np.nan, 0, False, np.nan)
+        lr = stats.logrank(a["time"], a["event"], b["time"], b["event"]) if len(a) and len(b) else stats.Test(np.nan, np.nan)
+        rows.append([task, head, *cells[A], *cells[B], num(t.statistic, ".3f"), perm_text(t), num(lr.p, ".3g")])
+    a, b = confirm[confirm["optimizer"] == A], confirm[confirm["optimizer"] == B]
+    overall = perm_logrank(a, b, STRATA)
+    header = ["task", "head"] + [f"{n} {x}" for n in ("AdamW", "Muon") for x in
+                                 ("chosen", "tuning race", "grokked", "KM median", "KM median delay")] + \
+             ["log-rank z", "exact p", "normal p"]
+    return "\n".join([
+        "\n## Tuned against tuned\n",
+        "Each optimizer raced its own (lr, weight decay) grid, of the same size, on the tuning seeds and took "
+        f"the setting racing picks ({racing.RULE}); the table judges that setting on fresh confirmation seeds "
+        "only (choosing and judging on the same seeds would flatter both). The exact p counts every "
+        "arrangement of the optimizer labels among the confirmation members; the normal p is beside it.\n",
+        md_table(header, rows),
+        f"\nAll tasks, stratified by task and head: z = {num(overall.statistic, '.3f')}, permutation p = "
+        f"{perm_text(overall)} (z < 0: Muon sooner).\n"])
+
+
+def tuning_table(tune: pd.DataFrame) -> str:
+    """Every setting of every tuning race: how many seeds grokked before the race stopped."""
+    rows = []
+    for (task, head, opt, lr, wd), g in tune.groupby(["task", "head", "optimizer", "lr", "weight_decay"]):
+        rows.append([task, head, opt, value_text(lr), value_text(wd), len(g), int(g["grokked"].sum()),
+                     int((g["status"] == "raced_out").sum()), km_median_text(g)])
+    return "\n".join([
+        "\n## Tuning races\n",
+        "Members stopped by the race are *raced out*: censored where the race stopped, not at the budget. "
+        "A setting's KM median shows only where at least half its seeds grokked before the stop.\n",
+        md_table(["task", "head", "optimizer", "lr", "weight decay", "n", "grokked", "raced out", "KM median"], rows)])
 
 
 def paper_table(done: pd.DataFrame) -> str:
@@ -158,37 +260,47 @@ def scan_section(done: pd.DataFrame) -> str:
 
 def report(table: pd.DataFrame, source: str) -> str:
     """The whole markdown report for a results table (rows of unfinished runs are counted, then left out)."""
-    done = finished(table, source)
+    everything = finished(table, source)
+    done = judged(everything)
+    tune = everything[everything["role"] == "tune"] if len(done) < len(everything) else everything.iloc[:0]
     P = stats.PAPER
     val, train = done["grok_val_acc"].iloc[0], done["grok_train_acc"].iloc[0]
-    unfinished = len(table) - len(done)
+    unfinished = len(table) - len(everything)
     parts = [
         f"# Grokking epochs: Muon vs AdamW\n\nSource: `{source}`: {len(done)} members of "
         f"{done['run_dir'].nunique() if 'run_dir' in done else '?'} complete runs"
-        + (f" ({unfinished} members of unfinished runs left out)" if unfinished else "") + ".\n",
+        + (f" ({unfinished} members of unfinished runs left out)" if unfinished else "") + "."
+        + (f" These are the confirmation runs of `grokmuon tune`; its {len(tune)} tuning members are in "
+           "*Tuning races* at the end and in no test." if len(tune) else "") + "\n",
         f"Grokking epoch: the first epoch with validation accuracy ≥ {val} while train accuracy ≥ {train}. "
         "**Mean, sd and median are over the members that grokked only.** *Censored*: did not grok within "
         "its budget; *diverged*: its loss became NaN/inf (counted apart, not censored). *KM median*: "
         "Kaplan–Meier median over all members, censored ones included (a diverged member counts as "
         "censored at the budget); “> N” when fewer than half grokked.\n",
         pooling_note(done),
+        tuned_section(tune, done) if len(tune) else "",
         "## Beside the paper\n", paper_table(done),
         f"\nThe paper's p is inconsistent with its t: the two-sided p at t = {P['t']} is "
         f"{stats.p_from_t(P['t']):.2g} under a normal distribution and larger under any Student t "
         f"({stats.p_from_t(P['t'], 1000):.2g} at df = 1000); p = {P['p']:.3g} would need "
         f"|t| ≈ {stats.t_for_p(P['p']):.2f}. Ours is scipy's Welch test on the grokked members.\n",
         "## Muon vs AdamW\n",
-        "Welch t, Mann–Whitney U and the bootstrap CI (10,000 resamples, seed 0, percentile) compare the "
-        "grokked members; the log-rank test compares all members with censoring (z < 0: AdamW groks later "
-        "than it would if both optimizers were alike, i.e. Muon sooner). The pooled log-rank mixes tasks of "
-        "different difficulty, so a difference in how many runs each optimizer has per task could show up "
-        "as an effect; the *stratified* log-rank compares AdamW with Muon within each task and head (the "
-        "axes the row pools over) and sums the evidence. It is the headline test.\n",
+        "The headline test is the *stratified* log-rank: it counts every member, censoring included, and "
+        "compares AdamW with Muon only within each task and head (the axes the row pools over), summing the "
+        "evidence (z < 0: AdamW groks later than it would if both optimizers were alike, i.e. Muon sooner). "
+        "Its *permutation p* comes first: the optimizer labels shuffled within each stratum, the statistic "
+        "the standardised z, exact over every arrangement where there are at most 20,000 of them (a 3 vs 3 "
+        "task has 20, so p ≥ 0.1 there), else 20,000 seeded draws with the Monte Carlo error beside it. "
+        "The *normal p* beside it is the usual approximation, rough on strata this small. The pooled "
+        "log-rank mixes tasks of different difficulty. Welch t, Mann–Whitney U and the bootstrap CI "
+        "(10,000 resamples, seed 0, percentile) compare the grokked members only (the paper's test).\n",
         tests_table(done),
+        delay_section(done),
         "\n## By optimizer\n", group_table(done, ["optimizer"]),
         "\n## By task\n", group_table(done, ["task", "optimizer"]),
         "\n## By head\n", group_table(done, ["head", "optimizer"]),
         "\n## By cell\n", group_table(done, ["task", "head", "optimizer"]),
         scan_section(done),
+        tuning_table(tune) if len(tune) else "",
     ]
     return "\n".join(p for p in parts if p) + "\n"

@@ -87,14 +87,14 @@ def report_cmd(args: list[str]) -> None:
 
 def figures_cmd(args: list[str]) -> None:
     from .figures import FIGURES
-    from .results import finished, load
+    from .results import finished, judged, load
     ap = argparse.ArgumentParser(prog="grokmuon figures", description="The figures of a results table, "
                                  "as PNG and PDF.")
     ap.add_argument("--runs", type=Path, help="a runs.csv from collect (default: the newest results/*/runs.csv)")
     ap.add_argument("--out", type=Path, help="folder for the files (default: figures/ beside runs.csv)")
     ap.add_argument("--only", nargs="+", choices=list(FIGURES), help="make only these figures")
     a = ap.parse_args(args)
-    runs, done = from_table(a.runs, lambda table, name: finished(load(table), name))
+    runs, done = from_table(a.runs, lambda table, name: judged(finished(load(table), name)))
     out, failed = a.out or runs.parent / "figures", []
     from .report import scanned_axes
     names = a.only or [n for n in FIGURES if n != "scan" or scanned_axes(done)]

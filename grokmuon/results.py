@@ -189,4 +189,23 @@ def finished(table: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
     stopped = done["epochs_run"].where(~done["diverged"], budget).astype(float)
     done["time"] = done["grokking_epoch"].astype(float).where(done["grokked"], stopped)
     done["event"] = done["grokked"]
+    # Learning speed and the grokking delay, apart: the memorisation epoch m (train acc reached its
+    # threshold; censored where it never did) and the delay d = grokking epoch - m. A member that
+    # memorised but never grokked has its delay censored at (where it stopped - m); one that never
+    # memorised has no delay at all (NaN: counted apart). d = 0: it generalised while it fit.
+    mem = done["memorisation_epoch"].astype(float)
+    done["memorised"] = mem.notna() & ~done["diverged"]
+    done["mem_time"] = mem.where(done["memorised"], stopped)
+    done["mem_event"] = done["memorised"]
+    done["delay_time"] = (done["time"] - mem).where(done["memorised"])
+    done["delay_event"] = done["grokked"] & done["memorised"]
+    done["no_delay"] = done["delay_event"] & (done["delay_time"] == 0)
+    return done
+
+
+def judged(done: pd.DataFrame) -> pd.DataFrame:
+    """The members a comparison is judged on: a `grokmuon tune` table's confirmation runs (fresh seeds
+    at each optimizer's chosen setting), else every member."""
+    if "role" in done and (done["role"] == "confirm").any():
+        return done[done["role"] == "confirm"]
     return done

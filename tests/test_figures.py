@@ -154,14 +154,21 @@ def test_report_with_nothing_finished_fails(table):
 
 def test_report_stratifies_the_pooled_log_rank_by_task_and_head(table):
     text = report(table, "t.csv")
-    row = next(ln for ln in text.splitlines() if ln.startswith("| all |")).split("|")[1:-1]
+    lines = text.splitlines()
+    header = [c.strip() for c in next(ln for ln in lines if ln.startswith("| group |")).split("|")[1:-1]]
+    row = dict(zip(header, (c.strip() for c in next(ln for ln in lines if ln.startswith("| all |")).split("|")[1:-1])))
     g = finished(table)
     a, b = g[g.optimizer == "adamw"], g[g.optimizer == "muon"]
     key = lambda d: list(d["task"] + "/" + d["head"])
     want = stats.logrank_stratified(a.time, a.event, key(a), b.time, b.event, key(b))
     plain = stats.logrank(a.time, a.event, b.time, b.event)
-    assert row[-2].strip() == f"{want.statistic:.3f}" and row[-1].strip() == f"{want.p:.3g}"
-    assert row[-4].strip() == f"{plain.statistic:.3f}"
+    assert row["stratified z"] == f"{want.statistic:.3f}" and row["normal p"] == f"{want.p:.3g}"
+    assert row["log-rank z"] == f"{plain.statistic:.3f}"
+    # The permutation p comes first: labels shuffled within task/head, the same z.
+    both = g.assign(x=g.optimizer == "adamw")
+    perm = stats.logrank_permutation(both.time, both.event, both.x, key(both))
+    assert header.index("permutation p") < header.index("normal p")
+    assert row["permutation p"] == f"{perm.p:.3g} ± {perm.mc_error:.1g}" and not perm.exact
 
 
 @pytest.mark.parametrize("heads", [["softmax"], ["softmax", "stablemax"]], ids=["one head", "two heads"])

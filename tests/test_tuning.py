@@ -1,0 +1,277 @@
+"""Fair tuning: racing's pure rules, a raced grid choosing what a run to budget chooses, `grokmuon tune`
+end to end (race, choose, confirm on fresh seeds, collect with roles, the tuned-against-tuned report),
+the permutation log-rank against brute force, the delay columns, and bad grids refused in one line."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grokmuon import racing, stats
+from grokmuon.config import ConfigError, validate
+from grokmuon.resume import config_hash, member_hash
+from grokmuon.train import train
+from conftest import REPO, compose_config
+
+# --- racing: pure rules -----------------------------------------------------------------------------
+
+
+def test_median_epoch_is_the_kaplan_meier_median_without_early_censoring():
+    for epochs in ([5, 9, None], [None, None, 4], [3, 8, 2, 20], [7, None, None, None], [None, None]):
+        time = [e if e is not None else 100 for e in epochs]
+        km = stats.km_median(time, [e is not None for e in epochs])
+        assert racing.median_epoch(epochs) == km, epochs
+
+
+def test_decided_when_some_setting_has_half_its_seeds_grokked():
+    configs = {"a": [10, None, 30], "b": [12, 14, None]}
+    assert not racing.decided(configs, 13)
+    assert racing.decided(configs, 14)          # b: 2 of 3 by 14
+    assert racing.decided({"c": [None, 5]}, 5)  # 1 of 2 is half
+
+
+def test_choose_follows_the_tie_rule():
+    # earliest median wins
+    assert racing.choose({"a": [10, 20, None], "b": [9, 15, 30]}) == "b"
+    # same median: more grokked by it
+    assert racing.choose({"a": [20, 10, None], "b": [20, 20, 12]}) == "b"
+    # same median and count: earlier mean of those grokked by the median
+    assert racing.choose({"a": [20, 10, None], "b": [20, 6, None]}) == "b"
+    # all equal: grid order
+    assert racing.choose({"a": [20, 10, None], "b": [10, 20, None]}) == "a"
+    # no median anywhere: more grokked, then earlier mean
+    assert racing.choose({"a": [None, None, 50], "b": [None, None, None]}) == "a"
+
+
+def test_choose_from_race_knowledge_equals_choose_from_the_full_run():
+    """Cut every setting's epochs at the race's stop (later ones unknown = None): same choice."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        configs = {k: [int(e) if e < 60 else None for e in rng.integers(1, 80, 3)] for k in range(6)}
+        t = next((t for t in range(1, 61) if racing.decided(configs, t)), None)
+        if t is None:
+            continue
+        raced = {k: [e if e is not None and e <= t else None for e in v] for k, v in configs.items()}
+        assert racing.choose(raced) == racing.choose(configs)
+
+
+# --- racing through the trainer ---------------------------------------------------------------------
+
+# A tiny grid where some settings reach lowered thresholds within 60 epochs on modadd mod 11.
+TINY_GRID = ["task=modadd", "task.p=11", "optimizer=adamw", "seeds=[0,1,2]", "grid.lr=[0.003,0.01,0.03]",
+             "grid.weight_decay=[0.1,1.0]", "max_epochs=60", "batch_size=16", "patience=100",
+             "grok_train_acc=0.9", "grok_val_acc=0.5"]
+
+
+def chosen(results):
+    return racing.choose(racing.by_config((r.lr, r.weight_decay, r.status, r.grokking_epoch) for r in results))
+
+
+def test_raced_grid_stops_early_and_chooses_what_the_run_to_budget_chooses():
+    full = train(compose_config(*TINY_GRID, "stop=patience"))
+    raced = train(compose_config(*TINY_GRID, "stop=race"))
+    stop = max(r.epochs_run for r in raced)
+    assert stop < max(r.epochs_run for r in full) == 60          # it saved epochs
+    assert chosen(raced) == chosen(full)
+    assert {r.status for r in raced} == {"grokked", "raced_out"}
+    for f, r in zip(full, raced):               # same members, same order; the race only cut them short
+        assert (f.seed, f.lr, f.weight_decay) == (r.seed, r.lr, r.weight_decay)
+        if r.status == "grokked":
+            assert r.grokking_epoch == f.grokking_epoch <= stop
+        else:
+            assert r.epochs_run == stop and (f.grokking_epoch is None or f.grokking_epoch > stop)
+
+
+# --- grokmuon tune end to end -----------------------------------------------------------------------
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "grokmuon.cli", *map(str, args)], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune")
+    plan = root / "plan.yaml"
+    plan.write_text("tune_seeds: [0, 1, 2]\nconfirm_seeds: [10, 11, 12, 13, 14]\ngrids:\n"
+                    "  adamw: {lr: [0.003, 0.01], weight_decay: [0.1, 1.0]}\n"
+                    "  muon: {lr: [0.01, 0.05], weight_decay: [0.0, 0.15]}\n")
+    over = ["task=modadd", "task.p=11", "model=tiny", "max_epochs=40", "batch_size=16", "grok_train_acc=0.9",
+            "grok_val_acc=0.5", "device=cpu", f"hydra.sweep.dir={root / 'sweep'}"]
+    r = run("tune", "--plan", plan, *over, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return root, r
+
+
+def test_tune_races_chooses_and_confirms_on_fresh_seeds(tuned):
+    root, r = tuned
+    folders = sorted((root / "sweep").iterdir())
+    summaries = {f.name: json.loads((f / "summary.json").read_text()) for f in folders if f.is_dir()}
+    configs = {n: json.loads((root / "sweep" / n / "config.json").read_text()) for n in summaries}
+    assert len(summaries) == 4                    # tune and confirm, per optimizer
+    for opt in ("adamw", "muon"):
+        tune = next(s for n, s in summaries.items() if configs[n]["optimizer"]["name"] == opt and configs[n]["role"] == "tune")
+        conf_name = next(n for n in summaries if configs[n]["optimizer"]["name"] == opt and configs[n]["role"] == "confirm")
+        confirm = summaries[conf_name]
+        assert len(tune["members"]) == 12 and len({(m["lr"], m["weight_decay"]) for m in tune["members"]}) == 4
+        choice = racing.choose(racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"])
+                                                for m in tune["members"]))
+        assert tune["race"]["chosen"] == {"lr": choice[0], "weight_decay": choice[1]}
+        assert {(m["lr"], m["weight_decay"]) for m in confirm["members"]} == {choice}
+        assert [m["seed"] for m in confirm["members"]] == [10, 11, 12, 13, 14]
+        assert configs[conf_name]["stop"] == "patience"
+        assert f"tune {opt}: chose lr {choice[0]:g} weight_decay {choice[1]:g}" in r.stdout
+
+
+def test_tune_result_collects_with_roles_and_reports_tuned_against_tuned(tuned, tmp_path):
+    root, _ = tuned
+    out = tmp_path / "runs.csv"
+    c = run("collect", root / "sweep", "--out", out, cwd=root)
+    assert c.returncode == 0, c.stderr
+    import pandas as pd
+    table = pd.read_csv(out)
+    for col in ("task", "optimizer", "head", "seed", "lr", "weight_decay", "role", "status",
+                "memorisation_epoch", "grokking_epoch"):
+        assert col in table, col
+    assert sorted(table["role"].unique()) == ["confirm", "tune"]
+    assert len(table) == 2 * (12 + 5)
+    assert set(table.loc[table.role == "tune", "seed"]).isdisjoint(table.loc[table.role == "confirm", "seed"])
+    rep = run("report", "--runs", out, "--out", tmp_path / "report.md", cwd=root)
+    assert rep.returncode == 0, rep.stderr
+    text = (tmp_path / "report.md").read_text()
+    assert "## Tuned against tuned" in text and "## Tuning races" in text
+    assert "## Learning speed and grokking delay" in text
+    assert "exact, 252" in text or "–" in text.split("## Tuned against tuned")[1].split("\n\n")[2]
+    assert "These are the confirmation runs" in text
+
+
+def test_tune_refuses_bad_plans_and_overrides_in_one_line(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("tune_seeds: [0, 1]\nconfirm_seeds: [1, 2]\ngrids:\n  adamw: {lr: [0.001]}\n")
+    for args, needle in ((["--plan", plan], "also tuning seeds"), (["--max_epochs", "5"], "not an override"),
+                         (["seeds=[1]"], "tune sets"), (["task=nosuch"], "nosuch")):
+        r = run("tune", *args, cwd=tmp_path)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and needle in lines[0], r.stderr
+    plan.write_text("tune_seeds: [0]\nconfirm_seeds: [1]\ngrids:\n  adamw: {lr: [0.001, 0.01]}\n  muon: {lr: [0.02]}\n")
+    r = run("tune", "--plan", plan, cwd=tmp_path)
+    assert r.returncode == 2 and "differ in size" in r.stderr
+
+
+# --- bad grids --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override,needle", [("grid.lr=[]", "grid.lr=[] is empty"),
+                                             ("grid.lr=[0.01,-0.1]", "grid.lr"),
+                                             ("grid.weight_decay=[-1.0]", "grid.weight_decay"),
+                                             ("grid.lr=[0.01,0.01]", "repeats"),
+                                             ("stop=sometimes", "stop='sometimes'")])
+def test_bad_grid_values_are_refused(override, needle):
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        validate(compose_config(override))
+
+
+def test_a_grid_on_a_key_that_cannot_vary_per_member_is_one_line(capsys, tmp_path):
+    from grokmuon.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["train", "grid.batch_size=[64,128]", "model=tiny", f"hydra.run.dir={tmp_path / 'r'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "batch_size" in err[0] and "lr, weight_decay" in err[0], err
+
+
+# --- identity: committed runs keep their hashes; grid members hash as their solo runs ---------------
+
+def test_committed_runs_keep_their_config_and_member_hashes():
+    folders = [p.parent for p in (REPO / "multirun").glob("*/*/summary.json")]
+    assert folders, "no committed run folders to check"
+    for f in folders:
+        summary, cfg = json.loads((f / "summary.json").read_text()), json.loads((f / "config.json").read_text())
+        assert config_hash(cfg) == summary["config_hash"], f
+        assert f.name.endswith(summary["config_hash"]), f
+        for m in summary["members"]:
+            assert member_hash(cfg, m["seed"], m.get("lr"), m.get("weight_decay")) == m["member_hash"], f
+
+
+def test_grid_member_hash_is_its_solo_runs_and_a_raced_one_is_not():
+    grid = {"task": "modadd", "optimizer": {"lr": 1.0, "weight_decay": 1.0}, "seeds": [0, 1],
+            "grid": {"lr": [0.1, 0.2], "weight_decay": None}, "stop": "patience"}
+    solo = {**grid, "seeds": [1], "grid": {"lr": None, "weight_decay": None}, "optimizer": {"lr": 0.2, "weight_decay": 1.0}}
+    assert member_hash(grid, 1, 0.2, 1.0) == config_hash(solo) == member_hash(solo, 1, 0.2, 1.0)
+    raced = {**grid, "stop": "race"}
+    assert member_hash(raced, 1, 0.2, 1.0) != member_hash(grid, 1, 0.2, 1.0)
+    assert member_hash(raced, 1, 0.2, 1.0) != member_hash(raced, 0, 0.2, 1.0)
+
+
+# --- permutation log-rank ---------------------------------------------------------------------------
+
+def brute_force_p(time, event, group, strata):
+    """Every within-stratum arrangement, each statistic from the plain-loop logrank_stratified."""
+    time, event, group, strata = map(np.asarray, (time, event, group, strata))
+    def z(g):
+        return stats.logrank_stratified(time[g], event[g], strata[g], time[~g], event[~g], strata[~g]).statistic
+    observed = z(group)
+    per = []
+    for s in dict.fromkeys(strata):
+        idx = np.nonzero(strata == s)[0]
+        per.append([(idx, c) for c in itertools.combinations(idx, int(group[idx].sum()))])
+    values = []
+    for choice in itertools.product(*per):
+        g = np.zeros(len(group), bool)
+        for _, c in choice:
+            g[list(c)] = True
+        values.append(z(g))
+    return observed, np.mean(np.abs(values) >= abs(observed) - 1e-9)
+
+
+def test_exact_permutation_logrank_equals_brute_force():
+    time = [5, 9, 12, 30, 30, 7, 8, 40, 40, 11]
+    event = [1, 1, 1, 0, 0, 1, 1, 0, 0, 1]
+    group = [1, 1, 0, 0, 1, 0, 1, 1, 0, 0]
+    strata = ["a"] * 5 + ["b"] * 5
+    r = stats.logrank_permutation(time, event, np.array(group, bool), strata)
+    observed, p = brute_force_p(time, event, np.array(group, bool), strata)
+    assert r.exact and r.draws == 10 * 10 and r.mc_error == 0
+    assert r.statistic == pytest.approx(observed) and r.p == pytest.approx(p)
+
+
+def test_three_against_three_can_never_go_below_one_tenth():
+    r = stats.logrank_permutation([1, 2, 3, 10, 11, 12], [1] * 6, np.array([1, 1, 1, 0, 0, 0], bool))
+    assert r.exact and r.draws == 20 and r.p == pytest.approx(0.1)
+
+
+def test_sampled_permutation_p_is_seeded_and_near_the_exact_one():
+    rng = np.random.default_rng(3)
+    time, event = rng.integers(1, 60, 24), rng.random(24) < 0.8
+    group, strata = np.tile([True, False], 12), np.repeat(list("abc"), 8)
+    exact = stats.logrank_permutation(time, event, group, strata, draws=10**6)
+    sampled = stats.logrank_permutation(time, event, group, strata, draws=4000, seed=1)
+    assert exact.exact and not sampled.exact
+    assert sampled == stats.logrank_permutation(time, event, group, strata, draws=4000, seed=1)
+    assert abs(sampled.p - exact.p) < 4 * sampled.mc_error + 1e-3
+    assert sampled.mc_error == pytest.approx(np.sqrt(sampled.p * (1 - sampled.p) / 4000))
+
+
+# --- delay ------------------------------------------------------------------------------------------
+
+def test_delay_columns_separate_learning_speed_from_grokking_delay():
+    import pandas as pd
+    from grokmuon.results import finished
+    table = pd.DataFrame({
+        "task": "modadd", "optimizer": "muon", "head": "softmax", "seed": range(4), "run_status": "complete",
+        "status": ["grokked", "grokked", "censored", "censored"], "max_epochs": 100,
+        "grokking_epoch": pd.array([20, 30, None, None], dtype="Int64"),
+        "memorisation_epoch": pd.array([20, 10, 40, None], dtype="Int64"),
+        "epochs_run": [20, 30, 100, 100]})
+    d = finished(table)
+    assert list(d["delay_time"].iloc[:3]) == [0, 20, 60] and np.isnan(d["delay_time"].iloc[3])
+    assert list(d["delay_event"]) == [True, True, False, False]
+    assert list(d["no_delay"]) == [True, False, False, False]
+    assert list(d["mem_time"]) == [20, 10, 40, 100] and list(d["mem_event"]) == [True, True, True, False]
