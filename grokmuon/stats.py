@@ -169,9 +169,9 @@ def _logrank_parts(time, event, strata):
     return parts
 
 
-def _logrank_z(parts, labels: np.ndarray, statistic: str) -> np.ndarray:
-    """Stratified log-rank statistic for each row of labels [N, members] (True: group x), vectorised:
-    the same sums as logrank_stratified, all arrangements at once. z (standardised) or o_minus_e."""
+def _logrank_sums(parts, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified log-rank sums for each row of labels [N, members] (True: group x), vectorised: the
+    same observed-minus-expected and variance as logrank_stratified, all arrangements at once."""
     o_minus_e = np.zeros(len(labels))
     var = np.zeros(len(labels))
     for idx, at_risk, died, n, d in parts:
@@ -182,10 +182,15 @@ def _logrank_z(parts, labels: np.ndarray, statistic: str) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             v = np.where(n > 1, d * frac * (1 - frac) * (n - d) / np.maximum(n - 1, 1), 0.0)
         var += v.sum(1)
+    return o_minus_e, var
+
+
+def _logrank_stat(parts, labels: np.ndarray, statistic: str) -> np.ndarray:
+    """z (o_minus_e / sqrt(var); 0 where an arrangement has no variance) or the raw o_minus_e."""
+    o_minus_e, var = _logrank_sums(parts, labels)
     if statistic == "o_minus_e":
         return o_minus_e
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(var > 0, o_minus_e / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
+    return o_minus_e / np.sqrt(np.where(var > 0, var, 1.0)) * (var > 0)
 
 
 def _arrangements(group: np.ndarray, strata: np.ndarray) -> int:
@@ -223,13 +228,14 @@ def logrank_permutation(time, event, group, strata=None, draws: int = 20_000, se
     group = np.asarray(group, dtype=bool)
     strata = np.asarray(strata if strata is not None else np.zeros(len(group)), dtype=object)
     parts = _logrank_parts(time, event, strata)
-    observed = float(_logrank_z(parts, group[None, :], statistic)[0]) if parts else np.nan
-    if not parts or not np.isfinite(observed) or group.all() or not group.any():
+    # No test where no stratum holds both groups with an event among them (the observed variance is 0).
+    if not parts or _logrank_sums(parts, group[None, :])[1][0] <= 0:
         return PermTest(np.nan, np.nan, 0, False, np.nan)
+    observed = float(_logrank_stat(parts, group[None, :], statistic)[0])
     total = _arrangements(group, strata)
     tol = 1e-9 * max(1.0, abs(observed))              # equal statistics must count as "at least as extreme"
     if total <= draws:
-        values = _logrank_z(parts, _all_labels(group, strata), statistic)
+        values = _logrank_stat(parts, _all_labels(group, strata), statistic)
         p = float(np.mean(np.abs(values) >= abs(observed) - tol))
         return PermTest(observed, p, total, True, 0.0)
     rng = np.random.default_rng(seed)
@@ -237,6 +243,6 @@ def logrank_permutation(time, event, group, strata=None, draws: int = 20_000, se
     for s in dict.fromkeys(strata):
         idx = np.nonzero(strata == s)[0]
         labels[:, idx] = rng.permuted(np.broadcast_to(group[idx], (draws, len(idx))), axis=1)
-    hits = int(np.sum(np.abs(_logrank_z(parts, labels, statistic)) >= abs(observed) - tol))
+    hits = int(np.sum(np.abs(_logrank_stat(parts, labels, statistic)) >= abs(observed) - tol))
     p = (hits + 1) / (draws + 1)
     return PermTest(observed, p, draws, False, float(np.sqrt(p * (1 - p) / draws)))

@@ -275,3 +275,9 @@ def test_delay_columns_separate_learning_speed_from_grokking_delay():
     assert list(d["delay_event"]) == [True, True, False, False]
     assert list(d["no_delay"]) == [True, False, False, False]
     assert list(d["mem_time"]) == [20, 10, 40, 100] and list(d["mem_event"]) == [True, True, True, False]
+
+
+def test_no_permutation_p_where_no_stratum_holds_both_groups():
+    # stratum a: only group x; stratum b: only the other group -> nothing to compare
+    r = stats.logrank_permutation([5, 9, 7, 8], [1, 1, 1, 1], np.array([1, 1, 0, 0], bool), ["a", "a", "b", "b"])
+    assert np.isnan(r.p) and np.isnan(r.statistic)
