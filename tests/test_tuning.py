@@ -281,3 +281,18 @@ def test_no_permutation_p_where_no_stratum_holds_both_groups():
     # stratum a: only group x; stratum b: only the other group -> nothing to compare
     r = stats.logrank_permutation([5, 9, 7, 8], [1, 1, 1, 1], np.array([1, 1, 0, 0], bool), ["a", "a", "b", "b"])
     assert np.isnan(r.p) and np.isnan(r.statistic)
+
+
+def test_grid_composes_with_a_sweep(tmp_path):
+    """`-m` over tasks with a grid: one ensemble per cell, each member naming its lr and weight decay."""
+    r = run("train", "-m", "experiment=smoke", "grid.lr=[0.001,0.003]", "grid.weight_decay=[0.5]",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    folders = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]
+    assert len(folders) == 4
+    for f in folders:
+        members = json.loads((f / "summary.json").read_text())["members"]
+        assert [(m["seed"], m["lr"], m["weight_decay"]) for m in members] == \
+            [(0, 0.001, 0.5), (1, 0.001, 0.5), (0, 0.003, 0.5), (1, 0.003, 0.5)]
+        header = (f / "metrics.csv").read_text().splitlines()[0].split(",")
+        assert header[:5] == ["epoch", "member", "seed", "lr", "weight_decay"]
