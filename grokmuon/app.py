@@ -1,6 +1,8 @@
 """The Hydra application behind `grokmuon train`: check overrides, compose, train, write the run folder."""
 from __future__ import annotations
 
+import itertools
+import os
 import signal
 import sys
 import tempfile
@@ -34,6 +36,9 @@ def explain(err: Exception) -> str:
     cause = err.__cause__ or err
     lines = str(cause).strip().splitlines() or [type(cause).__name__]
     full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.strip().startswith("full_key:")), "")
+    if "is not a ListConfig, list or tuple" in lines[0] and full_key:
+        example = "[0,1,2]" if full_key == "seeds" else "[1e-3,3e-3]"
+        return f"{full_key} takes a list: write {full_key}={example} (quote it in the shell: '{full_key}={example}')"
     if " not in " in lines[0] and full_key:
         parent, _, _ = full_key.rpartition(".")
         node = OmegaConf.structured(Config)
@@ -52,6 +57,11 @@ def precheck(overrides: list[str]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     parser = OverridesParser.create()
+    flags = {"-m", "--multirun", "-c", "--cfg", "-i", "--info", "-p", "--package", "--resolve", "--run", "-r"}
+    for o in overrides:
+        if o.startswith("-") and o.split("=", 1)[0] not in flags:
+            name = o.lstrip("-").split("=", 1)[0]
+            fail(f"{o!r} is not an override: overrides are key=value, e.g. {name}=5 (see `grokmuon train --help`)")
     plain = [o for o in overrides if not o.startswith("-")]
     try:
         parsed = parser.parse_overrides(plain)
@@ -76,9 +86,18 @@ def precheck(overrides: list[str]) -> None:
             for key, value in params.items():       # the command line's own values win, as in Hydra
                 if key not in mine:
                     add(parser.parse_override(f"{key}={value}"))
-            combos = [head] + [head[:i] + [v] + head[i + 1:] for i, v in variants]
+            # Every combination the sweep will run, not one value at a time: a value can be valid with one
+            # setting and not another (task=moddiv with task.p=100). Up to a bound, then one at a time.
+            options = [[h] + [v for j, v in variants if j == i] for i, h in enumerate(head)]
+            n = 1
+            for opts in options:
+                n *= len(opts)
+            combos = [list(c) for c in itertools.product(*options)] if n <= 2000 else \
+                [head] + [head[:i] + [v] + head[i + 1:] for i, v in variants]
             for combo in combos:
-                validate(compose("train", overrides=combo))
+                cfg = compose("train", overrides=combo)
+                validate(cfg)
+                check_environment(cfg)
     except ConfigError as err:
         fail(str(err))
     except (HydraException, OmegaConfBaseException, ValueError) as err:
@@ -148,6 +167,22 @@ class StopFlag:
 
     def __call__(self) -> bool:
         return self.signal is not None
+
+
+def check_environment(cfg: DictConfig) -> None:
+    """Refuse, in one line, what this machine cannot do: a CUDA device without a CUDA build or GPU, or
+    W&B online mode without credentials. precheck calls it before Hydra makes any folder; torch and
+    wandb are imported only when the config asks for CUDA or online mode."""
+    import torch
+    if str(cfg.device).startswith("cuda") and not torch.cuda.is_available():
+        fail(f"device={cfg.device} but this torch ({torch.__version__}) sees no CUDA GPU; use device=cpu or "
+             "device=auto, or install a CUDA build of torch")
+    if cfg.logger.name == "wandb" and cfg.logger.mode == "online" and not os.environ.get("WANDB_API_KEY"):
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+        if not wandb.login(prompt=False, verify=False):
+            fail("logger.mode=online needs W&B credentials: run `wandb login` (or set WANDB_API_KEY); "
+                 "offline is the default and needs none (`wandb sync` uploads later)")
 
 
 def train_job(cfg: DictConfig) -> dict:

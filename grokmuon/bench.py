@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cli import Parser, fail
 from .model import apply_rope, rope_tables
 from .tasks import make_task, split_indices, vocab_size
 
@@ -135,19 +136,33 @@ def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, seconds: float =
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 
+def sizes(text: str) -> list[int]:
+    """--members: comma-separated positive ensemble sizes."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of ensemble sizes, e.g. 1,8,32") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive ensemble sizes, e.g. 1,8,32")
+    return values
+
+
 def main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(prog="grokmuon bench", description=__doc__.splitlines()[0])
+    ap = Parser(prog="grokmuon bench", description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="modadd")
     ap.add_argument("--train-frac", type=float, default=0.5, help="0.5: 4704 train rows on modadd")
-    ap.add_argument("--members", default="1,8,32", help="ensemble sizes for our trainer")
+    ap.add_argument("--members", type=sizes, default="1,8,32", help="ensemble sizes for our trainer, e.g. 1,8,32")
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per row (after 1 warm-up)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved repeats; the fastest counts")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--peak-size", type=int, default=2048, help="n of the n x n matmul that measures the peak")
-    ap.add_argument("--out", default="results/bench")
+    ap.add_argument("--out", default="outputs/bench",
+                    help="folder for the JSON record (default: %(default)s; results/bench holds the committed ones)")
     args = ap.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"--device {args.device} but this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu")
     L, D, H, M = 2, 128, 4, 512
     p = 97
     x, y = make_task(args.task, p)
@@ -168,7 +183,7 @@ def main(argv: list[str]) -> None:
     our_flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab)
     cases = [("(a) reference loop (AdamW)", 1, ref_flops,
               lambda: reference_epochs(args.task, p, args.train_frac, (L, D, H, M, 0.1), args.batch, args.epochs, args.device))]
-    for e in [int(v) for v in args.members.split(",")]:
+    for e in args.members:
         cases.append((f"({'b' if e == 1 else 'c'}) grokmuon AdamW", e, our_flops,
                       lambda e=e: ours_epochs(args.task, args.train_frac, {}, args.batch, args.epochs, e, "adamw",
                                               args.precision, args.device)))

@@ -2,29 +2,28 @@
 report.py and figures.py. Errors are one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
 
-from .cli import fail
+from .cli import Parser, fail
 from .results import DEFAULT_DIRS, TableError
 
 RESULTS = Path("results")
 
 
-def newest_table() -> Path:
-    """The most recently written results/*/runs.csv: what `report` and `figures` read by default."""
-    tables = sorted(RESULTS.glob("*/runs.csv"), key=lambda p: p.stat().st_mtime)
-    if not tables:
-        fail(f"no {RESULTS}/*/runs.csv here; make one with `grokmuon collect` or pass --runs")
-    print(f"grokmuon: reading {tables[-1]}", file=sys.stderr)
-    return tables[-1]
+def no_table() -> None:
+    """report/figures without --runs: name the tables there are rather than guess one."""
+    here = sorted(str(p) for p in RESULTS.glob("*/runs.csv"))
+    fail("which table? give --runs PATH (a runs.csv from `grokmuon collect`)"
+         + (f"; here: {', '.join(here[:6])}{' ...' if len(here) > 6 else ''}" if here else ""))
 
 
 def from_table(runs: Path | None, use):
-    """(the table's path, use(path, name)): the given runs.csv or the newest; a bad table is one line."""
-    runs = runs or newest_table()
+    """(the table's path, use(path, name)); no table given or a bad one is one line."""
+    if runs is None:
+        no_table()
+    print(f"reading {runs}")
     try:
         return runs, use(runs, str(runs))
     except TableError as err:
@@ -42,14 +41,16 @@ def record(folder: Path, command: str, args: list[str]) -> None:
 
 def collect_cmd(args: list[str]) -> None:
     from .results import collect
-    ap = argparse.ArgumentParser(prog="grokmuon collect", description="Gather run folders into "
+    ap = Parser(prog="grokmuon collect", description="Gather run folders into "
                                  "results/<name>/runs.csv: a row per member (see docs/sweeps.md).")
-    ap.add_argument("dirs", nargs="*", default=list(DEFAULT_DIRS),
-                    help="folders searched for run folders (default: outputs multirun)")
+    ap.add_argument("dirs", nargs="*", help="folders searched for run folders, e.g. multirun/cpu or outputs")
     ap.add_argument("--experiment", help="keep only the runs of this experiment (e.g. paper)")
     ap.add_argument("--name", help="results/<name>/ (default: the experiment's name if there is one, else 'all')")
     ap.add_argument("--out", type=Path, help="the table's path (default: results/<name>/runs.csv)")
     a = ap.parse_args(args)
+    if not a.dirs:          # never pool committed sweeps with the user's own runs by default
+        fail("which runs? name the folders to collect, e.g. `grokmuon collect multirun/cpu` or "
+             f"`grokmuon collect {' '.join(DEFAULT_DIRS)}`")
     missing = [d for d in a.dirs if not Path(d).is_dir()]
     if len(missing) == len(a.dirs):
         fail(f"no such folder: {', '.join(missing)}")
@@ -71,9 +72,9 @@ def collect_cmd(args: list[str]) -> None:
 def report_cmd(args: list[str]) -> None:
     from .report import report
     from .results import load
-    ap = argparse.ArgumentParser(prog="grokmuon report", description="Statistics of a results table, "
+    ap = Parser(prog="grokmuon report", description="Statistics of a results table, "
                                  "printed and written as markdown.")
-    ap.add_argument("--runs", type=Path, help="a runs.csv from collect (default: the newest results/*/runs.csv)")
+    ap.add_argument("--runs", type=Path, help="a runs.csv from collect (required)")
     ap.add_argument("--out", type=Path, help="the markdown file (default: report.md beside runs.csv)")
     a = ap.parse_args(args)
     runs, text = from_table(a.runs, lambda table, name: report(load(table), name))
@@ -82,15 +83,15 @@ def report_cmd(args: list[str]) -> None:
     out.write_text(text)
     record(out.parent, "report", args)       # beside what it wrote: a report sent elsewhere leaves no trace here
     print(text)
-    print(f"written: {out}", file=sys.stderr)
+    print(f"written: {out}")
 
 
 def figures_cmd(args: list[str]) -> None:
     from .figures import FIGURES
     from .results import finished, judged, load
-    ap = argparse.ArgumentParser(prog="grokmuon figures", description="The figures of a results table, "
+    ap = Parser(prog="grokmuon figures", description="The figures of a results table, "
                                  "as PNG and PDF.")
-    ap.add_argument("--runs", type=Path, help="a runs.csv from collect (default: the newest results/*/runs.csv)")
+    ap.add_argument("--runs", type=Path, help="a runs.csv from collect (required)")
     ap.add_argument("--out", type=Path, help="folder for the files (default: figures/ beside runs.csv)")
     ap.add_argument("--only", nargs="+", choices=list(FIGURES), help="make only these figures")
     a = ap.parse_args(args)
@@ -111,5 +112,8 @@ def figures_cmd(args: list[str]) -> None:
         fail("; ".join(failed))
 
 
+
+
 def main(command: str, args: list[str]) -> None:
+    """`grokmuon <command> <args>` for collect, report and figures (tests call it in-process)."""
     {"collect": collect_cmd, "report": report_cmd, "figures": figures_cmd}[command](args)

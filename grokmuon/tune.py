@@ -12,7 +12,6 @@ optimizer's median downward (the one with the noisier response most); fresh seed
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from . import racing
-from .cli import CONF, fail
+from .cli import CONF, Parser, fail
 from .resume import read_summary
 
 OPTIMIZERS = ("adamw", "muon")
@@ -90,7 +89,7 @@ def chosen(folder: Path) -> tuple[float, float, int | None]:
 
 
 def main(args: list[str]) -> None:
-    ap = argparse.ArgumentParser(prog="grokmuon tune", description=__doc__.split("\n\n")[0] + " Other "
+    ap = Parser(prog="grokmuon tune", description=__doc__.split("\n\n")[0] + " Other "
                                  "arguments are `grokmuon train` overrides for both steps, e.g. task=moddiv.")
     ap.add_argument("--plan", type=Path, default=CONF / "tune.yaml", help="seeds and grids (default: %(default)s)")
     ap.add_argument("--optimizers", default=",".join(OPTIMIZERS),

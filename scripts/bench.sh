@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/grokmuon ] || make install
-.venv/bin/grokmuon bench "$@"
+.venv/bin/grokmuon bench --out results/bench "$@"   # the committed record, on purpose

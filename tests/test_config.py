@@ -110,6 +110,9 @@ BAD_INPUT = {
     "train_frac outside (0, 1)": (["task.train_frac=1.0"], "train_frac=1.0"),
     "moddiv non-prime": (["task=moddiv", "task.p=91"], "91"),
     "bad value in a sweep": (["-m", "optimizer=muon,sgd"], "sgd"),
+    "seeds not a list": (["seeds=5"], "seeds=[0,1,2]"),
+    "an option instead of an override": (["--max_epochs", "5"], "key=value"),
+    "a later combination of a sweep": (["-m", "task=modadd,moddiv", "task.p=97,100"], "task.p=100"),
 }
 
 
@@ -156,6 +159,8 @@ def test_bad_input_gives_one_error_line(bad_runs, case):
     (["logger=nosuch"], "nosuch"),
     (["optimizer.ns_dtype=fp8"], "fp8"),
     (["-m", "task=modadd,nosuch"], "nosuch"),
+    (["seeds=abc"], "seeds takes a list"),
+    (["grid.lr=0.01"], "grid.lr takes a list"),
 ])
 def test_bad_input_in_process(capsys, tmp_path, args, needle):
     from grokmuon.cli import main
@@ -176,3 +181,43 @@ def test_refusing_a_command_line_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["2", "False"], out.stderr[-2000:]
     assert "task='bogus' is unknown" in out.stderr
+
+
+def test_cuda_without_a_gpu_and_online_wandb_without_credentials_are_one_line(capsys, tmp_path, monkeypatch):
+    import torch
+    import wandb
+
+    from grokmuon.cli import main
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(wandb, "login", lambda **kw: False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for args, needle in ((["device=cuda"], "sees no CUDA GPU"), (["logger.mode=online"], "wandb login")):
+        with pytest.raises(SystemExit) as e:
+            main(["train", *args, *padding(args), f"hydra.run.dir={tmp_path / 'run'}"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and len(err) == 1 and needle in err[0], err
+        assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    ([], "usage: grokmuon"), (["nosuch"], "invalid choice: 'nosuch'"), (["--bogus"], "--bogus"),
+    (["bench", "--members", "abc"], "'abc' is not a list of ensemble sizes"),
+    (["bench", "--members", "0"], "positive"),
+    (["report"], "give --runs"), (["figures"], "give --runs"), (["collect"], "name the folders"),
+    (["tune", "--max_epochs", "5"], "not an override"),
+])
+def test_front_door_mistakes_exit_2_in_one_line(capsys, argv, needle):
+    from grokmuon.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and needle in err and "Traceback" not in err
+    assert argv == [] or len(err.splitlines()) == 1, err
+
+
+def test_help_version_and_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "grokmuon", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "train" in out.stdout and "tune" in out.stdout and "docs/sweeps.md" in out.stdout
+    assert "parse, check, dispatch" not in out.stdout           # user help, not the module's docstring
+    v = subprocess.run([sys.executable, "-m", "grokmuon", "--version"], capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0 and v.stdout.startswith("grokmuon ")

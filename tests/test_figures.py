@@ -90,7 +90,9 @@ def test_figures_cli_on_an_empty_table_is_one_line_and_no_file(tmp_path, capsys)
 def test_figures_cli_writes_beside_the_table(table, tmp_path, capsys):
     table.to_csv(tmp_path / "runs.csv", index=False)
     reporting.main("figures", ["--runs", str(tmp_path / "runs.csv"), "--only", "boxplot", "km"])
-    written = capsys.readouterr().out.split()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"reading {tmp_path / 'runs.csv'}"           # what it read, then what it wrote
+    written = lines[1:]
     assert sorted(p.rsplit("/", 1)[1] for p in written) == sorted(
         f"{n}.{ext}" for n in ("fig1_boxplot_optimizer", "fig3_km_task") for ext in ("png", "pdf"))
     assert (tmp_path / "figures" / "fig1_boxplot_optimizer.png").exists()

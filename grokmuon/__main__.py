@@ -1,0 +1,4 @@
+"""`python -m grokmuon ...` is `grokmuon ...`."""
+from .cli import main
+
+main()
