@@ -185,10 +185,29 @@ def check_environment(cfg: DictConfig) -> None:
                  "offline is the default and needs none (`wandb sync` uploads later)")
 
 
+def resumable(aside: Path, chash: str) -> tuple[dict | None, list[dict] | None, str]:
+    """(state, metrics rows up to its epoch, what happens) from an interrupted attempt's folder: resume
+    from its checkpoint if it is this config's and its metrics.csv holds every epoch up to it; else
+    (None, None, why it starts over)."""
+    import csv
+
+    from . import checkpoint
+    try:
+        state = checkpoint.load(aside / checkpoint.CHECKPOINT, chash)
+        with open(aside / "metrics.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= state["epoch"]]
+    except (checkpoint.CheckpointError, OSError) as err:
+        return None, None, f"its checkpoint cannot be used ({err}); training again from epoch 1"
+    if {int(r["epoch"]) for r in rows} != set(range(1, state["epoch"] + 1)):
+        return None, None, f"its metrics.csv lacks epochs before {state['epoch']}; training again from epoch 1"
+    return state, rows, f"resuming from its checkpoint after epoch {state['epoch']}"
+
+
 def train_job(cfg: DictConfig) -> dict:
     """One Hydra job: an ensemble of cfg.seeds members, written to the job's output folder."""
     from tqdm import tqdm
 
+    from . import checkpoint
     from .runlog import RunLog
     from .train import pick_device, train
 
@@ -207,16 +226,25 @@ def train_job(cfg: DictConfig) -> dict:
     if action == "busy":
         print(f"skip: {folder} is being trained now ({why})", file=sys.stderr)
         return None
+    chash, resume, carried, resumed_from = config_hash(resolved), None, None, None
     if action == "set_aside":
         try:
             aside = set_aside(folder, kind, own)
         except OSError as err:
             fail(f"cannot move the old files of {folder} aside: {err}")
-        print(f"{folder}: {why}; its files moved to {aside}; training again", file=sys.stderr)
+        if kind == "incomplete" and (aside / checkpoint.CHECKPOINT).exists():
+            resume, carried, note = resumable(aside, chash)
+            print(f"{folder}: {why}; its files moved to {aside}; {note}", file=sys.stderr)
+            resumed_from = {"epoch": resume["epoch"], "from": str(aside)} if resume else None
+        else:
+            print(f"{folder}: {why}; its files moved to {aside}; training again", file=sys.stderr)
     try:
-        log = RunLog(folder, resolved, str(pick_device(cfg.device)))
+        log = RunLog(folder, resolved, str(pick_device(cfg.device)), carried, resumed_from)
     except OSError as err:
         fail(str(err))
+    from .config import members
+    saver = checkpoint.Saver(folder, chash, cfg.checkpoint_every, cfg.keep_weights,
+                             info={"task": resolved["task"], "members": members(resolved)})
     stop = StopFlag()
     bar = tqdm(total=cfg.max_epochs, desc=f"{cfg.task.name}/{cfg.optimizer.name}/{cfg.head.name}",
                disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr)
@@ -234,7 +262,7 @@ def train_job(cfg: DictConfig) -> dict:
 
     start = time.time()
     try:
-        results = train(cfg, on_epoch=on_epoch, should_stop=stop)
+        results = train(cfg, on_epoch=on_epoch, should_stop=stop, saver=saver, resume=resume)
         stop.training = False
         bar.close()
         stopped = f"stopped by {signal.Signals(stop.signal).name}" if stop.signal else None

@@ -108,6 +108,10 @@ class Config:
     precision: str = "fp32"     # fp32 | bf16 (autocast for the forward pass)
     eval_chunk: int = 8192      # rows per eval forward, to bound memory for large ensembles
     progress: bool = True       # the tqdm bar
+    # checkpoint.pt (the whole training state) every N epochs, besides the one written at an
+    # interruption; 0: only then. An interrupted cell resumes from its last checkpoint (checkpoint.py).
+    checkpoint_every: int = 0
+    keep_weights: bool = True   # weights.pt with every member's final weights (sweeps committed to git: false)
     experiment: str = "default"  # set by conf/experiment/*.yaml; names the sweep
 
 
@@ -181,6 +185,7 @@ def validate(cfg: Any) -> None:
     _check(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
            f"device={cfg.device!r} is unknown; allowed: auto, cpu, cuda, cuda:N")
     _check(cfg.eval_chunk >= 1, f"eval_chunk={cfg.eval_chunk} must be >= 1")
+    _check(cfg.checkpoint_every >= 0, f"checkpoint_every={cfg.checkpoint_every} must be >= 0 (0: only at an interruption)")
 
 
 __all__ = ["Config", "ConfigError", "members", "register_configs", "validate", "TRAIN_FRACTIONS"]

@@ -84,7 +84,10 @@ def device_name(device: str) -> str:
 class RunLog:
     """Writes one run folder for an ensemble; mirrors each member to its own W&B run when asked."""
 
-    def __init__(self, folder: Path, cfg: dict, device: str):
+    def __init__(self, folder: Path, cfg: dict, device: str, carried: list[dict] | None = None,
+                 resumed_from: dict | None = None):
+        """carried: metrics.csv rows of the attempt this one resumes (up to its checkpoint's epoch),
+        written first; resumed_from: where it resumed, recorded in summary.json."""
         self.folder = Path(folder)
         check_writable(self.folder)
         self.cfg, self.members = cfg, members(cfg)       # (seed, lr, weight_decay) per member
@@ -96,6 +99,12 @@ class RunLog:
         self._metrics = open(self.folder / METRICS, "w", newline="")
         self._csv = csv.DictWriter(self._metrics, fieldnames=METRIC_FIELDS)
         self._csv.writeheader()
+        carried = carried or []
+        for row in carried:
+            self._csv.writerow({k: row.get(k) for k in METRIC_FIELDS})
+        self.resumed_from = resumed_from
+        if carried:                     # wall time goes on from where the earlier attempt stopped
+            self.start -= float(carried[-1].get("wall_s") or 0)
         self._wandb = self._start_wandb(cfg) if cfg["logger"]["name"] == "wandb" else []
         self.write_summary(None, status="running")
 
@@ -147,6 +156,7 @@ class RunLog:
         summary = {"status": status or _overall(results), "config_hash": self.hash,
                    "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),  # collect keeps the newest duplicate
                    "wall_s": round(time.time() - self.start, 3), **self.env,
+                   **({"resumed_from": self.resumed_from} if self.resumed_from else {}),
                    **({"reason": reason} if reason else {}),
                    "counts": {s: sum(m["status"] == s for m in members) for s in _member_statuses(members)},
                    **({"race": race_summary(members)} if self.cfg.get("stop") == "race" and results else {}),

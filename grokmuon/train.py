@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -128,11 +128,13 @@ def _set_lr(optimizers, step: int, warmup: int) -> None:
             group["lr"] = group["base_lr"] * factor
 
 
-def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
+def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None = None) -> list[MemberResult]:
     """Train the members of cfg (config.members: seeds x grid); return their results.
 
     on_epoch(epoch, numbers: {name: list[float] per member}, results) is called after each epoch's
     evaluation (the run log writes there). should_stop() -> bool is polled once per epoch (signals).
+    saver (checkpoint.Saver) gets the whole state every saver.every epochs and at an interruption, and
+    the model at the end; resume (a state it saved) continues that run from the epoch after it.
     """
     device = pick_device(cfg.device)
     settings = member_list(cfg)
@@ -151,7 +153,26 @@ def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
     n_steps = math.ceil(data.n_train / bs)
     alive = torch.ones(E, dtype=torch.bool, device=device)
     frozen = None                    # once a member diverged: every weight as it was then (see restore_frozen)
-    for epoch in range(1, cfg.max_epochs + 1):
+    gens = train_gens if dropout_gens is train_gens else train_gens + dropout_gens
+
+    def state(epoch: int) -> dict:
+        return {"epoch": epoch, "step": step, "model": model.state_dict(),
+                "optimizers": [o.state_dict() for o in optimizers], "generators": [g.get_state() for g in gens],
+                "results": [asdict(r) for r in results], "alive": alive.cpu(),
+                "frozen": None if frozen is None else [f.cpu() for f in frozen]}
+
+    first = 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        for opt, saved in zip(optimizers, resume["optimizers"]):
+            opt.load_state_dict(saved)
+        for g, saved in zip(gens, resume["generators"]):
+            g.set_state(saved)
+        results = [MemberResult(**r) for r in resume["results"]]
+        alive = resume["alive"].to(device)
+        frozen = None if resume["frozen"] is None else [f.to(device) for f in resume["frozen"]]
+        first, step = resume["epoch"] + 1, resume["step"]
+    for epoch in range(first, cfg.max_epochs + 1):
         order = torch.stack([torch.randperm(data.n_train, generator=g) for g in train_gens]).to(device)
         rows = data.train_rows.gather(1, order)                                 # [E, n_train]
         for i in range(n_steps):
@@ -192,6 +213,8 @@ def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
             frozen = [p.detach().clone() for p in model.parameters()]
         if on_epoch is not None:
             on_epoch(epoch, numbers, results)
+        if saver is not None and saver.due(epoch) and epoch < cfg.max_epochs:
+            saver.save(state(epoch))
         done = [r.status == "diverged" or (r.grokking_epoch is not None and epoch >= r.grokking_epoch + cfg.patience)
                 for r in results]
         if all(done):
@@ -203,6 +226,8 @@ def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
                     r.status = "raced_out"
             break
         if should_stop is not None and should_stop():
+            if saver is not None:
+                saver.save(state(epoch))            # before the statuses say interrupted
             for r in results:
                 if r.status == "running":
                     r.status = "interrupted"
@@ -210,5 +235,7 @@ def train(cfg, on_epoch=None, should_stop=None) -> list[MemberResult]:
     for r in results:
         if r.status == "running":
             r.status = "grokked" if r.grokking_epoch is not None else "censored"
+    if saver is not None:
+        saver.end(model)
     return results
 

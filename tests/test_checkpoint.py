@@ -1,0 +1,148 @@
+"""Checkpoints: a resumed run equals an uninterrupted one; damaged or foreign checkpoints are refused in one
+line and the cell starts over; final weights load without the trainer; what is kept on disk."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from grokmuon import checkpoint
+from grokmuon.train import train
+from conftest import compose_config
+
+RUN = ["task=modadd", "task.p=13", "batch_size=32", "model.n_layers=2", "seeds=[3,4]", "max_epochs=8",
+       "patience=0"]
+
+
+def history(cfg, rows=None, **kw):
+    rows = [] if rows is None else rows
+    results = train(cfg, on_epoch=lambda e, numbers, _: rows.append((e, {k: list(v) for k, v in numbers.items()})), **kw)
+    return results, rows
+
+
+@pytest.mark.parametrize("optimizer", ["muon", "adamw"])
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path, optimizer):
+    cfg = compose_config(*RUN, f"optimizer={optimizer}", "grid.weight_decay=[0.0,0.5]")
+    full_results, full = history(cfg)
+    saver = checkpoint.Saver(tmp_path, "h", every=0)
+    stop_after = 3
+    cut = []
+    cut_results, _ = history(cfg, cut, saver=saver, should_stop=lambda: len(cut) >= stop_after)
+    assert [r.status for r in cut_results] == ["interrupted"] * 4
+    state = checkpoint.load(tmp_path / checkpoint.CHECKPOINT, "h")
+    assert state["epoch"] == stop_after
+    rest_results, rest = history(cfg, resume=state)
+    assert [e for e, _ in rest] == list(range(stop_after + 1, 9))
+    assert cut + rest == full                                    # every number of every epoch, exactly
+    assert [vars(r) for r in rest_results] == [vars(r) for r in full_results]
+
+
+def test_periodic_checkpoints_and_what_is_left_at_the_end(tmp_path):
+    cfg = compose_config(*RUN)
+    seen = []
+    saver = checkpoint.Saver(tmp_path, "h", every=2, info={"task": {"name": "modadd"}})
+    real_save = saver.save
+    saver.save = lambda state: (seen.append(state["epoch"]), real_save(state))
+    train(cfg, saver=saver)
+    assert seen == [2, 4, 6]                                      # not at the last epoch: the run ends there
+    assert not (tmp_path / checkpoint.CHECKPOINT).exists()        # a complete run keeps no optimizer state
+    assert (tmp_path / checkpoint.WEIGHTS).exists()
+    no_weights = tmp_path / "none"
+    no_weights.mkdir()
+    train(cfg, saver=checkpoint.Saver(no_weights, "h", keep_weights=False))
+    assert list(no_weights.iterdir()) == []
+
+
+def test_final_weights_rebuild_a_member_without_the_trainer(tmp_path):
+    cfg = compose_config(*RUN)
+    from grokmuon.config import members
+    info = {"task": {"name": "modadd", "p": 13, "n_bits": 10}, "members": members(cfg)}
+    seen = {}
+    saver = checkpoint.Saver(tmp_path, "h", info=info)
+    real_end = saver.end
+    saver.end = lambda model: (seen.setdefault("model", model), real_end(model))
+    train(cfg, saver=saver)
+    model, got = checkpoint.load_member(tmp_path / checkpoint.WEIGHTS, member=1)
+    assert got["member"] == (4, cfg.optimizer.lr, cfg.optimizer.weight_decay)
+    from grokmuon.tasks import make_task
+    x, _ = make_task("modadd", 13, 10)
+    ens = seen["model"].eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x)[0], ens(x)[1])
+
+
+def test_damaged_or_foreign_checkpoints_are_refused(tmp_path):
+    path = tmp_path / checkpoint.CHECKPOINT
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="unreadable"):
+        checkpoint.load(path, "h")
+    checkpoint.atomic_save({"format": checkpoint.FORMAT, "config_hash": "other"}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="not this run's h"):
+        checkpoint.load(path, "h")
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])                      # truncated
+    with pytest.raises(checkpoint.CheckpointError, match="unreadable"):
+        checkpoint.load(path, "h")
+
+
+# --- through the CLI: Ctrl-C, re-run resumes; a damaged checkpoint starts over ------------------------
+
+ARGS = ["-m", "task=modadd", "task.p=23", "model=tiny", "logger=none", "progress=false", "device=cpu",
+        "seeds=[0,1]", "max_epochs=200", "checkpoint_every=10"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+
+
+def grokmuon(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "grokmuon", "train", *ARGS, *args], env=ENV,
+                          capture_output=True, text=True, timeout=600, **kw)
+
+
+def interrupted_cell(sweep):
+    proc = subprocess.Popen([sys.executable, "-m", "grokmuon", "train", *ARGS, f"hydra.sweep.dir={sweep}"],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:                  # wait for some epochs, then Ctrl-C
+        cells = [p for p in sweep.glob("modadd-*") if (p / "metrics.csv").exists()]
+        if cells and len((cells[0] / "metrics.csv").read_text().splitlines()) > 2 * 25:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    (cell,) = [p for p in sweep.glob("modadd-*")]
+    assert (cell / checkpoint.CHECKPOINT).exists()
+    return cell
+
+
+def test_a_rerun_resumes_an_interrupted_cell_and_says_so(tmp_path):
+    cell = interrupted_cell(tmp_path / "sweep")
+    stopped = json.loads((cell / "summary.json").read_text())["members"][0]["epochs_run"]
+    r = grokmuon(f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert r.returncode == 0, r.stderr
+    assert f"resuming from its checkpoint after epoch {stopped}" in r.stderr
+    summary = json.loads((cell / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed_from"]["epoch"] == stopped
+    fresh = grokmuon(f"hydra.sweep.dir={tmp_path / 'fresh'}")
+    assert fresh.returncode == 0
+    (other,) = (tmp_path / "fresh").glob("modadd-*")
+    assert (cell / "metrics.csv").read_text().splitlines()[0] == (other / "metrics.csv").read_text().splitlines()[0]
+    strip = lambda p: [ln.rsplit(",", 1)[0] for ln in (p / "metrics.csv").read_text().splitlines()]  # noqa: E731
+    assert strip(cell) == strip(other)                            # the same numbers as an uninterrupted run
+
+
+def test_a_damaged_checkpoint_starts_the_cell_over_in_one_line(tmp_path):
+    cell = interrupted_cell(tmp_path / "sweep")
+    (cell / checkpoint.CHECKPOINT).write_bytes(b"garbage")
+    r = grokmuon(f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert r.returncode == 0, r.stderr
+    note = [ln for ln in r.stderr.splitlines() if "checkpoint cannot be used" in ln]
+    assert len(note) == 1 and "training again from epoch 1" in note[0]
+    summary = json.loads((cell / "summary.json").read_text())
+    assert summary["status"] == "complete" and "resumed_from" not in summary
+    assert any(p.name.startswith(cell.name + ".incomplete-") for p in cell.parent.iterdir())   # kept, not lost
