@@ -111,6 +111,7 @@ class Config:
     # checkpoint.pt (the whole training state) every N epochs, besides the one written at an
     # interruption; 0: only then. An interrupted cell resumes from its last checkpoint (checkpoint.py).
     checkpoint_every: int = 0
+    probes: bool = True         # weight and logit probes each epoch (probes.py) into metrics.csv
     keep_weights: bool = True   # weights.pt with every member's final weights (sweeps committed to git: false)
     experiment: str = "default"  # set by conf/experiment/*.yaml; names the sweep
 

@@ -6,6 +6,8 @@ files its run_dir column points to). Each writes <out>/<name>.png and .pdf and r
   fig3_km_task            fraction of members grokked by each epoch (Kaplan-Meier), per task
   fig4_curves_task        train and val accuracy over epochs, Muon vs AdamW, per task (and head)
   fig5_scan               grokking epoch against a scanned hyperparameter (experiment=lr_scan), per task
+  fig6_probes             weight norm, spectral norm, stable rank, logit scale, softmax collapse against
+                          epoch, Muon vs AdamW, per task (runs trained with probes), grokking marked
 Members that never grokked are drawn as crosses at the budget (the epoch they were censored), never
 dropped: a box over grokked members alone would flatter the optimizer that fails more often.
 """
@@ -321,6 +323,73 @@ def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
     return save(fig, out, "fig5_scan")
 
 
+PROBE_PANELS = {"weight_norm": "weight norm", "spectral_max": "max spectral norm (hidden)",
+                "stable_rank_mean": "mean stable rank (hidden)", "logit_scale": "logit scale (mean max logit)",
+                "softmax_collapse": "softmax collapse (share of train rows)"}
+
+
+def read_probes(done: pd.DataFrame, warn) -> pd.DataFrame:
+    """Long table of the probe columns of every non-diverged member's metrics.csv (runs without probes
+    are left out)."""
+    frames = []
+    for run_dir, rows in done[~done["diverged"]].groupby("run_dir"):
+        try:
+            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True)
+        except BadRun as err:
+            warn(str(err))
+            continue
+        if not set(PROBE_PANELS) <= set(m.columns):
+            continue
+        m = m[m["member"].isin(rows["member"])].merge(rows[["member", "task", "head", "optimizer"]], on="member")
+        frames.append(m[["epoch", "member", "task", "head", "optimizer", *PROBE_PANELS]].assign(run_dir=run_dir))
+    if not frames:
+        raise TableError("no run in this table was trained with probes (metrics.csv has no probe columns)")
+    return pd.concat(frames, ignore_index=True)
+
+
+def has_probes(done: pd.DataFrame) -> bool:
+    """Whether the first run of the table has probe columns (figures makes fig6 by default only then)."""
+    try:
+        first = Path(done["run_dir"].iloc[0]) / "metrics.csv"
+        return set(PROBE_PANELS) <= set(pd.read_csv(first, nrows=0).columns)
+    except (OSError, ValueError, IndexError, KeyError):
+        return False
+
+
+def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
+    warn = warn or (lambda msg: print(f"grokmuon: figure 6 skipped {msg}", file=sys.stderr))
+    long = read_probes(done, warn)
+    tasks, heads = sorted(long["task"].unique()), sorted(long["head"].unique())
+    styles = dict(zip(heads, ["-", "--", ":"]))
+    fig, axes = plt.subplots(len(tasks), len(PROBE_PANELS), figsize=(3.0 * len(PROBE_PANELS), 2.5 * len(tasks) + 0.9),
+                             squeeze=False)
+    for row, task in enumerate(tasks):
+        for col, (probe, title) in enumerate(PROBE_PANELS.items()):
+            ax = axes[row][col]
+            for (opt, head), g in long[long["task"] == task].groupby(["optimizer", "head"]):
+                mean = g.groupby("epoch")[probe].mean()
+                ax.plot(mean.index, mean.values, styles[head], color=COLOR.get(opt), lw=1.2,
+                        label=f"{label(opt)}" + (f", {head}" if len(heads) > 1 else ""))
+                cell = done[(done.task == task) & (done.optimizer == opt) & (done["head"] == head)]
+                median = stats.km_median(cell["time"], cell["event"]) if len(cell) else None
+                if median is not None:      # where half the members had grokked
+                    ax.axvline(median, color=COLOR.get(opt), ls=styles[head], lw=0.7, alpha=0.6)
+            if probe in ("weight_norm", "spectral_max", "logit_scale"):
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+                ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_title(title if row == 0 else "", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(task)
+            if row == len(tasks) - 1:
+                ax.set_xlabel("epoch", fontsize=9)
+    fig.suptitle("Probes over training: mean over members; vertical lines: Kaplan–Meier median grokking epoch",
+                 fontsize=11)
+    _legend_once(fig, list(axes.flat))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return save(fig, out, "fig6_probes")
+
+
 FIGURES = {
     "boxplot": lambda d, o: fig1_boxplot_optimizer(d, o),
     "boxplot_task": lambda d, o: fig2_boxplot_by(d, o, "task"),
@@ -328,4 +397,5 @@ FIGURES = {
     "km": fig3_km_task,
     "curves": fig4_curves_task,
     "scan": fig5_scan,      # made by default only when the table is a scan (figures_cmd)
+    "probes": fig6_probes,  # made by default only when its runs were trained with probes
 }

@@ -98,7 +98,9 @@ def figures_cmd(args: list[str]) -> None:
     runs, done = from_table(a.runs, lambda table, name: judged(finished(load(table), name)))
     out, failed = a.out or runs.parent / "figures", []
     from .report import scanned_axes
-    names = a.only or [n for n in FIGURES if n != "scan" or scanned_axes(done)]
+    from .figures import has_probes
+    optional = {"scan": lambda: bool(scanned_axes(done)), "probes": lambda: has_probes(done)}
+    names = a.only or [n for n in FIGURES if n not in optional or optional[n]()]
     for name in names:
         try:
             for path in FIGURES[name](done, out):

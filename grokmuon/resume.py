@@ -34,10 +34,10 @@ SUMMARY = "summary.json"
 #               finished cells. CPU and GPU runs of one seed differ in float rounding and dropout
 #               masks (device generators), i.e. they are equally valid draws, not a different setup.
 #   role        a label `grokmuon tune` gives its runs (tune | confirm)
-#   checkpoint_every, keep_weights   what is saved besides the results; a resumed run equals an
-#               uninterrupted one
+#   checkpoint_every, keep_weights, probes   what is saved or measured besides the results; a resumed
+#               run equals an uninterrupted one, and probes only read the weights and logits
 NOT_RESULTS = ("logger", "progress", "eval_chunk", "experiment", "device", "role", "checkpoint_every",
-               "keep_weights")
+               "keep_weights", "probes")
 # Keys added after runs were committed, left out while at these values (what every older run did), so
 # the committed runs keep their hashes and a re-run of their sweeps still skips them (tested).
 ADDED = {"grid": {"lr": None, "weight_decay": None}, "stop": "patience"}

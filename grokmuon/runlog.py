@@ -20,11 +20,11 @@ import torch
 
 from . import racing
 from .config import members
+from .probes import PROBES
 from .resume import SUMMARY, config_hash, member_hash
 
-METRIC_FIELDS = ["epoch", "member", "seed", "lr", "weight_decay", "train_acc", "val_acc", "train_loss",
-                 "val_loss", "wall_s"]
 NUMBERS = ("train_acc", "val_acc", "train_loss", "val_loss")
+METRIC_FIELDS = ["epoch", "member", "seed", "lr", "weight_decay", *NUMBERS, "wall_s", *PROBES]
 METRICS = "metrics.csv"
 
 
@@ -128,10 +128,10 @@ class RunLog:
                 continue
             _, lr, wd = self.members[e]
             row = {"epoch": epoch, "member": e, "seed": r.seed, "lr": lr, "weight_decay": wd, "wall_s": wall}
-            row.update({k: numbers[k][e] for k in NUMBERS})
+            row.update({k: numbers[k][e] for k in (*NUMBERS, *PROBES) if k in numbers})
             self._csv.writerow(row)
             if self._wandb:
-                self._wandb[e].log({k: row[k] for k in (*NUMBERS, "wall_s")}, step=epoch)
+                self._wandb[e].log({k: row[k] for k in (*NUMBERS, "wall_s", *PROBES) if k in row}, step=epoch)
         self._metrics.flush()
 
     def member_summaries(self, results, status: str | None) -> list[dict]:

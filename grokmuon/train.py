@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from . import heads, metrics, racing
+from . import heads, metrics, probes, racing
 from .config import members as member_list
 from .model import EnsembleTransformer, ModelShape
 from .optim import build_optimizers
@@ -88,7 +88,7 @@ def _autocast(cfg, device: torch.device):
 def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
     """Per-member accuracy and mean loss on the full train and val splits, eval mode: {name: [E]}."""
     model.eval()
-    correct, losses = [], []
+    correct, losses, logit_probes = [], [], {k: [] for k in probes.LOGIT_PROBES}
     chunk = max(1, cfg.eval_chunk // model.n_members)  # eval_chunk bounds member-rows per forward
     for start in range(0, len(data.labels), chunk):
         x, y = data.inputs[start:start + chunk], data.labels[start:start + chunk]
@@ -97,12 +97,16 @@ def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
         yy = y.expand(model.n_members, -1)
         correct.append(logits.argmax(-1) == yy)
         losses.append(heads.row_losses(cfg.head.name, logits, yy))
+        if cfg.probes:
+            for k, v in probes.logit_sums(logits, yy).items():
+                logit_probes[k].append(v)
     correct, losses = torch.cat(correct, 1).float(), torch.cat(losses, 1)
     tr, va = data.is_train.float(), (~data.is_train).float()
     model.train()
     return {
         "train_acc": (correct * tr).sum(1) / data.n_train, "val_acc": (correct * va).sum(1) / data.n_val,
         "train_loss": (losses * tr).sum(1) / data.n_train, "val_loss": (losses * va).sum(1) / data.n_val,
+        **{k: (torch.cat(v, 1) * tr).sum(1) / data.n_train for k, v in logit_probes.items() if v},
     }
 
 
@@ -120,8 +124,13 @@ def restore_frozen(model, alive: torch.Tensor, frozen: list[torch.Tensor]) -> No
         p.copy_(torch.where(alive.view(-1, *[1] * (p.dim() - 1)), p, f))
 
 
+def lr_factor(step: int, warmup: int) -> float:
+    """Linear warm-up over the first `warmup` steps, then 1."""
+    return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+
 def _set_lr(optimizers, step: int, warmup: int) -> None:
-    factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    factor = lr_factor(step, warmup)
     for opt in optimizers:
         for group in opt.param_groups:
             group.setdefault("base_lr", group["lr"])
@@ -192,13 +201,16 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
             step += 1
         numbers = evaluate(model, data, cfg, device)
         finite = torch.isfinite(numbers["train_loss"]) & torch.isfinite(numbers["val_loss"]) & weights_finite(model)
+        if cfg.probes:
+            numbers.update(probes.weight_probes(model))
+            numbers["lr_factor"] = torch.full((E,), lr_factor(step - 1, cfg.optimizer.warmup_steps))
         numbers = {k: v.tolist() for k, v in numbers.items()}                   # one host sync per epoch
         newly_diverged = False
         for e, r in enumerate(results):
             if r.status != "running":
                 continue
             r.epochs_run = epoch
-            r.final = {k: numbers[k][e] for k in numbers}
+            r.final = {k: numbers[k][e] for k in ("train_acc", "val_acc", "train_loss", "val_loss")}
             if not bool(finite[e]):
                 r.status, r.diverged_epoch = "diverged", epoch
                 alive[e] = False

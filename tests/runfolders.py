@@ -11,6 +11,8 @@ import numpy as np
 from grokmuon.resume import cell_name, config_hash, member_hash
 
 FIELDS = ["epoch", "member", "seed", "train_acc", "val_acc", "train_loss", "val_loss", "wall_s"]
+PROBES = ["weight_norm", "norm_embed", "norm_attn", "norm_mlp", "norm_head", "spectral_max", "stable_rank_mean",
+          "logit_scale", "softmax_collapse", "lr_factor"]
 
 
 def config(task="modadd", optimizer="muon", head="softmax", seeds=(0, 1), max_epochs=300, **over) -> dict:
@@ -38,8 +40,9 @@ def curve(n: int, grok: int | None, memo: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_run(folder: Path, cfg: dict, outcomes: list[int | None | str], status="complete",
-              written_at="2026-01-01T00:00:00+0000") -> Path:
-    """outcomes: per member, a grokking epoch, None (censored at the budget) or "diverged"."""
+              written_at="2026-01-01T00:00:00+0000", probes: bool = True) -> Path:
+    """outcomes: per member, a grokking epoch, None (censored at the budget) or "diverged"; probes: the
+    probe columns of metrics.csv (a made-up but plausible course: norms shrink, logits grow)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(cfg))
@@ -51,7 +54,9 @@ def write_run(folder: Path, cfg: dict, outcomes: list[int | None | str], status=
         memo = max(2, (grok or 100) // 4)
         train, val = curve(n, grok, memo)
         rows += [{"epoch": e + 1, "member": m, "seed": seed, "train_acc": train[e], "val_acc": val[e],
-                  "train_loss": 1 - train[e], "val_loss": 1 - val[e], "wall_s": e * 0.1} for e in range(n)]
+                  "train_loss": 1 - train[e], "val_loss": 1 - val[e], "wall_s": e * 0.1,
+                  **({k: (20 - e * 0.01 if k != "softmax_collapse" else min(1.0, e / 200)) for k in PROBES}
+                     if probes else {})} for e in range(n)]
         members.append({"member": m, "seed": seed, "member_hash": member_hash(cfg, seed),
                         "task": cfg["task"]["name"], "optimizer": cfg["optimizer"]["name"],
                         "head": cfg["head"]["name"], "grokking_epoch": grok,
@@ -60,7 +65,7 @@ def write_run(folder: Path, cfg: dict, outcomes: list[int | None | str], status=
                         "diverged_epoch": n if out == "diverged" else None, "epochs_run": n,
                         "max_epochs": cfg["max_epochs"], "final_train_acc": train[-1], "final_val_acc": val[-1]})
     with open(folder / "metrics.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w = csv.DictWriter(f, fieldnames=FIELDS + (PROBES if probes else []))
         w.writeheader()
         w.writerows(rows)
     summary = {"status": status, "config_hash": config_hash(cfg), "written_at": written_at, "wall_s": 12.5,

@@ -31,6 +31,18 @@ def test_every_figure_is_written_as_png_and_pdf(table, tmp_path):
     assert len(list(tmp_path.iterdir())) == 2 * (len(figures.FIGURES) - 1)
 
 
+def test_the_probes_figure_needs_runs_with_probes(tmp_path, capsys):
+    from runfolders import config, write_run
+    write_run(tmp_path / "old" / "a", config("modadd", optimizer="adamw"), [40, None], probes=False)
+    write_run(tmp_path / "old" / "b", config("modadd", optimizer="muon"), [20, 30], probes=False)
+    done = finished(collect([tmp_path / "old"]))
+    with pytest.raises(TableError, match="trained with probes"):
+        figures.fig6_probes(done, tmp_path / "figs")
+    done.to_csv(tmp_path / "old.csv", index=False)
+    reporting.main("figures", ["--runs", str(tmp_path / "old.csv"), "--out", str(tmp_path / "figs")])
+    assert capsys.readouterr().err == "" and not (tmp_path / "figs" / "fig6_probes.png").exists()
+
+
 def as_lr_scan(table):
     """The fixture table as if seeds 0, 1 ran at lr 0.01 and seeds 2, 3 at the default."""
     scan = table.copy()

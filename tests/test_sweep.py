@@ -56,7 +56,8 @@ def test_collect_report_figures_on_the_smoke_sweep(sweep, tmp_path):
     text = grokmuon("report", "--runs", runs, cwd=tmp_path).stdout
     assert "## By cell" in text and (tmp_path / "results" / "report.md").exists()
     grokmuon("figures", "--runs", runs, "--out", tmp_path / "figs", cwd=tmp_path)
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 5
+    pngs = sorted(p.stem for p in (tmp_path / "figs").glob("*.png"))
+    assert len(pngs) == 6 and "fig6_probes" in pngs          # the smoke runs carry probes
 
 
 def test_rerun_skips_complete_cells_and_redoes_an_interrupted_one(sweep):

@@ -1,0 +1,62 @@
+"""Per-epoch probes of each member's weights and logits: what the paper's explanations of Muon's edge are
+about (spectral-norm control; the numerical trouble of softmax, Prieto et al. 2025), measured beside the
+accuracies. Each probe is a small pure function returning one value per member [E]; the trainer calls
+`weight_probes` after each epoch and `logit_probes` inside its evaluation (the logits are already there).
+
+  weight_norm            Frobenius norm of all of a member's weights (every parameter)
+  norm_embed/_attn/_mlp/_head   the same per group: token embedding; attention q, k, v, o; MLP w1, w3, w2;
+                         output head (norm gains are in weight_norm only)
+  spectral_max           largest spectral norm ||W||_2 over the hidden matrices, each block as Muon sees it
+                         (q, k, v and w1, w3 separately, as if separate layers)
+  stable_rank_mean       mean over the same blocks of ||W||_F^2 / ||W||_2^2 (1: rank one; up to min(m, n))
+  logit_scale            mean over the training rows of the largest logit
+  softmax_collapse       share of training rows whose correct-class softmax probability is exactly 1.0 in
+                         float32: the gradient of the cross-entropy there is exactly 0 (floating-point
+                         absorption). Measured on softmax of the logits whatever the head.
+  lr_factor              the warm-up factor in force at the epoch's last step (1 after warm-up)
+"""
+from __future__ import annotations
+
+import torch
+
+WEIGHT_PROBES = ("weight_norm", "norm_embed", "norm_attn", "norm_mlp", "norm_head", "spectral_max",
+                 "stable_rank_mean")
+LOGIT_PROBES = ("logit_scale", "softmax_collapse")
+PROBES = (*WEIGHT_PROBES, *LOGIT_PROBES, "lr_factor")
+
+
+def _sq(p: torch.Tensor) -> torch.Tensor:
+    return p.detach().float().pow(2).flatten(1).sum(1)
+
+
+def blocks(p: torch.Tensor) -> torch.Tensor:
+    """A hidden matrix [E, rows, cols] as its blocks [E, k, rows/k, cols] (fused q, k, v: k = 3)."""
+    k = getattr(p, "row_blocks", 1)
+    return p.detach().float().view(p.shape[0], k, p.shape[1] // k, p.shape[2])
+
+
+@torch.no_grad()
+def weight_probes(model) -> dict[str, torch.Tensor]:
+    groups = {"norm_embed": [model.embed], "norm_head": [model.head],
+              "norm_attn": [l[k] for l in model.layers for k in ("wqkv", "wo")],
+              "norm_mlp": [l[k] for l in model.layers for k in ("w13", "w2")]}
+    out = {name: torch.stack([_sq(p) for p in ps]).sum(0).sqrt() for name, ps in groups.items()}
+    out["weight_norm"] = torch.stack([_sq(p) for p in model.parameters()]).sum(0).sqrt()
+    spectral, stable = [], []
+    for p in model.hidden_matrices():
+        b = blocks(p)                                                      # [E, k, m, n]
+        s2 = torch.linalg.matrix_norm(b, ord=2)                            # [E, k]
+        spectral.append(s2)
+        stable.append(b.pow(2).sum((-2, -1)) / s2.pow(2).clamp(min=1e-30))
+    out["spectral_max"] = torch.cat(spectral, 1).amax(1)
+    out["stable_rank_mean"] = torch.cat(stable, 1).mean(1)
+    return out
+
+
+@torch.no_grad()
+def logit_sums(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per member and row [E, n]: the largest logit, and whether the correct class's float32 softmax
+    probability is exactly 1.0. The trainer sums them over the training rows of each chunk."""
+    z = logits.float()
+    p_true = torch.softmax(z, dim=-1).gather(-1, labels[..., None])[..., 0]
+    return {"logit_scale": z.amax(-1), "softmax_collapse": (p_true == 1.0).float()}
