@@ -45,7 +45,9 @@ def weight_probes(model) -> dict[str, torch.Tensor]:
     spectral, stable = [], []
     for p in model.hidden_matrices():
         b = blocks(p)                                                      # [E, k, m, n]
-        s2 = torch.linalg.matrix_norm(b, ord=2)                            # [E, k]
+        finite = b.isfinite().flatten(2).all(2)                            # a diverged member: NaN, not an error
+        s2 = torch.linalg.matrix_norm(torch.where(finite[..., None, None], b, 0.0), ord=2)   # [E, k]
+        s2 = torch.where(finite, s2, float("nan"))
         spectral.append(s2)
         stable.append(b.pow(2).sum((-2, -1)) / s2.pow(2).clamp(min=1e-30))
     out["spectral_max"] = torch.cat(spectral, 1).amax(1)
