@@ -54,6 +54,14 @@ def lr_scale(rows: int, cols: int, rule: str = "original") -> float:
     raise ValueError(f"unknown Muon lr rule {rule!r}; allowed: original, match_rms_adamw")
 
 
+def closure_loss(closure):
+    """torch.optim's step(closure) convention: re-evaluate the loss with gradients on (None without one)."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 def per_member(x, p: torch.Tensor):
     """A float, or an [E] tensor shaped to scale member e's slice of p [E, ...]."""
     return x.view(-1, *[1] * (p.dim() - 1)) if torch.is_tensor(x) else x
@@ -79,10 +87,7 @@ class BatchedMuon(Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -134,10 +139,7 @@ class BatchedAdamW(Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             lr, wd, (beta1, beta2), eps = group["lr"], group["weight_decay"], group["betas"], group["eps"]
             for p in group["params"]:
