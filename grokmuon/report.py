@@ -110,7 +110,8 @@ def delay_section(done: pd.DataFrame) -> str:
     """Learning speed (memorisation epoch) and the grokking delay (grokking - memorisation), apart."""
     rows = []
     for (task, opt), g in done.groupby(["task", "optimizer"]):
-        rows.append([task, opt, len(g), int(g["memorised"].sum()), km_median_text(g, "mem_time", "mem_event"),
+        plateau = int(g["plateau"].fillna(False).astype(bool).sum()) if "plateau" in g else "–"
+        rows.append([task, opt, len(g), int(g["memorised"].sum()), plateau, km_median_text(g, "mem_time", "mem_event"),
                      int(g["grokked"].sum()), int(g["no_delay"].sum()),
                      km_median_text(g, "delay_time", "delay_event"), km_median_text(g)])
     tests = []
@@ -126,8 +127,10 @@ def delay_section(done: pd.DataFrame) -> str:
         "*no delay*: grokked members with d = 0, which generalised while they fit: they learned fast, they "
         "did not grok late. Medians are Kaplan–Meier: m is censored where a member never memorised, d where "
         "it memorised but never grokked (at its last epoch − m); a member that never memorised has no delay "
-        "and is left out of the delay column.\n",
-        md_table(["task", "optimizer", "n", "memorised", "KM median m", "grokked", "no delay (d = 0)",
+        "and is left out of the delay column. *plateau*: never memorised, and its train accuracy stayed "
+        "within 0.05 and below 0.9 × the threshold over its last 50 epochs (stuck, not slow: a different "
+        "failure from late grokking).\n",
+        md_table(["task", "optimizer", "n", "memorised", "plateau", "KM median m", "grokked", "no delay (d = 0)",
                   "KM median d", "KM median g"], rows),
         "\nAdamW against Muon on each quantity: stratified log-rank z (within task and head; z < 0: Muon "
         "sooner), permutation p (labels shuffled within strata).\n",

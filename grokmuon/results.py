@@ -35,7 +35,7 @@ PER_MEMBER = ("lr", "weight_decay")
 # Per-member outcome, from summary.json's members.
 OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored", "status",
            "diverged_epoch", "epochs_run", "final_train_acc", "final_val_acc")
-COLUMNS = [*AXES, *OUTCOME, "run_status", "wall_s", "device", "config_hash", "member_hash",
+COLUMNS = [*AXES, *OUTCOME, "plateau", "run_status", "wall_s", "device", "config_hash", "member_hash",
            "written_at", "run_dir"]
 NEEDED_METRICS = ["epoch", "member", "seed", "train_acc", "val_acc"]
 # Cells every row of runs.csv has (collect always writes them); a blank one means the file was cut.
@@ -90,6 +90,23 @@ def check_metrics(folder: Path, members: list[dict], complete: bool) -> pd.DataF
     return m
 
 
+# A plateau: a member that neither fits nor generalises for many epochs (seen on modadd at batch 128: train
+# and val accuracy stuck at 0.3-0.5 for 150 epochs). Slow learners still climb; a plateau does not.
+PLATEAU_EPOCHS = 50             # how long it must have stayed flat, at the end of its run
+PLATEAU_RANGE = 0.05            # its train accuracy moved less than this over those epochs
+PLATEAU_BELOW = 0.9             # ... and stayed below this: far from fitting (one stuck at 0.988 is a near miss)
+
+
+def on_plateau(member_metrics: pd.DataFrame, mem: dict, train_threshold: float) -> bool:
+    """Whether a member ended on a plateau: never memorised, not diverged, and its train accuracy over its
+    last PLATEAU_EPOCHS epochs stayed within PLATEAU_RANGE and below PLATEAU_BELOW of the threshold."""
+    if mem.get("memorisation_epoch") is not None or mem.get("status") in ("diverged", "grokked"):
+        return False
+    tail = member_metrics.sort_values("epoch")["train_acc"].tail(PLATEAU_EPOCHS)
+    return bool(len(tail) == PLATEAU_EPOCHS and tail.max() - tail.min() < PLATEAU_RANGE
+                and tail.max() < PLATEAU_BELOW * train_threshold)
+
+
 def read_run(folder: Path) -> list[dict]:
     """The rows of one run folder, one per member; BadRun if a file is corrupt or partial."""
     summary = read_summary(folder)
@@ -100,7 +117,7 @@ def read_run(folder: Path) -> list[dict]:
     except (OSError, ValueError) as err:
         raise BadRun(f"{folder / CONFIG}: unreadable ({type(err).__name__})")
     complete = summary["status"] == "complete"
-    check_metrics(folder, summary["members"], complete)
+    metrics = check_metrics(folder, summary["members"], complete)
     written = summary.get("written_at") or pd.Timestamp((folder / SUMMARY).stat().st_mtime, unit="s",
                                                            tz="UTC").isoformat()
     run = {"run_status": summary["status"], "wall_s": summary.get("wall_s"), "device": summary.get("device"),
@@ -114,6 +131,8 @@ def read_run(folder: Path) -> list[dict]:
             raise BadRun(f"{folder / SUMMARY}: a member without a seed")
         own = {k: mem[k] for k in PER_MEMBER if mem.get(k) is not None}
         rows.append({**{c: _get(cfg, p) for c, p in AXES.items()}, **own, **outcome, **run,
+                     "plateau": on_plateau(metrics[metrics["member"] == mem.get("member")], mem,
+                                           float(_get(cfg, "grok_train_acc") or 0.99)),
                      "member_hash": mem.get("member_hash") or member_hash(cfg, outcome["seed"], **own)})
     return rows
 

@@ -296,3 +296,18 @@ def test_grid_composes_with_a_sweep(tmp_path):
             [(0, 0.001, 0.5), (1, 0.001, 0.5), (0, 0.003, 0.5), (1, 0.003, 0.5)]
         header = (f / "metrics.csv").read_text().splitlines()[0].split(",")
         assert header[:5] == ["epoch", "member", "seed", "lr", "weight_decay"]
+
+
+def test_plateau_flags_a_member_stuck_far_below_fitting_not_a_slow_one():
+    import pandas as pd
+    from grokmuon.results import on_plateau
+    epochs = np.arange(1, 101)
+    flat = pd.DataFrame({"epoch": epochs, "train_acc": 0.4 + 0.01 * np.sin(epochs)})
+    climbing = pd.DataFrame({"epoch": epochs, "train_acc": epochs / 120})
+    near_miss = pd.DataFrame({"epoch": epochs, "train_acc": np.full(100, 0.988)})
+    censored = {"memorisation_epoch": None, "status": "censored"}
+    assert on_plateau(flat, censored, 0.99)
+    assert not on_plateau(climbing, censored, 0.99)
+    assert not on_plateau(near_miss, censored, 0.99)
+    assert not on_plateau(flat.head(30), censored, 0.99)                        # too short to say
+    assert not on_plateau(flat, {"memorisation_epoch": 5, "status": "censored"}, 0.99)
