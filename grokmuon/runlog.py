@@ -118,6 +118,9 @@ class RunLog:
                            name=f"{cfg['task']['name']}-{cfg['optimizer']['name']}-{cfg['head']['name']}-s{seed}"
                                 + (f"-lr{lr:g}-wd{wd:g}" if grid else ""),
                            dir=str(self.folder), config={**cfg, "seed": seed, "lr": lr, "weight_decay": wd},
+                           job_type=cfg.get("role") or "train",
+                           tags=[cfg["task"]["name"], cfg["optimizer"]["name"], cfg["head"]["name"],
+                                 str(cfg.get("experiment", "default"))],
                            reinit="create_new")
                 for seed, lr, wd in self.members]
 
@@ -168,11 +171,17 @@ class RunLog:
     def finish(self, results, reason: str | None = None) -> dict:
         self._metrics.close()                  # every row on disk before summary.json vouches for them
         summary = self.write_summary(results, reason=reason)
-        for run, m in zip(self._wandb, summary["members"]):
+        self._finish_wandb(summary["members"], 0 if summary["status"] == "complete" else 1)
+        return summary
+
+    def _finish_wandb(self, members: list[dict], exit_code: int) -> None:
+        """Close each member's W&B run with its outcome; a non-zero exit code marks it failed in W&B (an
+        interrupted run must not show as finished)."""
+        for run, m in zip(self._wandb, members):
             for k in ("grokking_epoch", "memorisation_epoch", "censored", "status", "epochs_run"):
                 run.summary[k] = m[k]
-            run.finish()
-        return summary
+            run.finish(exit_code=exit_code)
+        self._wandb = []
 
 
     def abort(self, results, status: str, reason: str | None = None) -> bool:
@@ -188,6 +197,10 @@ class RunLog:
             self.write_summary(results, status=None if results else status, reason=reason)
         except OSError:
             return False
+        finally:
+            if self._wandb:
+                with contextlib.suppress(Exception):   # the W&B mirror must not hide the real error
+                    self._finish_wandb(self.member_summaries(results, None if results else status), 1)
         return True
 
 

@@ -452,3 +452,29 @@ def test_the_same_config_and_seed_give_identical_numbers_on_the_cpu(compose_cfg,
     assert a["numbers"] == b["numbers"]         # every number, exactly
     assert [vars(r) for r in first] == [vars(r) for r in second]
     assert a["numbers"][0] != a["numbers"][-1]  # and it trained
+
+
+def test_wandb_runs_of_an_interrupted_run_are_closed_as_failed(tmp_path, compose_cfg):
+    """W&B must not show an interrupted run as finished: abort closes each member's run with exit code 1,
+    finish with 0."""
+    from omegaconf import OmegaConf
+
+    from grokmuon.runlog import RunLog
+    from grokmuon.train import MemberResult
+
+    class FakeRun:
+        def __init__(self):
+            self.summary, self.exit_code = {}, None
+
+        def finish(self, exit_code=None):
+            self.exit_code = exit_code
+
+    cfg = OmegaConf.to_container(compose_cfg("seeds=[0,1]"), resolve=True)
+    for end, code in (("abort", 1), ("finish", 0)):
+        log = RunLog(tmp_path / end, cfg, "cpu")
+        runs = log._wandb = [FakeRun(), FakeRun()]
+        results = [MemberResult(seed=s, lr=1e-3, weight_decay=1.0, status="grokked" if end == "finish" else "running",
+                                grokking_epoch=3 if end == "finish" else None, epochs_run=3) for s in (0, 1)]
+        log.abort(results, "interrupted", "stopped by SIGINT") if end == "abort" else log.finish(results)
+        assert [r.exit_code for r in runs] == [code, code], end
+        assert runs[0].summary["status"] == ("interrupted" if end == "abort" else "grokked")
