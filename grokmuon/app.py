@@ -246,8 +246,11 @@ def train_job(cfg: DictConfig) -> dict:
     saver = checkpoint.Saver(folder, chash, cfg.checkpoint_every, cfg.keep_weights,
                              info={"task": resolved["task"], "members": members(resolved)})
     stop = StopFlag()
+    # No ETA: a run stops when its members have grokked, usually long before the budget, so time to the
+    # budget would overstate it by hours. The bar shows epochs against the budget and the time so far.
     bar = tqdm(total=cfg.max_epochs, desc=f"{cfg.task.name}/{cfg.optimizer.name}/{cfg.head.name}",
-               disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr)
+               disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr, unit="epoch",
+               bar_format="{desc}: {n_fmt}/{total_fmt} epochs (budget) |{bar}| {elapsed}, {rate_fmt}{postfix}")
     seen = {"results": None, "epoch": 0}     # what an aborted run can still write
 
     def on_epoch(epoch, numbers, results):

@@ -165,16 +165,25 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
         for opt in optimizers(g):
             m = g[g["optimizer"] == opt]
             t, frac = stats.km_curve(m["time"], m["event"])
+            _, low, high = stats.km_band(m["time"], m["event"])
+            if len(t):              # the 95% band, then the curve, then a tick where a member was censored
+                ax.fill_between(np.r_[t, end], np.r_[low, low[-1]], np.r_[high, high[-1]], step="post",
+                                color=COLOR.get(opt), alpha=0.15, lw=0)
+            cens = m.loc[~m["event"].astype(bool), "time"].to_numpy(dtype=float)
+            if len(cens):
+                at = np.array([frac[np.searchsorted(t, c, side="right") - 1] if len(t) and c >= t[0] else 0.0
+                               for c in cens])
+                ax.plot(cens, at, "|", color=COLOR.get(opt), ms=8, mew=1.2)
             t, frac = np.r_[0.0, t, end], np.r_[0.0, frac, frac[-1] if len(frac) else 0.0]
             ax.step(t, frac, where="post", color=COLOR.get(opt), label=f"{label(opt)}")
         ax.axhline(0.5, ls=":", lw=0.8, color="gray", zorder=0)     # where the KM median is read
         ax.set_title(f"{name} (n={len(g)})", fontsize=10)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlim(0, end)
+        ax.set_xlim(0, end * 1.03)            # room for the censoring ticks at the budget
         ax.set_xlabel("epoch", fontsize=9)
     for ax in axes[:: min(len(panels), 4)]:
         ax.set_ylabel("fraction grokked")
-    fig.suptitle("Fraction of members grokked by each epoch (Kaplan–Meier)", fontsize=12)
+    fig.suptitle("Fraction of members grokked by each epoch (Kaplan–Meier, 95% band; | censored)", fontsize=12)
     _legend_once(fig, axes)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return save(fig, out, "fig3_km_task")
@@ -250,6 +259,11 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                         label=f"{label(opt)} {'val' if metric == 'val_acc' else 'train'}")
                 if metric == "val_acc":       # one band per optimizer: two are readable, four are not
                     ax.fill_between(ep, curves.min(), curves.max(), color=COLOR.get(opt), alpha=0.15, lw=0)
+            cell = done[(done["task"] == task) & (done["head"] == head) & (done["optimizer"] == opt) & done["grokked"]]
+            if len(cell):           # each member's grokking epoch, as a tick at the bottom
+                ax.plot(cell["grokking_epoch"].astype(float), np.full(len(cell), 0.01), "^", color=COLOR.get(opt),
+                        ms=4, alpha=0.7, lw=0)
+        ax.axhline(0.95, ls=":", lw=0.8, color="gray", zorder=0)        # the grokking threshold
         if log_x:
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
@@ -262,7 +276,8 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
             ax.set_xlabel("epoch", fontsize=9)
         if i % ncols == 0:
             ax.set_ylabel("accuracy")
-    fig.suptitle("Accuracy over training: mean over seeds (lines), min–max of val accuracy (band)"
+    fig.suptitle("Accuracy over training: mean over seeds (lines), min–max of val accuracy (band), "
+                 "each member's grokking epoch (▲), the 0.95 threshold (dotted)"
                  + (f"\neach optimizer at its best {', '.join(cols)} (earliest Kaplan–Meier median)" if cols else ""),
                  fontsize=12)
     _legend_once(fig, axes)

@@ -84,6 +84,18 @@ def km_curve(time, event) -> tuple[np.ndarray, np.ndarray]:
     return cdf.quantiles, cdf.probabilities
 
 
+def km_band(time, event, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pointwise confidence band of the Kaplan-Meier fraction grokked (scipy's Greenwood, "linear"):
+    epochs t, low, high, as km_curve's steps."""
+    if len(time) == 0:
+        return np.array([]), np.array([]), np.array([])
+    cdf = stats.ecdf(censored(time, event)).cdf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # no variance where nobody is at risk: NaN, drawn as a gap
+        ci = cdf.confidence_interval(level)
+    return cdf.quantiles, ci.low.probabilities, ci.high.probabilities
+
+
 def km_median(time, event) -> float | None:
     """First epoch by which half the runs have grokked (Kaplan-Meier); None if never within the data."""
     t, frac = km_curve(time, event)
