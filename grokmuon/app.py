@@ -18,7 +18,7 @@ from .config import Config, ConfigError, register_configs, validate
 from .resume import config_hash, decide, read_summary, register_resolver, set_aside
 
 register_configs()
-register_resolver()     # ${run_id:} names sweep folders (conf/train.yaml); workers import this module too
+register_resolver()     # ${run_id:} names sweep folders (grokmuon/conf/train.yaml); workers import this module too
 GROUPS = ("task", "model", "head", "optimizer", "logger", "experiment")
 
 

@@ -94,18 +94,18 @@ def reference_epochs(task, p, frac, shape, batch, epochs, device) -> float:
 # ----------------------------------------------------------------------------- (b), (c) our trainer
 def ours_epochs(task, frac, model_overrides, batch, epochs, members, optimizer, precision, device) -> float:
     """Seconds per epoch of grokmuon.train.train with `members` seeds (after one warm-up epoch)."""
-    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_dir
 
-    from .config import Config
+    from .app import register_configs  # noqa: F401 (the schema, as `grokmuon train` has it)
+    from .cli import CONF
     from .train import train
 
-    cfg = OmegaConf.structured(Config)
-    cfg.task.name, cfg.task.train_frac = task, frac
-    cfg.optimizer = OmegaConf.merge(cfg.optimizer, OmegaConf.load(Path(__file__).parent.parent / "conf" / "optimizer" / f"{optimizer}.yaml"))
-    for k, v in model_overrides.items():
-        cfg.model[k] = v
-    cfg.seeds, cfg.batch_size, cfg.max_epochs = list(range(members)), batch, epochs + 1
-    cfg.precision, cfg.device, cfg.progress = precision, device, False
+    overrides = [f"task={task}", f"task.train_frac={frac}", f"optimizer={optimizer}", "logger=none",
+                 f"seeds={list(range(members))}".replace(" ", ""), f"batch_size={batch}", f"max_epochs={epochs + 1}",
+                 f"precision={precision}", f"device={device}", "progress=false",
+                 *(f"model.{k}={v}" for k, v in model_overrides.items())]
+    with initialize_config_dir(str(CONF), version_base=None):
+        cfg = compose("train", overrides=overrides)     # the real config, as `grokmuon train` composes it
     cfg.grok_val_acc = 2.0  # never "grokked": run every epoch  (validate() is not called here)
     stamps = []
     train(cfg, on_epoch=lambda epoch, numbers, results: stamps.append(time.perf_counter()))

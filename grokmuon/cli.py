@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+# The Hydra configs ship inside the package (package data), so a wheel or a plain `pip install .` works.
+CONF = Path(__file__).resolve().parent / "conf"
 # command -> (one line of help, module:function that runs it with the rest of the command line)
 COMMANDS = {
     "train": ("train one ensemble (key=value overrides; -m sweeps)", "app:run_train"),

@@ -5,7 +5,7 @@ its resolved config without the keys in NOT_RESULTS, which change where or how a
 not what it computes. A member is identified by `member_hash`: the hash of the same config with
 `seeds=[its seed]`, since member i of an ensemble equals a solo run with its seed (design rule).
 
-Sweeps write each run to multirun/<experiment>/<task>-<optimizer>-<head>-<config_hash> (conf/train.yaml),
+Sweeps write each run to multirun/<experiment>/<task>-<optimizer>-<head>-<config_hash> (grokmuon/conf/train.yaml),
 so re-running a sweep finds each cell's folder again, and `decide` says what to do with it:
 skip it (complete, same hash), or set its files aside and train again (anything else). Nothing is
 deleted: files of an unfinished attempt move to <folder>.incomplete-<time>, those of a finished run

@@ -221,3 +221,32 @@ def test_help_version_and_python_dash_m():
     assert "parse, check, dispatch" not in out.stdout           # user help, not the module's docstring
     v = subprocess.run([sys.executable, "-m", "grokmuon", "--version"], capture_output=True, text=True, timeout=60)
     assert v.returncode == 0 and v.stdout.startswith("grokmuon ")
+
+
+def test_a_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
+    """`pip install .` or a wheel must work, not only the editable install: the configs are package data."""
+    import shutil
+    import zipfile
+    src = tmp_path / "src"
+    shutil.copytree(CONF.parent, src / "grokmuon", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(CONF.parent.parent / name, src / name)
+    pip = [sys.executable, "-m", "pip", "-q"]
+    r = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "whl", src],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (wheel,) = (tmp_path / "whl").glob("grokmuon-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {f"grokmuon/conf/{p.relative_to(CONF)}" for p in CONF.rglob("*.yaml")}
+    assert shipped and shipped <= names
+    r = subprocess.run([*pip, "install", "--no-deps", "--target", tmp_path / "site", wheel],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    env = {**cli_env(), "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-c", "import grokmuon, sys; print(grokmuon.__file__); "
+                          "from grokmuon.cli import main; main(['train', '--cfg', 'job', 'task=gcd'])"],
+                         cwd=away, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines()[0].startswith(str(tmp_path / "site")) and "name: gcd" in out.stdout

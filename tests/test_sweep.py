@@ -10,7 +10,7 @@ import pytest
 
 from grokmuon.cli import CONF
 
-REPO = CONF.parent
+REPO = CONF.parent.parent
 GROKMUON = [sys.executable, "-m", "grokmuon.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}   # tiny tensors: one thread is faster
 
