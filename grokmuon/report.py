@@ -181,11 +181,25 @@ def tuning_table(tune: pd.DataFrame) -> str:
     for (task, head, opt, lr, wd), g in tune.groupby(["task", "head", "optimizer", "lr", "weight_decay"]):
         rows.append([task, head, opt, value_text(lr), value_text(wd), len(g), int(g["grokked"].sum()),
                      int((g["status"] == "raced_out").sum()), km_median_text(g)])
+    cost = []
+    for (task, head, opt), g in tune.groupby(["task", "head", "optimizer"]):
+        run_epochs = int(g["epochs_run"].max())
+        budget = int(g["max_epochs"].max()) if "max_epochs" in g else run_epochs
+        wall = g["wall_s"].dropna()
+        cost.append([task, head, opt, len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
+                     f"{float(wall.iloc[0]) / 3600:.2f}" if len(wall) else "–",
+                     f"{float(wall.iloc[0]) * budget / run_epochs / 3600:.1f}" if len(wall) else "–"])
     return "\n".join([
         "\n## Tuning races\n",
         "Members stopped by the race are *raced out*: censored where the race stopped, not at the budget. "
         "A setting's KM median shows only where at least half its seeds grokked before the stop.\n",
-        md_table(["task", "head", "optimizer", "lr", "weight decay", "n", "grokked", "raced out", "KM median"], rows)])
+        md_table(["task", "head", "optimizer", "lr", "weight decay", "n", "grokked", "raced out", "KM median"], rows),
+        "\nWhat racing saved: a grid is one ensemble, so every member runs as long as the grid does. Without "
+        "the race it would run to the budget unless every member grokked first (settings that had not even "
+        "fit the training set when the race stopped make that the likely case); the hours to budget scale "
+        "the race's own wall time by budget / stop, an estimate at the same cost per epoch.\n",
+        md_table(["task", "head", "optimizer", "members", "race stopped at", "budget", "saved (epochs)",
+                  "race wall hours", "to budget, hours (est.)"], cost)])
 
 
 def paper_table(done: pd.DataFrame) -> str:

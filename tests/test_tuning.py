@@ -148,7 +148,7 @@ def test_tune_result_collects_with_roles_and_reports_tuned_against_tuned(tuned, 
     rep = run("report", "--runs", out, "--out", tmp_path / "report.md", cwd=root)
     assert rep.returncode == 0, rep.stderr
     text = (tmp_path / "report.md").read_text()
-    assert "## Tuned against tuned" in text and "## Tuning races" in text
+    assert "## Tuned against tuned" in text and "## Tuning races" in text and "What racing saved" in text
     assert "## Learning speed and grokking delay" in text
     assert "exact, 252" in text or "–" in text.split("## Tuned against tuned")[1].split("\n\n")[2]
     assert "These are the confirmation runs" in text
