@@ -92,8 +92,13 @@ def reference_epochs(task, p, frac, shape, batch, epochs, device) -> float:
 
 
 # ----------------------------------------------------------------------------- (b), (c) our trainer
-def ours_epochs(task, frac, model_overrides, batch, epochs, members, optimizer, precision, device) -> float:
-    """Seconds per epoch of grokmuon.train.train with `members` seeds (after one warm-up epoch)."""
+def ours_epochs(task, frac, model_overrides, batch, epochs, members, optimizer, precision, device,
+                extra=(), checkpoint_every: int = 0) -> float:
+    """Seconds per epoch of grokmuon.train.train with `members` seeds (after one warm-up epoch); extra:
+    more overrides (probes=false); checkpoint_every: save the whole state that often (to a temp folder)."""
+    import tempfile
+
+    from .checkpoint import Saver
     from hydra import compose, initialize_config_dir
 
     from .app import register_configs  # noqa: F401 (the schema, as `grokmuon train` has it)
@@ -103,12 +108,14 @@ def ours_epochs(task, frac, model_overrides, batch, epochs, members, optimizer, 
     overrides = [f"task={task}", f"task.train_frac={frac}", f"optimizer={optimizer}", "logger=none",
                  f"seeds={list(range(members))}".replace(" ", ""), f"batch_size={batch}", f"max_epochs={epochs + 1}",
                  f"precision={precision}", f"device={device}", "progress=false",
-                 *(f"model.{k}={v}" for k, v in model_overrides.items())]
+                 *(f"model.{k}={v}" for k, v in model_overrides.items()), *extra]
     with initialize_config_dir(str(CONF), version_base=None):
         cfg = compose("train", overrides=overrides)     # the real config, as `grokmuon train` composes it
     cfg.grok_val_acc = 2.0  # never "grokked": run every epoch  (validate() is not called here)
     stamps = []
-    train(cfg, on_epoch=lambda epoch, numbers, results: stamps.append(time.perf_counter()))
+    with tempfile.TemporaryDirectory() as folder:
+        saver = Saver(folder, "bench", checkpoint_every, keep_weights=False) if checkpoint_every else None
+        train(cfg, on_epoch=lambda epoch, numbers, results: stamps.append(time.perf_counter()), saver=saver)
     return (stamps[-1] - stamps[0]) / epochs
 
 
@@ -190,6 +197,14 @@ def main(argv: list[str]) -> None:
     cases.append(("    grokmuon Muon (info)", 1, our_flops,
                   lambda: ours_epochs(args.task, args.train_frac, {}, args.batch, args.epochs, 1, "muon",
                                       args.precision, args.device)))
+    # What the probes and checkpoints cost: the same run as (b) without probes, and with a checkpoint
+    # written every epoch (far more often than checkpoint_every would be set).
+    cases.append(("    grokmuon AdamW, probes off", 1, our_flops,
+                  lambda: ours_epochs(args.task, args.train_frac, {}, args.batch, args.epochs, 1, "adamw",
+                                      args.precision, args.device, extra=("probes=false",))))
+    cases.append(("    grokmuon AdamW, checkpoint/epoch", 1, our_flops,
+                  lambda: ours_epochs(args.task, args.train_frac, {}, args.batch, args.epochs, 1, "adamw",
+                                      args.precision, args.device, checkpoint_every=1)))
     # Every case runs once per round, rounds interleaved, and the fastest round counts: a burst of load
     # from another process then slows one round of every case, not one case.
     best = [float("inf")] * len(cases)
@@ -198,6 +213,12 @@ def main(argv: list[str]) -> None:
             best[i] = min(best[i], run())
     for (name, members, flops, _), sec in zip(cases, best):
         report(name, sec, members, flops)
+    by_name = {r["name"].strip(): r["s_per_epoch"] for r in rows}
+    base = by_name.get("(b) grokmuon AdamW")
+    if base:
+        print(f"probes cost {100 * (base - by_name['grokmuon AdamW, probes off']) / base:+.1f}% of an epoch; a checkpoint "
+              f"every epoch {100 * (by_name['grokmuon AdamW, checkpoint/epoch'] - base) / base:+.1f}% "
+              "(differences of the fastest rounds; within noise when small)")
     peaks = {str(dt).split(".")[1]: matmul_peak(dt, args.device, args.peak_size) / 1e9 for dt in (torch.float32, torch.bfloat16)}
     print(f"matmul peak ({args.peak_size}^2): " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
     out = Path(args.out)

@@ -47,6 +47,7 @@ def test_bench_runs_and_writes_its_table(tmp_path):
     main(["--task", "parity", "--members", "1,2", "--epochs", "1", "--rounds", "1", "--peak-size", "128", "--out", str(tmp_path)])
     (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("bench-*.json")]
     names = [r["name"] for r in record["rows"]]
-    assert names[0].startswith("(a)") and len(names) == 4
+    assert names[0].startswith("(a)") and len(names) == 6
+    assert any("probes off" in n for n in names) and any("checkpoint/epoch" in n for n in names)
     assert all(r["member_epochs_per_s"] > 0 for r in record["rows"])
     assert set(record["matmul_peak_gflops"]) == {"float32", "bfloat16"}
