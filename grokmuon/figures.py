@@ -389,7 +389,7 @@ def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                 median = stats.km_median(cell["time"], cell["event"]) if len(cell) else None
                 if median is not None:      # where half the members had grokked
                     ax.axvline(median, color=COLOR.get(opt), ls=styles[head], lw=0.7, alpha=0.6)
-            if probe in ("weight_norm", "spectral_max", "logit_scale"):
+            if probe == "logit_scale":          # grows by orders of magnitude; the others stay in one
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
                 ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
