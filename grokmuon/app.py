@@ -313,8 +313,9 @@ def train_job(cfg: DictConfig) -> dict:
         print(f"  race: {where}; best lr {race['chosen']['lr']:g} weight_decay "
               f"{race['chosen']['weight_decay']:g} (median {race['chosen_median']}); rule: {race['rule']}")
     if summary["status"] == "interrupted":
-        print(f"grokmuon: interrupted after epoch {seen['epoch']}; {folder} says so and a re-run trains it "
-              "again", file=sys.stderr)
+        again = "resumes it from its checkpoint" if (folder / checkpoint.CHECKPOINT).exists() else "trains it again"
+        print(f"grokmuon: interrupted after epoch {seen['epoch']}; {folder} says so and a re-run {again}",
+              file=sys.stderr)
         sys.exit(130)
     stop.restore()          # only now: a late second Ctrl-C must not turn a written run into a traceback
     if stop.signal:         # it came after the last epoch: this run is whole, but a sweep must not go on
