@@ -139,7 +139,7 @@ def delay_section(done: pd.DataFrame) -> str:
 
 def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
     """`grokmuon tune`: each optimizer's chosen setting, its tuning race, and the confirmation runs."""
-    rows, tests = [], []
+    rows = []
     for (task, head), g in confirm.groupby(["task", "head"]):
         cells = {}
         for opt in (A, B):
@@ -147,9 +147,8 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
             if c.empty:
                 cells[opt] = ["–"] * 5
                 continue
-            configs = racing.by_config(zip(t["lr"], t["weight_decay"], t["status"],
-                                           t["grokking_epoch"].astype(object).where(t["grokking_epoch"].notna(), None)))
-            grid = f"{len(configs)} settings × {t['seed'].nunique()} seeds" if len(t) else "no tuning run"
+            settings = len(t[["lr", "weight_decay"]].drop_duplicates())
+            grid = f"{settings} settings × {t['seed'].nunique()} seeds" if len(t) else "no tuning run"
             stopped = int(t["epochs_run"].max()) if len(t) else None
             cells[opt] = [f"lr {value_text(c['lr'].iloc[0])}, wd {value_text(c['weight_decay'].iloc[0])}",
                           f"{grid}, stopped at {stopped}" if stopped is not None else grid,
