@@ -173,10 +173,11 @@ def check_environment(cfg: DictConfig) -> None:
     """Refuse, in one line, what this machine cannot do: a CUDA device without a CUDA build or GPU, or
     W&B online mode without credentials. precheck calls it before Hydra makes any folder; torch and
     wandb are imported only when the config asks for CUDA or online mode."""
-    import torch
-    if str(cfg.device).startswith("cuda") and not torch.cuda.is_available():
-        fail(f"device={cfg.device} but this torch ({torch.__version__}) sees no CUDA GPU; use device=cpu or "
-             "device=auto, or install a CUDA build of torch")
+    if str(cfg.device).startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            fail(f"device={cfg.device} but this torch ({torch.__version__}) sees no CUDA GPU; use device=cpu "
+                 "or device=auto, or install a CUDA build of torch")
     if cfg.logger.name == "wandb" and cfg.logger.mode == "online" and not os.environ.get("WANDB_API_KEY"):
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb

@@ -250,3 +250,12 @@ def test_a_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
                          cwd=away, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines()[0].startswith(str(tmp_path / "site")) and "name: gcd" in out.stdout
+
+
+def test_checking_a_good_command_line_does_not_import_torch():
+    # precheck composes and checks every combination; torch is loaded only when the config asks for CUDA.
+    code = ("import sys; from grokmuon import app\n"
+            "app.precheck(['task=gcd', 'model=tiny', 'logger=none'])\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False"], out.stderr[-2000:]
