@@ -197,7 +197,9 @@ def read_curves(done: pd.DataFrame, warn) -> pd.DataFrame:
     frames = []
     for run_dir, rows in keep.groupby("run_dir"):
         try:     # a file corrupted or cut short since `collect` read it is left out, with one line
-            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True)
+            # The train column may be blank (eval_train=lazy); collect has checked each run's own rule.
+            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True,
+                              blank_ok=("train_acc",))
         except BadRun as err:
             warn(str(err))
             continue
@@ -214,8 +216,10 @@ def read_curves(done: pd.DataFrame, warn) -> pd.DataFrame:
 
 
 def held(wide: pd.DataFrame, metric: str, key: tuple) -> pd.DataFrame:
-    """One cell's members (rows) by epoch (columns), each held at its last value to the cell's last epoch."""
+    """One cell's members (rows) by epoch (columns), each held at its last value to the cell's last epoch;
+    epochs a member skipped (the train split under eval_train=lazy) are drawn straight between its points."""
     raw = wide[metric].xs(key, level=["task", "head", "optimizer"])
+    raw = raw.interpolate(method="index", axis=1, limit_area="inside")
     return raw.loc[:, raw.notna().any()].ffill(axis=1)
 
 
@@ -349,7 +353,8 @@ def read_probes(done: pd.DataFrame, warn) -> pd.DataFrame:
     frames = []
     for run_dir, rows in done[~done["diverged"]].groupby("run_dir"):
         try:
-            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True)
+            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True,
+                              blank_ok=("train_acc",))
         except BadRun as err:
             warn(str(err))
             continue

@@ -65,10 +65,16 @@ def run_folders(dirs: Iterable[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def check_metrics(folder: Path, members: list[dict], complete: bool) -> pd.DataFrame:
-    """metrics.csv, checked: it parses, its NEEDED_METRICS cells are numbers (not blank, not garbage)
-    and, for a finished run, it holds epochs 1..epochs_run of every member (a shorter file was cut off).
-    BadRun, naming the file, if not."""
+def lazy_blanks(cfg: dict) -> tuple[str, ...]:
+    """The metrics.csv columns a run may leave blank: the train split's, under eval_train=lazy."""
+    return ("train_acc",) if cfg.get("eval_train") == "lazy" else ()
+
+
+def check_metrics(folder: Path, members: list[dict], complete: bool, blank_ok: tuple[str, ...] = ()) -> pd.DataFrame:
+    """metrics.csv, checked: it parses, its NEEDED_METRICS cells are numbers (not blank, not garbage;
+    blank_ok: columns that may be blank, the train split of an eval_train=lazy run) and, for a finished
+    run, it holds epochs 1..epochs_run of every member (a shorter file was cut off). BadRun, naming the
+    file, if not."""
     path = folder / METRICS
     try:
         m = pd.read_csv(path)
@@ -77,8 +83,10 @@ def check_metrics(folder: Path, members: list[dict], complete: bool) -> pd.DataF
     missing = [c for c in NEEDED_METRICS if c not in m.columns]
     if missing:
         raise BadRun(f"{path}: no column {', '.join(missing)}")
+    blank = m[NEEDED_METRICS].isna()
     m[NEEDED_METRICS] = m[NEEDED_METRICS].apply(pd.to_numeric, errors="coerce")
-    if m[NEEDED_METRICS].isna().any().any():
+    bad = m[NEEDED_METRICS].isna() & ~(blank & blank.columns.isin(blank_ok))
+    if bad.any().any():
         raise BadRun(f"{path}: blank, partial or garbled rows (cut off mid-write?)")
     if not complete:
         return m
@@ -102,7 +110,7 @@ def on_plateau(member_metrics: pd.DataFrame, mem: dict, train_threshold: float) 
     last PLATEAU_EPOCHS epochs stayed within PLATEAU_RANGE and below PLATEAU_BELOW of the threshold."""
     if mem.get("memorisation_epoch") is not None or mem.get("status") in ("diverged", "grokked"):
         return False
-    tail = member_metrics.sort_values("epoch")["train_acc"].tail(PLATEAU_EPOCHS)
+    tail = member_metrics.sort_values("epoch")["train_acc"].dropna().tail(PLATEAU_EPOCHS)
     return bool(len(tail) == PLATEAU_EPOCHS and tail.max() - tail.min() < PLATEAU_RANGE
                 and tail.max() < PLATEAU_BELOW * train_threshold)
 
@@ -117,7 +125,7 @@ def read_run(folder: Path) -> list[dict]:
     except (OSError, ValueError) as err:
         raise BadRun(f"{folder / CONFIG}: unreadable ({type(err).__name__})")
     complete = summary["status"] == "complete"
-    metrics = check_metrics(folder, summary["members"], complete)
+    metrics = check_metrics(folder, summary["members"], complete, lazy_blanks(cfg))
     written = summary.get("written_at") or pd.Timestamp((folder / SUMMARY).stat().st_mtime, unit="s",
                                                            tz="UTC").isoformat()
     run = {"run_status": summary["status"], "wall_s": summary.get("wall_s"), "device": summary.get("device"),

@@ -36,8 +36,10 @@ SUMMARY = "summary.json"
 #   role        a label `grokmuon tune` gives its runs (tune | confirm)
 #   checkpoint_every, keep_weights, probes   what is saved or measured besides the results; a resumed
 #               run equals an uninterrupted one, and probes only read the weights and logits
+#   eval_train, eval_train_every   how often the train split is measured; the grokking and memorisation
+#               epochs do not depend on it (tested)
 NOT_RESULTS = ("logger", "progress", "eval_chunk", "experiment", "device", "role", "checkpoint_every",
-               "keep_weights", "probes")
+               "keep_weights", "probes", "eval_train", "eval_train_every")
 # Keys added after runs were committed, left out while at these values (what every older run did), so
 # the committed runs keep their hashes and a re-run of their sweeps still skips them (tested).
 ADDED = {"grid": {"lr": None, "weight_decay": None}, "stop": "patience"}

@@ -131,7 +131,8 @@ class RunLog:
                 continue
             _, lr, wd = self.members[e]
             row = {"epoch": epoch, "member": e, "seed": r.seed, "lr": lr, "weight_decay": wd, "wall_s": wall}
-            row.update({k: numbers[k][e] for k in (*NUMBERS, *PROBES) if k in numbers})
+            # An unmeasured number (the train split under eval_train=lazy) is NaN: written blank, not logged.
+            row.update({k: numbers[k][e] for k in (*NUMBERS, *PROBES) if k in numbers and not math.isnan(numbers[k][e])})
             self._csv.writerow(row)
             if self._wandb:
                 self._wandb[e].log({k: row[k] for k in (*NUMBERS, "wall_s", *PROBES) if k in row}, step=epoch)

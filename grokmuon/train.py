@@ -4,8 +4,9 @@ A member is (seed, lr, weight_decay) (config.members: every seed at every point 
 seed it has its own split, initial weights, batch order and dropout masks, drawn from member-private
 generators, and the optimizers take its own lr and decay: member e of an ensemble equals a solo run with
 its seed, lr and weight decay. Members of one seed share split, init and batch order across the grid.
-After each epoch every member is evaluated in eval mode on the full train and val splits; the host
-reads the numbers once per epoch, never inside the step loop.
+After each epoch every member is evaluated in eval mode on the full train and val splits (with
+eval_train=lazy the train split only on the epochs that can change a grokking or memorisation epoch, see
+needs_train); the host reads the numbers once per epoch, never inside the step loop.
 
 A member whose loss or weights become NaN/inf is marked diverged at that epoch and frozen: its loss
 is left out of the backward pass and its weights are put back after every step, so it stops
@@ -62,6 +63,7 @@ class Data:
         self.inputs, self.labels = x.to(device), y.to(device)
         splits = [split_indices(len(y), t.train_frac, member_generator(s, SPLIT).initial_seed()) for s in seeds]
         self.train_rows = torch.stack([tr for tr, _ in splits]).to(device)          # [E, n_train]
+        self.val_rows = torch.stack([va for _, va in splits]).to(device)            # [E, n_val]
         self.is_train = torch.zeros(len(seeds), len(y), dtype=torch.bool, device=device)
         self.is_train.scatter_(1, self.train_rows, True)
         self.n_train, self.n_val = self.train_rows.shape[1], len(y) - self.train_rows.shape[1]
@@ -108,6 +110,61 @@ def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
         "train_loss": (losses * tr).sum(1) / data.n_train, "val_loss": (losses * va).sum(1) / data.n_val,
         **{k: (torch.cat(v, 1) * tr).sum(1) / data.n_train for k, v in logit_probes.items() if v},
     }
+
+
+@torch.no_grad()
+def evaluate_split(model, data: Data, cfg, device, rows: torch.Tensor, split: str,
+                   logit_probes: bool = False) -> dict[str, torch.Tensor]:
+    """Per-member accuracy and mean loss on each member's own rows [E, n] of one split, eval mode:
+    {split_acc, split_loss (and the logit probes): [E]}. What evaluate() gives for that split, up to
+    float rounding (the rows reach the matmuls in other groups); eval_train=lazy uses it."""
+    model.eval()
+    E, n = rows.shape
+    chunk = max(1, cfg.eval_chunk // E)
+    correct = torch.zeros(E, device=device)
+    loss = torch.zeros(E, device=device)
+    sums = {k: torch.zeros(E, device=device) for k in probes.LOGIT_PROBES} if logit_probes else {}
+    for start in range(0, n, chunk):
+        idx = rows[:, start:start + chunk]
+        y = data.labels[idx]                                            # [E, c]
+        with _autocast(cfg, device):
+            logits = model(data.inputs[idx]).float()                    # [E, c, V]
+        correct += (logits.argmax(-1) == y).sum(1)
+        loss += heads.row_losses(cfg.head.name, logits, y).sum(1)
+        for k, v in (probes.logit_sums(logits, y).items() if logit_probes else ()):
+            sums[k] += v.sum(1)
+    model.train()
+    return {f"{split}_acc": correct / n, f"{split}_loss": loss / n, **{k: v / n for k, v in sums.items()}}
+
+
+def needs_train(results, val_acc: list[float], epoch: int, cfg) -> bool:
+    """eval_train=lazy: whether this epoch measures the train split. It must wherever a grokking or
+    memorisation epoch could fall (a running member not yet memorised; one not yet grokked whose val
+    accuracy reached the threshold), where a member's patience ends (the run may end there: its final
+    numbers), every eval_train_every epochs (the curves) and at the budget."""
+    if epoch % cfg.eval_train_every == 0 or epoch == cfg.max_epochs:
+        return True
+    for r, va in zip(results, val_acc):
+        if r.status != "running":
+            continue
+        if r.memorisation_epoch is None or (r.grokking_epoch is None and va >= cfg.grok_val_acc):
+            return True
+        if r.grokking_epoch is not None and epoch == r.grokking_epoch + cfg.patience:
+            return True
+    return False
+
+
+def evaluate_lazy(model, data: Data, cfg, device, results, epoch: int) -> tuple[dict[str, torch.Tensor], bool]:
+    """eval_train=lazy: the val split, then the train split only if needs_train (else NaN, written blank).
+    Returns the numbers and whether the train split was measured."""
+    numbers = evaluate_split(model, data, cfg, device, data.val_rows, "val")
+    measured = needs_train(results, numbers["val_acc"].tolist(), epoch, cfg)
+    if measured:
+        numbers.update(evaluate_split(model, data, cfg, device, data.train_rows, "train", cfg.probes))
+    else:
+        nan = torch.full_like(numbers["val_acc"], math.nan)
+        numbers.update({k: nan for k in ("train_acc", "train_loss", *(probes.LOGIT_PROBES if cfg.probes else ()))})
+    return numbers, measured
 
 
 @torch.no_grad()
@@ -201,8 +258,13 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
             if frozen is not None:
                 restore_frozen(model, alive, frozen)
             step += 1
-        numbers = evaluate(model, data, cfg, device)
-        finite = torch.isfinite(numbers["train_loss"]) & torch.isfinite(numbers["val_loss"]) & weights_finite(model)
+        if cfg.eval_train == "lazy":
+            numbers, measured = evaluate_lazy(model, data, cfg, device, results, epoch)
+        else:
+            numbers, measured = evaluate(model, data, cfg, device), True
+        finite = torch.isfinite(numbers["val_loss"]) & weights_finite(model)
+        if measured:
+            finite &= torch.isfinite(numbers["train_loss"])
         if cfg.probes:
             numbers.update(probes.weight_probes(model))
             numbers["lr_factor"] = torch.full((E,), lr_factor(step - 1, cfg.optimizer.warmup_steps))

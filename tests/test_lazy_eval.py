@@ -1,0 +1,79 @@
+"""eval_train=lazy: the train split is measured only where a grokking or memorisation epoch can fall, and
+every such epoch, every val number and every measured train number equals the eval_train=every run."""
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+
+from grokmuon.results import BadRun, check_metrics, read_run
+from grokmuon.train import MemberResult, needs_train, train
+
+from conftest import cli_env, grokmuon_exe
+
+# modadd mod 11 with lowered thresholds: the members memorise at epochs 17-24 and grok at 18-24.
+LAZY_RUN = ("task=modadd", "task.p=11", "optimizer=muon", "seeds=[0,1,2,3]", "max_epochs=40", "batch_size=16",
+            "patience=5", "grok_train_acc=0.9", "grok_val_acc=0.5", "eval_train_every=7")
+
+
+def recorded(cfg):
+    rows = []
+    results = train(cfg, on_epoch=lambda epoch, numbers, rs: rows.append((epoch, {k: list(v) for k, v in numbers.items()})))
+    return results, rows
+
+
+def test_lazy_gives_the_same_epochs_and_numbers_and_skips_train_evaluations(compose_cfg):
+    every, every_rows = recorded(compose_cfg(*LAZY_RUN, "eval_train=every"))
+    lazy, lazy_rows = recorded(compose_cfg(*LAZY_RUN, "eval_train=lazy"))
+    assert any(r.grokking_epoch for r in every), "the run must grok for the comparison to mean anything"
+    for a, b in zip(every, lazy):
+        assert (a.memorisation_epoch, a.grokking_epoch, a.status, a.epochs_run) == \
+               (b.memorisation_epoch, b.grokking_epoch, b.status, b.epochs_run)
+        assert a.final == pytest.approx(b.final, abs=1e-6)           # the last epoch measures the train split
+    assert [e for e, _ in every_rows] == [e for e, _ in lazy_rows]
+    skipped = []
+    for (epoch, a), (_, b) in zip(every_rows, lazy_rows):
+        assert b["val_acc"] == pytest.approx(a["val_acc"], abs=1e-6)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
+        if math.isnan(b["train_acc"][0]):
+            skipped.append(epoch)
+            assert all(math.isnan(x) for x in b["train_acc"] + b["train_loss"])
+        else:
+            assert b["train_acc"] == pytest.approx(a["train_acc"], abs=1e-6)
+            assert b["logit_scale"] == pytest.approx(a["logit_scale"], rel=1e-5)
+    last_memorised = max(r.memorisation_epoch for r in every)
+    assert skipped, "lazy evaluation skipped no epoch: nothing was saved"
+    assert min(skipped) > last_memorised           # every member fitted before the first skip
+    assert not any(e % 7 == 0 for e in skipped)      # the curve's points every eval_train_every epochs
+
+
+def test_needs_train_follows_its_rule():
+    cfg = SimpleNamespace(eval_train_every=10, max_epochs=100, grok_val_acc=0.95, patience=2)
+    fitted = MemberResult(seed=0, memorisation_epoch=5)
+    assert not needs_train([fitted], [0.5], 13, cfg)
+    assert needs_train([fitted], [0.95], 13, cfg)                           # it may grok now
+    assert needs_train([MemberResult(seed=1)], [0.1], 13, cfg)               # not yet memorised
+    assert needs_train([fitted], [0.1], 20, cfg) and needs_train([fitted], [0.1], 100, cfg)
+    grokked = MemberResult(seed=0, memorisation_epoch=5, grokking_epoch=11)
+    assert needs_train([grokked], [0.99], 13, cfg) and not needs_train([grokked], [0.99], 14, cfg)
+    stopped = MemberResult(seed=1, status="diverged")                        # stopped members ask for nothing
+    assert not needs_train([fitted, stopped], [0.1, math.nan], 13, cfg)
+
+
+def test_a_lazy_run_folder_collects_and_a_blank_in_an_every_run_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [grokmuon_exe(), "train", "model=tiny", *LAZY_RUN, "eval_train=lazy", "logger=none", "progress=false",
+           "device=cpu", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=cli_env(), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(run_dir / "metrics.csv") as f:
+        blanks = sum(row["train_acc"] == "" for row in csv.DictReader(f))
+    assert blanks > 0
+    rows = read_run(run_dir)
+    assert len(rows) == 4 and any(r["grokking_epoch"] for r in rows)
+    members = [{"member": r["member"], "epochs_run": r["epochs_run"]} for r in rows]
+    with pytest.raises(BadRun, match="blank"):      # the same file is damaged for a run that measures every epoch
+        check_metrics(run_dir, members, complete=True)
