@@ -1,10 +1,14 @@
 """`grokmuon bench`: member-epochs per second, side by side in one process, with ratios to a plain loop.
 
+Per model of the config (--models, default: default and small, shapes from grokmuon/conf/model/):
 (a) reference: the loop as peers write it (nn.Module with nn.Linear layers, DataLoader, torch.optim.AdamW,
     full-sequence forward, `.item()` every step, accuracy on the val set each epoch);
-(b) our trainer with 1 member; (c) our trainer with ensembles (default 8 and 32 members).
-Same task, model size, batch size and optimizer (AdamW, so the optimizers cost the same; a Muon row is
-added for information). Also prints achieved model FLOP/s beside the measured matmul peak.
+(b) our trainer with 1 member; (c) our trainer with ensembles (default 3, 8 and 32 members);
+then, at 1 member, for information: Muon (its Newton-Schulz cost is the difference to (b)), the delay
+phase with eval_train=lazy (train split skipped), probes off, a checkpoint every epoch.
+Same task, model size, batch size and optimizer (AdamW, so the optimizers cost the same). Also prints
+achieved model FLOP/s beside the measured matmul peak. --profile adds where an epoch's time goes
+(torch.profiler: the trainer's phases and the costliest operators).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cli import Parser, fail
+from .cli import CONF, Parser, fail
 from .model import apply_rope, rope_tables
 from .tasks import make_task, split_indices, vocab_size
 
@@ -92,31 +96,84 @@ def reference_epochs(task, p, frac, shape, batch, epochs, device) -> float:
 
 
 # ----------------------------------------------------------------------------- (b), (c) our trainer
-def ours_epochs(task, frac, model_overrides, batch, epochs, members, optimizer, precision, device,
-                extra=(), checkpoint_every: int = 0) -> float:
-    """Seconds per epoch of grokmuon.train.train with `members` seeds (after one warm-up epoch); extra:
-    more overrides (probes=false); checkpoint_every: save the whole state that often (to a temp folder)."""
-    import tempfile
-
-    from .checkpoint import Saver
+def compose_train(overrides: list[str]):
+    """The config `grokmuon train <overrides>` runs (validate() is not called: bench bends thresholds)."""
     from hydra import compose, initialize_config_dir
 
     from .app import register_configs  # noqa: F401 (the schema, as `grokmuon train` has it)
     from .cli import CONF
+    with initialize_config_dir(str(CONF), version_base=None):
+        return compose("train", overrides=overrides)
+
+
+def model_shape(name: str) -> tuple[int, int, int, int, float]:
+    """(layers, width, heads, MLP width, dropout) of grokmuon/conf/model/<name>.yaml, as train builds it."""
+    m = compose_train([f"model={name}"]).model
+    return m.n_layers, m.d_model, m.n_heads, m.d_mlp, m.dropout
+
+
+def ours_epochs(task, frac, model, batch, epochs, members, optimizer, precision, device,
+                extra=(), checkpoint_every: int = 0, delay_phase: bool = False, profiler=None) -> float:
+    """Seconds per epoch of grokmuon.train.train with `members` seeds (after one warm-up epoch); extra:
+    more overrides (probes=false); checkpoint_every: save the whole state that often (to a temp folder);
+    delay_phase: every member counts as memorised from epoch 1 (what eval_train=lazy skips then);
+    profiler: a torch.profiler.profile entered around the timed epochs."""
+    import contextlib
+    import tempfile
+
+    from .checkpoint import Saver
     from .train import train
 
-    overrides = [f"task={task}", f"task.train_frac={frac}", f"optimizer={optimizer}", "logger=none",
-                 f"seeds={list(range(members))}".replace(" ", ""), f"batch_size={batch}", f"max_epochs={epochs + 1}",
-                 f"precision={precision}", f"device={device}", "progress=false",
-                 *(f"model.{k}={v}" for k, v in model_overrides.items()), *extra]
-    with initialize_config_dir(str(CONF), version_base=None):
-        cfg = compose("train", overrides=overrides)     # the real config, as `grokmuon train` composes it
-    cfg.grok_val_acc = 2.0  # never "grokked": run every epoch  (validate() is not called here)
+    overrides = [f"task={task}", f"task.train_frac={frac}", f"optimizer={optimizer}", f"model={model}", "logger=none",
+                 f"seeds={list(range(members))}".replace(" ", ""), f"batch_size={batch}", f"max_epochs={epochs + 2}",
+                 f"precision={precision}", f"device={device}", "progress=false", "eval_train_every=100000", *extra]
+    cfg = compose_train(overrides)
+    cfg.grok_val_acc = 2.0  # never "grokked": run every epoch
+    if delay_phase:
+        cfg.grok_train_acc = 0.0
     stamps = []
-    with tempfile.TemporaryDirectory() as folder:
+    with contextlib.ExitStack() as stack:
+        def on_epoch(epoch, numbers, results):
+            stamps.append(time.perf_counter())
+            if epoch == 1 and profiler is not None:        # after the warm-up epoch
+                stack.enter_context(profiler)
+            if epoch == epochs + 1 and profiler is not None:
+                stack.close()
+        folder = stack.enter_context(tempfile.TemporaryDirectory())
         saver = Saver(folder, "bench", checkpoint_every, keep_weights=False) if checkpoint_every else None
-        train(cfg, on_epoch=lambda epoch, numbers, results: stamps.append(time.perf_counter()), saver=saver)
-    return (stamps[-1] - stamps[0]) / epochs
+        train(cfg, on_epoch=on_epoch, saver=saver)
+    # epochs 2..epochs+1 are timed; the last (the budget) always measures the train split, so it is not
+    return (stamps[epochs] - stamps[0]) / epochs
+
+
+PHASES = ("forward", "backward", "optimizer", "evaluate", "probes")
+
+
+def profile_epoch(task, frac, model, batch, epochs, optimizer, precision, device, top: int = 12) -> dict:
+    """Where one member's epoch goes: the trainer's phases (train.phase) and the costliest operators by
+    their own time, from torch.profiler over `epochs` epochs after a warm-up. Seconds per epoch."""
+    from torch.profiler import ProfilerActivity, profile
+
+    prof = profile(activities=[ProfilerActivity.CPU])
+    total = ours_epochs(task, frac, model, batch, epochs, 1, optimizer, precision, device, profiler=prof)
+    events = prof.key_averages()
+    phases = {e.key.split(".", 1)[1]: e.cpu_time_total / 1e6 / epochs for e in events if e.key.startswith("grokmuon.")}
+    ops = sorted((e for e in events if not e.key.startswith("grokmuon.")), key=lambda e: -e.self_cpu_time_total)[:top]
+    return {"model": model, "optimizer": optimizer, "s_per_epoch_profiled": total,
+            "phases": {k: phases.get(k, 0.0) for k in PHASES},
+            "ops": [{"op": e.key, "self_s_per_epoch": e.self_cpu_time_total / 1e6 / epochs, "calls": e.count // epochs}
+                    for e in ops]}
+
+
+def print_profile(p: dict) -> None:
+    total = p["s_per_epoch_profiled"]
+    print(f"profile: model {p['model']}, {p['optimizer']}, 1 member: {total:.3f} s/epoch under the profiler")
+    rest = total - sum(p["phases"].values())
+    for name, sec in [*p["phases"].items(), ("rest (batching, lr, host)", rest)]:
+        print(f"  {name:28s} {sec:7.3f} s  {100 * sec / total:5.1f}%")
+    print("  costliest operators (own time per epoch, calls per epoch):")
+    for o in p["ops"]:
+        print(f"    {o['op'][:40]:40s} {o['self_s_per_epoch']:7.3f} s  {100 * o['self_s_per_epoch'] / total:5.1f}%  {o['calls']:6d}")
 
 
 # ----------------------------------------------------------------------------- FLOPs and peaks
@@ -158,78 +215,105 @@ def main(argv: list[str]) -> None:
     ap = Parser(prog="grokmuon bench", description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="modadd")
     ap.add_argument("--train-frac", type=float, default=0.5, help="0.5: 4704 train rows on modadd")
-    ap.add_argument("--members", type=sizes, default="1,8,32", help="ensemble sizes for our trainer, e.g. 1,8,32")
+    ap.add_argument("--models", default="default,small", help="model configs to time, e.g. default,small")
+    ap.add_argument("--members", type=sizes, default="1,3,8,32", help="ensemble sizes for our trainer, e.g. 1,8,32")
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per row (after 1 warm-up)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved repeats; the fastest counts")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--profile", action="store_true", help="also: where an epoch goes (phases, operators)")
     ap.add_argument("--peak-size", type=int, default=2048, help="n of the n x n matmul that measures the peak")
     ap.add_argument("--out", default="outputs/bench",
                     help="folder for the JSON record (default: %(default)s; results/bench holds the committed ones)")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         fail(f"--device {args.device} but this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu")
-    L, D, H, M = 2, 128, 4, 512
+    known = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or any(m not in known for m in models):
+        fail(f"--models {args.models!r}: give model configs from {', '.join(known)}, e.g. default,small")
     p = 97
     x, y = make_task(args.task, p)
     n_all, seq, vocab = len(y), x.shape[1], vocab_size(args.task, p)
     n_train = int(math.floor(args.train_frac * n_all))
-    rows = []
+    rows, profiles = [], []
+    print(f"task {args.task}, {n_train} train rows, batch {args.batch}, device {args.device}, "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
+    cases = []
+    for model in models:
+        L, D, H, M, drop = model_shape(model)
+        ref_flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab, last_only=False, eval_rows=n_all - n_train)
+        our_flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab)
+        delay_flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab, eval_rows=n_all - n_train)
 
-    def report(name, sec_per_epoch, members, flops):
-        rows.append({"name": name, "members": members, "s_per_epoch": sec_per_epoch,
-                     "member_epochs_per_s": members / sec_per_epoch, "gflops": flops * members / sec_per_epoch / 1e9})
-        r = rows[-1]
-        print(f"{name:32s} {members:3d} members  {sec_per_epoch:8.3f} s/epoch  {r['member_epochs_per_s']:7.3f} member-epochs/s"
-              f"  {r['member_epochs_per_s'] / rows[0]['member_epochs_per_s']:6.2f}x  {r['gflops']:7.1f} GFLOP/s", flush=True)
-
-    print(f"task {args.task}, {n_train} train rows, model {L}x{D} (heads {H}, MLP {M}), batch {args.batch}, "
-          f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
-    ref_flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab, last_only=False, eval_rows=n_all - n_train)
-    our_flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab)
-    cases = [("(a) reference loop (AdamW)", 1, ref_flops,
-              lambda: reference_epochs(args.task, p, args.train_frac, (L, D, H, M, 0.1), args.batch, args.epochs, args.device))]
-    for e in args.members:
-        cases.append((f"({'b' if e == 1 else 'c'}) grokmuon AdamW", e, our_flops,
-                      lambda e=e: ours_epochs(args.task, args.train_frac, {}, args.batch, args.epochs, e, "adamw",
-                                              args.precision, args.device)))
-    cases.append(("    grokmuon Muon (info)", 1, our_flops,
-                  lambda: ours_epochs(args.task, args.train_frac, {}, args.batch, args.epochs, 1, "muon",
-                                      args.precision, args.device)))
-    # What the probes and checkpoints cost: the same run as (b) without probes, and with a checkpoint
-    # written every epoch (far more often than checkpoint_every would be set).
-    cases.append(("    grokmuon AdamW, probes off", 1, our_flops,
-                  lambda: ours_epochs(args.task, args.train_frac, {}, args.batch, args.epochs, 1, "adamw",
-                                      args.precision, args.device, extra=("probes=false",))))
-    cases.append(("    grokmuon AdamW, checkpoint/epoch", 1, our_flops,
-                  lambda: ours_epochs(args.task, args.train_frac, {}, args.batch, args.epochs, 1, "adamw",
-                                      args.precision, args.device, checkpoint_every=1)))
+        def ours(e=1, optimizer="adamw", **kw):
+            return lambda: ours_epochs(args.task, args.train_frac, model, args.batch, args.epochs, e, optimizer,
+                                       args.precision, args.device, **kw)
+        tag = f"{model} {L}x{D}"
+        cases.append((tag, "(a) reference loop (AdamW)", 1, ref_flops,
+                      lambda L=L, D=D, H=H, M=M, drop=drop: reference_epochs(
+                          args.task, p, args.train_frac, (L, D, H, M, drop), args.batch, args.epochs, args.device)))
+        for e in args.members:
+            cases.append((tag, f"({'b' if e == 1 else 'c'}) grokmuon AdamW", e, our_flops, ours(e)))
+        cases.append((tag, "    grokmuon Muon", 1, our_flops, ours(optimizer="muon")))
+        # The delay phase (every member memorised, none grokked): where eval_train=lazy skips the train split.
+        cases.append((tag, "    delay phase, eval_train=every", 1, our_flops, ours(delay_phase=True)))
+        cases.append((tag, "    delay phase, eval_train=lazy", 1, delay_flops,
+                      ours(delay_phase=True, extra=("eval_train=lazy",))))
+        # What the probes and checkpoints cost: (b) without probes, and with a checkpoint every epoch.
+        cases.append((tag, "    grokmuon AdamW, probes off", 1, our_flops, ours(extra=("probes=false",))))
+        cases.append((tag, "    grokmuon AdamW, checkpoint/epoch", 1, our_flops, ours(checkpoint_every=1)))
     # Every case runs once per round, rounds interleaved, and the fastest round counts: a burst of load
     # from another process then slows one round of every case, not one case.
     best = [float("inf")] * len(cases)
     for _ in range(args.rounds):
-        for i, (_, _, _, run) in enumerate(cases):
-            best[i] = min(best[i], run())
-    for (name, members, flops, _), sec in zip(cases, best):
-        report(name, sec, members, flops)
-    by_name = {r["name"].strip(): r["s_per_epoch"] for r in rows}
-    base = by_name.get("(b) grokmuon AdamW")
-    if base:
-        print(f"probes cost {100 * (base - by_name['grokmuon AdamW, probes off']) / base:+.1f}% of an epoch; a checkpoint "
-              f"every epoch {100 * (by_name['grokmuon AdamW, checkpoint/epoch'] - base) / base:+.1f}% "
-              "(differences of the fastest rounds; within noise when small)")
+        for i, case in enumerate(cases):
+            best[i] = min(best[i], case[-1]())
+    for model in models:
+        tag = next(c[0] for c in cases if c[0].startswith(model + " "))
+        print(f"model {tag} (heads, MLP: grokmuon/conf/model/{model}.yaml)")
+        mine = [(c, sec) for c, sec in zip(cases, best) if c[0] == tag]
+        base = mine[0][1]
+        for (_, name, members, flops, _), sec in mine:
+            rows.append({"model": model, "name": name.strip(), "members": members, "s_per_epoch": sec,
+                         "member_epochs_per_s": members / sec, "ratio": base / (sec / members),
+                         "gflops": flops * members / sec / 1e9})
+            r = rows[-1]
+            print(f"  {name:36s} {members:3d} members  {sec:8.3f} s/epoch  {r['member_epochs_per_s']:7.3f} member-epochs/s"
+                  f"  {r['ratio']:6.2f}x  {r['gflops']:7.1f} GFLOP/s", flush=True)
+        by = {r["name"]: r["s_per_epoch"] for r in rows if r["model"] == model}
+        b = by["(b) grokmuon AdamW"]
+        print(f"  Muon's Newton-Schulz and its AdamW part: {by['grokmuon Muon'] - b:+.3f} s/epoch over AdamW "
+              f"({100 * (by['grokmuon Muon'] - b) / b:+.0f}%); lazy train evaluation in the delay phase "
+              f"{100 * (by['delay phase, eval_train=lazy'] - by['delay phase, eval_train=every']) / by['delay phase, eval_train=every']:+.0f}%"
+              f"; probes {100 * (b - by['grokmuon AdamW, probes off']) / b:+.1f}%; a checkpoint every epoch "
+              f"{100 * (by['grokmuon AdamW, checkpoint/epoch'] - b) / b:+.1f}% (fastest rounds; noise when small)")
+    if args.profile:
+        for optimizer in ("adamw", "muon"):
+            profiles.append(profile_epoch(args.task, args.train_frac, models[0], args.batch, args.epochs, optimizer,
+                                          args.precision, args.device))
+            print_profile(profiles[-1])
     peaks = {str(dt).split(".")[1]: matmul_peak(dt, args.device, args.peak_size) / 1e9 for dt in (torch.float32, torch.bfloat16)}
     print(f"matmul peak ({args.peak_size}^2): " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = {"command": "grokmuon bench " + " ".join(argv), "machine": platform.processor() or platform.machine(),
-              "device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "task": args.task, "train_rows": n_train, "rows": rows, "matmul_peak_gflops": peaks,
-              "date": time.strftime("%Y-%m-%d %H:%M")}
+              "cpu_flags": cpu_flags(), "device": args.device, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "task": args.task, "train_rows": n_train, "rows": rows,
+              "profiles": profiles, "matmul_peak_gflops": peaks, "date": time.strftime("%Y-%m-%d %H:%M")}
     name = f"bench-{args.device.split(':')[0]}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     (out / name).write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out / name}")
+
+
+def cpu_flags() -> list[str]:
+    """The vector units that decide matmul speed here (AVX2, AVX-512, bf16, AMX), from /proc/cpuinfo."""
+    try:
+        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in set(flags) if f.startswith(("avx2", "avx512f", "avx512_bf16", "amx")))
 
 
 if __name__ == "__main__":

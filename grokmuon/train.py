@@ -181,6 +181,12 @@ def restore_frozen(model, alive: torch.Tensor, frozen: list[torch.Tensor]) -> No
         p.copy_(torch.where(alive.view(-1, *[1] * (p.dim() - 1)), p, f))
 
 
+def phase(name: str):
+    """Marks a part of the epoch for torch.profiler (`grokmuon bench --profile` sums them); about a
+    microsecond when no profiler runs."""
+    return torch.profiler.record_function(f"grokmuon.{name}")
+
+
 def lr_factor(step: int, warmup: int) -> float:
     """Linear warm-up over the first `warmup` steps, then 1."""
     return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
@@ -246,27 +252,32 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
         for i in range(n_steps):
             batch = rows[:, i * bs:(i + 1) * bs]
             _set_lr(optimizers, step, cfg.optimizer.warmup_steps)
-            with _autocast(cfg, device):
-                logits = model(data.inputs[batch], dropout_gens)
-            loss = heads.row_losses(cfg.head.name, logits.float(), data.labels[batch]).mean(1)   # [E]
+            with phase("forward"):
+                with _autocast(cfg, device):
+                    logits = model(data.inputs[batch], dropout_gens)
+                loss = heads.row_losses(cfg.head.name, logits.float(), data.labels[batch]).mean(1)   # [E]
             # Members are independent: the sum's gradient for member e is its own loss's gradient.
             # A diverged member's NaN stays in its own weights; torch.where keeps it out of the sum.
-            torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
-            for opt in optimizers:
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+            with phase("backward"):
+                torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
+            with phase("optimizer"):
+                for opt in optimizers:
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
             if frozen is not None:
                 restore_frozen(model, alive, frozen)
             step += 1
-        if cfg.eval_train == "lazy":
-            numbers, measured = evaluate_lazy(model, data, cfg, device, results, epoch)
-        else:
-            numbers, measured = evaluate(model, data, cfg, device), True
+        with phase("evaluate"):
+            if cfg.eval_train == "lazy":
+                numbers, measured = evaluate_lazy(model, data, cfg, device, results, epoch)
+            else:
+                numbers, measured = evaluate(model, data, cfg, device), True
         finite = torch.isfinite(numbers["val_loss"]) & weights_finite(model)
         if measured:
             finite &= torch.isfinite(numbers["train_loss"])
         if cfg.probes:
-            numbers.update(probes.weight_probes(model))
+            with phase("probes"):
+                numbers.update(probes.weight_probes(model))
             numbers["lr_factor"] = torch.full((E,), lr_factor(step - 1, cfg.optimizer.warmup_steps))
         numbers = {k: v.tolist() for k, v in numbers.items()}                   # one host sync per epoch
         newly_diverged = False

@@ -43,11 +43,27 @@ def test_last_position_shortcut_saves_flops():
     assert 0.5 * full < short < 0.8 * full
 
 
-def test_bench_runs_and_writes_its_table(tmp_path):
-    main(["--task", "parity", "--members", "1,2", "--epochs", "1", "--rounds", "1", "--peak-size", "128", "--out", str(tmp_path)])
+def test_bench_runs_and_writes_its_table_and_profile(tmp_path, capsys):
+    main(["--task", "parity", "--models", "tiny", "--members", "1,2", "--epochs", "1", "--rounds", "1",
+          "--peak-size", "128", "--profile", "--out", str(tmp_path)])
     (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("bench-*.json")]
     names = [r["name"] for r in record["rows"]]
-    assert names[0].startswith("(a)") and len(names) == 6
-    assert any("probes off" in n for n in names) and any("checkpoint/epoch" in n for n in names)
+    assert names[0].startswith("(a)") and len(names) == 8 and {r["model"] for r in record["rows"]} == {"tiny"}
+    assert {"grokmuon Muon", "delay phase, eval_train=lazy", "grokmuon AdamW, probes off",
+            "grokmuon AdamW, checkpoint/epoch"} <= set(names)
     assert all(r["member_epochs_per_s"] > 0 for r in record["rows"])
     assert set(record["matmul_peak_gflops"]) == {"float32", "bfloat16"}
+    for prof in record["profiles"]:         # the phases were seen and fit inside the profiled epoch
+        assert prof["phases"]["forward"] > 0 and prof["phases"]["backward"] > 0 and prof["phases"]["evaluate"] > 0
+        assert sum(prof["phases"].values()) <= prof["s_per_epoch_profiled"] * 1.05
+        assert prof["ops"] and all(o["self_s_per_epoch"] >= 0 for o in prof["ops"])
+    assert [p["optimizer"] for p in record["profiles"]] == ["adamw", "muon"]
+    assert "Newton-Schulz" in capsys.readouterr().out
+
+
+def test_bench_times_the_model_the_trainer_builds_from_the_same_config(compose_cfg):
+    from grokmuon.bench import model_shape
+    from grokmuon.train import build_model
+    for name in ("default", "small"):
+        s = build_model(compose_cfg(f"model={name}"), [0], torch.device("cpu")).shape
+        assert model_shape(name) == (s.n_layers, s.d_model, s.n_heads, s.d_mlp, s.dropout)

@@ -203,6 +203,7 @@ def test_cuda_without_a_gpu_and_online_wandb_without_credentials_are_one_line(ca
     ([], "usage: grokmuon"), (["nosuch"], "invalid choice: 'nosuch'"), (["--bogus"], "--bogus"),
     (["bench", "--members", "abc"], "'abc' is not a list of ensemble sizes"),
     (["bench", "--members", "0"], "positive"),
+    (["bench", "--models", "huge"], "give model configs from"),
     (["report"], "give --runs"), (["figures"], "give --runs"), (["collect"], "name the folders"),
     (["tune", "--max_epochs", "5"], "not an override"),
 ])
