@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cli import Parser, fail
+from .config import Parser, fail
 from .model import apply_rope, rope_tables
 from .tasks import make_task, split_indices, vocab_size
 
@@ -101,8 +101,8 @@ def ours_epochs(task, frac, model_overrides, batch, epochs, members, optimizer, 
     from .checkpoint import Saver
     from hydra import compose, initialize_config_dir
 
-    from .app import register_configs  # noqa: F401 (the schema, as `grokmuon train` has it)
-    from .cli import CONF
+    from .job import register_configs  # noqa: F401 (the schema, as `grokmuon train` has it)
+    from .config import CONF
     from .train import train
 
     overrides = [f"task={task}", f"task.train_frac={frac}", f"optimizer={optimizer}", "logger=none",
