@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cli import CONF, Parser, fail
+from .config import CONF, Parser, fail
 from .model import apply_rope, rope_tables
 from .tasks import make_task, split_indices, vocab_size
 
@@ -100,8 +100,7 @@ def compose_train(overrides: list[str]):
     """The config `grokmuon train <overrides>` runs (validate() is not called: bench bends thresholds)."""
     from hydra import compose, initialize_config_dir
 
-    from .app import register_configs  # noqa: F401 (the schema, as `grokmuon train` has it)
-    from .cli import CONF
+    from .job import register_configs  # noqa: F401 (the schema, as `grokmuon train` has it)
     with initialize_config_dir(str(CONF), version_base=None):
         return compose("train", overrides=overrides)
 

@@ -1,20 +1,23 @@
-"""`grokmuon <command> ...`: the commands, their one-line help, and dispatch (argparse subcommands).
-Each command parses its own arguments (train and tune take Hydra overrides); the work lives elsewhere."""
+"""`grokmuon <command> ...`: every command's arguments, their one-line help, and dispatch (argparse
+subcommands). train, collect, report and figures parse here and hand the work on (precheck.py and job.py;
+results.py, report.py, figures.py); tune and bench parse their own (tune.py, bench.py)."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-# The Hydra configs ship inside the package (package data), so a wheel or a plain `pip install .` works.
-CONF = Path(__file__).resolve().parent / "conf"
+from .config import Parser, fail
+
+RESULTS = Path("results")       # where collect, report and figures put what they make, by default
 # command -> (one line of help, module:function that runs it with the rest of the command line)
 COMMANDS = {
-    "train": ("train one ensemble (key=value overrides; -m sweeps)", "app:run_train"),
+    "train": ("train one ensemble (key=value overrides; -m sweeps)", "cli:train_cmd"),
     "tune": ("race each optimizer's (lr, weight decay) grid, confirm its best on fresh seeds", "tune:main"),
-    "collect": ("gather run folders into results/<name>/runs.csv", "reporting:collect_cmd"),
-    "report": ("statistics of a runs.csv, as markdown", "reporting:report_cmd"),
-    "figures": ("the figures of a runs.csv", "reporting:figures_cmd"),
+    "collect": ("gather run folders into results/<name>/runs.csv", "cli:collect_cmd"),
+    "report": ("statistics of a runs.csv, as markdown", "cli:report_cmd"),
+    "figures": ("the figures of a runs.csv", "cli:figures_cmd"),
     "bench": ("speed benchmark", "bench:main"),
 }
 EPILOG = """examples:
@@ -25,12 +28,6 @@ EPILOG = """examples:
 read more: README.md (protocol, results), docs/sweeps.md (sweeps, resume, collect), docs/robustness.md"""
 
 
-def fail(message: str, code: int = 2) -> None:
-    """A user mistake: one line on stderr, no traceback, non-zero exit."""
-    print(f"grokmuon: error: {message}", file=sys.stderr)
-    sys.exit(code)
-
-
 def version() -> str:
     from importlib.metadata import PackageNotFoundError, version as v
     try:
@@ -39,11 +36,120 @@ def version() -> str:
         return "unknown"
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, with its usage-and-message error turned into our one line (exit 2)."""
+def train_cmd(overrides: list[str]) -> None:
+    """`grokmuon train <overrides>`: check the command line (precheck.py), then hand it to Hydra (job.py)."""
+    modes = [o for o in overrides if o in ("-m", "--multirun") or o.split("=")[0] in ("--cfg", "-c", "--info", "-i")]
+    if len(modes) > 1:      # Hydra would raise a ValueError with a traceback
+        fail(f"use one of {', '.join(modes)}: Hydra runs, sweeps or prints the config, one at a time")
+    if not any(o in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") or o.startswith("--cfg") for o in overrides):
+        from .precheck import check_output_dir, output_dir, precheck
+        precheck(overrides)
+        folder = output_dir(overrides)
+        if folder is not None:
+            check_output_dir(folder)
+    from .job import main as hydra_job
+    hydra_job(overrides)
 
-    def error(self, message: str) -> None:
-        fail(f"{message.replace('argument command: ', '')}; see `{self.prog} --help`")
+
+def no_table() -> None:
+    """report/figures without --runs: name the tables there are rather than guess one."""
+    here = sorted(str(p) for p in RESULTS.glob("*/runs.csv"))
+    fail("which table? give --runs PATH (a runs.csv from `grokmuon collect`)"
+         + (f"; here: {', '.join(here[:6])}{' ...' if len(here) > 6 else ''}" if here else ""))
+
+
+def from_table(runs: Path | None, use):
+    """(the table's path, use(path, name)); no table given or a bad one is one line."""
+    from .results import TableError
+    if runs is None:
+        no_table()
+    print(f"reading {runs}")
+    try:
+        return runs, use(runs, str(runs))
+    except TableError as err:
+        fail(str(err))
+
+
+def record(folder: Path, command: str, args: list[str]) -> None:
+    """Append the command to <folder>/commands.txt (once): a results folder says what made it."""
+    line = f"grokmuon {command} {shlex.join(args)}".strip() + "\n"
+    path = folder / "commands.txt"
+    if line not in (path.read_text().splitlines(keepends=True) if path.exists() else []):
+        with path.open("a") as f:
+            f.write(line)
+
+
+def collect_cmd(args: list[str]) -> None:
+    from .results import DEFAULT_DIRS, collect
+    ap = Parser(prog="grokmuon collect", description="Gather run folders into "
+                                 "results/<name>/runs.csv: a row per member (see docs/sweeps.md).")
+    ap.add_argument("dirs", nargs="*", help="folders searched for run folders, e.g. multirun/cpu or outputs")
+    ap.add_argument("--experiment", help="keep only the runs of this experiment (e.g. paper)")
+    ap.add_argument("--name", help="results/<name>/ (default: the experiment's name if there is one, else 'all')")
+    ap.add_argument("--out", type=Path, help="the table's path (default: results/<name>/runs.csv)")
+    a = ap.parse_args(args)
+    if not a.dirs:          # never pool committed sweeps with the user's own runs by default
+        fail("which runs? name the folders to collect, e.g. `grokmuon collect multirun/cpu` or "
+             f"`grokmuon collect {' '.join(DEFAULT_DIRS)}`")
+    missing = [d for d in a.dirs if not Path(d).is_dir()]
+    if len(missing) == len(a.dirs):
+        fail(f"no such folder: {', '.join(missing)}")
+    table = collect(a.dirs)
+    if a.experiment:
+        table = table[table["experiment"] == a.experiment]
+    if table.empty:
+        fail(f"no readable runs{' of experiment ' + a.experiment if a.experiment else ''} in {', '.join(a.dirs)}")
+    exps = sorted(table["experiment"].dropna().unique())
+    out = a.out or RESULTS / (a.name or (exps[0] if len(exps) == 1 else "all")) / "runs.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    record(out.parent, "collect", args)
+    done = int((table["run_status"] == "complete").sum())
+    print(f"{out}: {len(table)} members ({done} of complete runs) from {table['run_dir'].nunique()} "
+          f"run folders; experiments: {', '.join(exps)}")
+
+
+def report_cmd(args: list[str]) -> None:
+    from .report import report
+    from .results import load
+    ap = Parser(prog="grokmuon report", description="Statistics of a results table, "
+                                 "printed and written as markdown.")
+    ap.add_argument("--runs", type=Path, help="a runs.csv from collect (required)")
+    ap.add_argument("--out", type=Path, help="the markdown file (default: report.md beside runs.csv)")
+    a = ap.parse_args(args)
+    runs, text = from_table(a.runs, lambda table, name: report(load(table), name))
+    out = a.out or runs.parent / "report.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    record(out.parent, "report", args)       # beside what it wrote: a report sent elsewhere leaves no trace here
+    print(text)
+    print(f"written: {out}")
+
+
+def figures_cmd(args: list[str]) -> None:
+    from .figures import FIGURES, has_probes
+    from .results import TableError, finished, judged, load, scanned_axes
+    ap = Parser(prog="grokmuon figures", description="The figures of a results table, "
+                                 "as PNG and PDF.")
+    ap.add_argument("--runs", type=Path, help="a runs.csv from collect (required)")
+    ap.add_argument("--out", type=Path, help="folder for the files (default: figures/ beside runs.csv)")
+    ap.add_argument("--only", nargs="+", choices=list(FIGURES), help="make only these figures")
+    a = ap.parse_args(args)
+    runs, done = from_table(a.runs, lambda table, name: judged(finished(load(table), name)))
+    out, failed = a.out or runs.parent / "figures", []
+    optional = {"scan": lambda: bool(scanned_axes(done)), "probes": lambda: has_probes(done)}
+    names = a.only or [n for n in FIGURES if n not in optional or optional[n]()]
+    for name in names:
+        try:
+            for path in FIGURES[name](done, out):
+                print(path)
+        except TableError as err:
+            failed.append(f"figure {name}: {err}")
+    if a.out is not None:
+        out.mkdir(parents=True, exist_ok=True)      # even when every figure failed: the record goes here
+    record(runs.parent if a.out is None else out, "figures", args)
+    if failed:
+        fail("; ".join(failed))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`grokmuon <argv>` (tests call it in-process)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = parser()
     if not argv:

@@ -5,7 +5,10 @@ Unknown keys and wrong types fail when Hydra composes; `validate` catches values
 """
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -198,4 +201,35 @@ def validate(cfg: Any) -> None:
     _check(cfg.checkpoint_every >= 0, f"checkpoint_every={cfg.checkpoint_every} must be >= 0 (0: only at an interruption)")
 
 
-__all__ = ["Config", "ConfigError", "members", "register_configs", "validate", "TRAIN_FRACTIONS"]
+# The Hydra configs ship inside the package (package data), so a wheel or a plain `pip install .` works.
+CONF = Path(__file__).resolve().parent / "conf"
+
+
+def leaves(node: Any = Config, prefix: str = "") -> list[str]:
+    """Every leaf of the schema as a dotted path (task.p, optimizer.betas, seeds, ...), in schema order.
+    A leaf is any field that is not itself a dataclass; lists (seeds, optimizer.betas) are leaves."""
+    from dataclasses import fields, is_dataclass
+
+    node = node() if isinstance(node, type) else node
+    out = []
+    for f in fields(node):
+        value = getattr(node, f.name)
+        out += leaves(value, f"{prefix}{f.name}.") if is_dataclass(value) else [f"{prefix}{f.name}"]
+    return out
+
+
+def fail(message: str, code: int = 2) -> None:
+    """A user mistake: one line on stderr, no traceback, non-zero exit."""
+    print(f"grokmuon: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage-and-message error turned into our one line (exit 2)."""
+
+    def error(self, message: str) -> None:
+        fail(f"{message.replace('argument command: ', '')}; see `{self.prog} --help`")
+
+
+__all__ = ["CONF", "Config", "ConfigError", "Parser", "fail", "leaves", "members", "register_configs", "validate",
+           "TRAIN_FRACTIONS"]

@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
-from .report import best_setting, scanned_axes  # noqa: E402
-from .results import BadRun, TableError, check_metrics  # noqa: E402
+from .results import TableError, best_setting, scanned_axes  # noqa: E402
+from .runfolder import METRICS, BadRun, check_metrics  # noqa: E402
 
 OPTIMIZERS = ("adamw", "muon")                  # the paper's order, left to right
 LABEL = {"adamw": "AdamW", "muon": "Muon"}
@@ -370,7 +370,7 @@ def read_probes(done: pd.DataFrame, warn) -> pd.DataFrame:
 def has_probes(done: pd.DataFrame) -> bool:
     """Whether the first run of the table has probe columns (figures makes fig6 by default only then)."""
     try:
-        first = Path(done["run_dir"].iloc[0]) / "metrics.csv"
+        first = Path(done["run_dir"].iloc[0]) / METRICS
         return set(PROBE_PANELS) <= set(pd.read_csv(first, nrows=0).columns)
     except (OSError, ValueError, IndexError, KeyError):
         return False

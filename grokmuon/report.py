@@ -5,18 +5,10 @@ import numpy as np
 import pandas as pd
 
 from . import racing, stats
-from .results import finished, judged
+from .results import SCANNED, best_setting, finished, judged, scanned_axes, varying_axes
 
 A, B = "adamw", "muon"          # the paper's t is AdamW minus Muon (positive: Muon groks earlier)
 IDENTITY = ("task", "optimizer", "head", "seed")
-# Columns that may differ between rows of one group; a report that pools over them says so.
-CONFIG_AXES = ("experiment", "lr", "weight_decay", "adamw_lr", "adamw_weight_decay", "batch_size",
-               "train_frac", "p", "n_bits", "n_layers", "d_model", "n_heads", "d_mlp", "dropout",
-               "max_epochs", "patience", "grok_val_acc", "grok_train_acc", "precision")
-# The optimizer hyperparameters a sweep may scan on purpose (experiment=lr_scan); any other column that
-# differs within a cell means sweeps were mixed.
-SCANNED = ("lr", "weight_decay", "adamw_lr", "adamw_weight_decay", "batch_size")
-
 
 def num(x, fmt: str = ".1f") -> str:
     return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, fmt)
@@ -213,18 +205,6 @@ def paper_table(done: pd.DataFrame) -> str:
     ])
 
 
-def varying_axes(done: pd.DataFrame) -> dict[str, int]:
-    """Config columns that differ between members of one cell (task, optimizer, head), with how many values."""
-    cols = [c for c in CONFIG_AXES if c in done]
-    spread = done.groupby(["task", "optimizer", "head"])[cols].nunique(dropna=False).max()
-    return {c: int(n) for c, n in spread.items() if n > 1}
-
-
-def scanned_axes(done: pd.DataFrame) -> list[str]:
-    """The SCANNED columns that differ within a cell: what a scan varied (empty for a plain grid)."""
-    return [c for c in varying_axes(done) if c in SCANNED]
-
-
 def pooling_note(done: pd.DataFrame) -> str:
     """A warning when members of one cell differ in another config column (a scan, or mixed sweeps)."""
     varying = varying_axes(done)
@@ -239,16 +219,9 @@ def pooling_note(done: pd.DataFrame) -> str:
             "(`grokmuon collect multirun/<experiment>`).\n")
 
 
-def best_setting(cell: pd.DataFrame, scanned: list[str]) -> tuple[str, pd.DataFrame] | None:
-    """The scanned value with the earliest Kaplan-Meier median in one cell, and its members (None when
-    fewer than half grokked at every value)."""
-    groups = {k: g for k, g in cell.groupby(scanned, dropna=False)}
-    medians = {k: stats.km_median(g["time"], g["event"]) for k, g in groups.items()}
-    reached = {k: m for k, m in medians.items() if m is not None}
-    if not reached:
-        return None
-    k = min(reached, key=reached.get)
-    return ", ".join(f"{c} = {value_text(v)}" for c, v in zip(scanned, k if isinstance(k, tuple) else (k,))), groups[k]
+def setting_text(scanned: list[str], values: tuple) -> str:
+    """A setting of the scanned columns as the report writes it: "lr = 0.001, batch_size = 128"."""
+    return ", ".join(f"{c} = {value_text(v)}" for c, v in zip(scanned, values))
 
 
 def scan_section(done: pd.DataFrame) -> str:
@@ -259,7 +232,7 @@ def scan_section(done: pd.DataFrame) -> str:
     rows = []
     for (task, head), g in done.groupby(["task", "head"]):
         best = {opt: best_setting(g[g["optimizer"] == opt], scanned) for opt in (A, B)}
-        text = [f"{b[0]}: {km_median_text(b[1])}" if b else "none: fewer than half grokked anywhere"
+        text = [f"{setting_text(scanned, b[0])}: {km_median_text(b[1])}" if b else "none: fewer than half grokked anywhere"
                 for b in best.values()]
         test = stats.logrank(best[A][1]["time"], best[A][1]["event"], best[B][1]["time"], best[B][1]["event"]) \
             if all(best.values()) else stats.Test(np.nan, np.nan)

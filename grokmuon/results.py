@@ -1,9 +1,14 @@
-"""Run folders -> one table with a row per member (`grokmuon collect`), and reading it back.
+"""Run folders -> one table with a row per member (`grokmuon collect`), reading it back, and the axes
+of a study: which config columns a table has and which of them vary within a cell.
 
-A run folder is any folder holding a summary.json (written by runlog.py), with its config.json and
-metrics.csv beside it. A folder whose files are corrupt or cut short is reported on stderr, one line,
+A run folder (runfolder.py owns its format) is any folder holding a summary.json, with its config.json
+and metrics.csv beside it. A folder whose files are corrupt or cut short is reported on stderr, one line,
 and left out; it never stops the collection. Several runs of one member (same member_hash: a re-run,
 a cell shared by two sweeps, a set-aside attempt) become one row: the newest complete one.
+
+The config columns come from the schema (config.Config): every leaf but the member axis and the keys
+that are not results, so a sweep over any key (optimizer.momentum, optimizer.betas, ...) shows in the
+table, and the report keeps its values apart rather than pooling them silently.
 """
 from __future__ import annotations
 
@@ -14,36 +19,57 @@ from pathlib import Path
 
 import pandas as pd
 
-from .resume import SUMMARY, config_hash, member_hash, read_summary
+from .config import leaves
+from .runfolder import SUMMARY, BadRun, check_metrics, lazy_blanks, read_config, read_summary, run_folders
+from .runid import NOT_RESULTS, config_hash, member_hash
 
-METRICS, CONFIG = "metrics.csv", "config.json"
 DEFAULT_DIRS = ("outputs", "multirun")
+CELL = ("task", "optimizer", "head")            # a cell of the study's grid; its seeds are its members
+# Not results (runid.NOT_RESULTS), but they say which sweep, and which step of `grokmuon tune`, a row is of.
+LABELS = ("experiment", "role")
+# The member axis is not a column of its own: a row's seed, lr and weight decay are the member's.
+MEMBER_AXIS = ("seeds", "grid")
+# The config columns of tables collected before the columns came from the schema, in their order: kept
+# first, so old and new tables line up column for column; the schema's other columns end each row.
+FIRST = ("experiment", "role", "stop", "task", "optimizer", "head", "lr", "weight_decay", "adamw_lr",
+         "adamw_weight_decay", "batch_size", "train_frac", "p", "n_bits", "n_layers", "d_model", "n_heads",
+         "d_mlp", "dropout", "max_epochs", "patience", "grok_val_acc", "grok_train_acc", "precision")
+
+
+def column_names(paths: list[str]) -> dict[str, str]:
+    """column -> dotted config path. A group's name is the group's column (task.name -> task); any other
+    leaf is its last key (optimizer.momentum -> momentum), or its whole path where two share a last key."""
+    short = [p.split(".")[0] if p.endswith(".name") else p.rsplit(".", 1)[-1] for p in paths]
+    return {s if short.count(s) == 1 else p: p for s, p in zip(short, paths)}
+
+
+def axes(paths: list[str]) -> dict[str, str]:
+    """The config columns of a table: every schema leaf but the member axis and NOT_RESULTS (LABELS
+    excepted), FIRST first, then the rest in schema order."""
+    kept = [p for p in paths if p.split(".")[0] not in MEMBER_AXIS
+            and (p.split(".")[0] not in NOT_RESULTS or p in LABELS)]
+    named = column_names(kept)
+    return {**{c: named[c] for c in FIRST}, **{c: p for c, p in named.items() if c not in FIRST}}
+
 
 # Config axes copied to every row: column -> dotted path in config.json.
-AXES = {
-    "experiment": "experiment", "role": "role", "stop": "stop", "task": "task.name", "optimizer": "optimizer.name", "head": "head.name",
-    "lr": "optimizer.lr", "weight_decay": "optimizer.weight_decay",
-    "adamw_lr": "optimizer.adamw_lr", "adamw_weight_decay": "optimizer.adamw_weight_decay",
-    "batch_size": "batch_size", "train_frac": "task.train_frac", "p": "task.p", "n_bits": "task.n_bits",
-    "n_layers": "model.n_layers", "d_model": "model.d_model", "n_heads": "model.n_heads",
-    "d_mlp": "model.d_mlp", "dropout": "model.dropout", "max_epochs": "max_epochs",
-    "patience": "patience", "grok_val_acc": "grok_val_acc", "grok_train_acc": "grok_train_acc",
-    "precision": "precision",
-}
+AXES = axes(leaves())
 # Per-member values of a grid run (summary.json's members carry them); they override the config's.
 PER_MEMBER = ("lr", "weight_decay")
 # Per-member outcome, from summary.json's members.
 OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored", "status",
            "diverged_epoch", "epochs_run", "final_train_acc", "final_val_acc")
-COLUMNS = [*AXES, *OUTCOME, "plateau", "run_status", "wall_s", "device", "config_hash", "member_hash",
-           "written_at", "run_dir"]
-NEEDED_METRICS = ["epoch", "member", "seed", "train_acc", "val_acc"]
+COLUMNS = [*FIRST, *OUTCOME, "plateau", "run_status", "wall_s", "device", "config_hash", "member_hash",
+           "written_at", "run_dir", *(c for c in AXES if c not in FIRST)]
 # Cells every row of runs.csv has (collect always writes them); a blank one means the file was cut.
 REQUIRED = ("task", "optimizer", "head", "seed", "status", "epochs_run", "run_status")
-
-
-class BadRun(ValueError):
-    """A run folder whose files cannot be trusted; the message says which file and why."""
+# Columns that may differ between the members of one cell; a report that pools over them says so. The
+# cell itself is no such column, nor how `grokmuon tune` labels and stops its steps (judged() parts them).
+CONFIG_AXES = tuple(c for c in AXES if c not in (*CELL, "role", "stop"))
+# What a sweep may scan on purpose: the optimizer's hyperparameters and the batch size (the step's
+# data). The report keeps their values apart (*By scanned value*); any other config column that
+# differs within a cell means sweeps were mixed, and the report warns that it pools over it.
+SCANNED = tuple(c for c in CONFIG_AXES if AXES[c].startswith("optimizer.")) + ("batch_size",)
 
 
 class TableError(ValueError):
@@ -53,49 +79,7 @@ class TableError(ValueError):
 def _get(cfg: dict, dotted: str):
     for key in dotted.split("."):
         cfg = cfg.get(key) if isinstance(cfg, dict) else None
-    return cfg
-
-
-def run_folders(dirs: Iterable[str | Path]) -> list[Path]:
-    """Every folder under dirs that holds a summary.json (dirs that do not exist are passed over)."""
-    found = set()
-    for d in map(Path, dirs):
-        if d.is_dir():
-            found.update(p.parent for p in d.rglob(SUMMARY))
-    return sorted(found)
-
-
-def lazy_blanks(cfg: dict) -> tuple[str, ...]:
-    """The metrics.csv columns a run may leave blank: the train split's, under eval_train=lazy."""
-    return ("train_acc",) if cfg.get("eval_train") == "lazy" else ()
-
-
-def check_metrics(folder: Path, members: list[dict], complete: bool, blank_ok: tuple[str, ...] = ()) -> pd.DataFrame:
-    """metrics.csv, checked: it parses, its NEEDED_METRICS cells are numbers (not blank, not garbage;
-    blank_ok: columns that may be blank, the train split of an eval_train=lazy run) and, for a finished
-    run, it holds epochs 1..epochs_run of every member (a shorter file was cut off). BadRun, naming the
-    file, if not."""
-    path = folder / METRICS
-    try:
-        m = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise BadRun(f"{path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
-    missing = [c for c in NEEDED_METRICS if c not in m.columns]
-    if missing:
-        raise BadRun(f"{path}: no column {', '.join(missing)}")
-    blank = m[NEEDED_METRICS].isna()
-    m[NEEDED_METRICS] = m[NEEDED_METRICS].apply(pd.to_numeric, errors="coerce")
-    bad = m[NEEDED_METRICS].isna() & ~(blank & blank.columns.isin(blank_ok))
-    if bad.any().any():
-        raise BadRun(f"{path}: blank, partial or garbled rows (cut off mid-write?)")
-    if not complete:
-        return m
-    for mem in members:
-        epochs = m.loc[m["member"] == mem["member"], "epoch"]
-        if len(epochs) != mem["epochs_run"] or (len(epochs) and epochs.max() != mem["epochs_run"]):
-            raise BadRun(f"{path}: member {mem['member']} has {len(epochs)} epochs, summary.json says "
-                         f"{mem['epochs_run']} (truncated?)")
-    return m
+    return json.dumps(cfg) if isinstance(cfg, list) else cfg    # a list (betas) as one comparable cell
 
 
 # A plateau: a member that neither fits nor generalises for many epochs (seen on modadd at batch 128: train
@@ -120,10 +104,7 @@ def read_run(folder: Path) -> list[dict]:
     summary = read_summary(folder)
     if summary is None or not isinstance(summary.get("members"), list) or "status" not in summary:
         raise BadRun(f"{folder / SUMMARY}: unreadable or not a grokmuon summary")
-    try:
-        cfg = json.loads((folder / CONFIG).read_text())
-    except (OSError, ValueError) as err:
-        raise BadRun(f"{folder / CONFIG}: unreadable ({type(err).__name__})")
+    cfg = read_config(folder)
     complete = summary["status"] == "complete"
     metrics = check_metrics(folder, summary["members"], complete, lazy_blanks(cfg))
     written = summary.get("written_at") or pd.Timestamp((folder / SUMMARY).stat().st_mtime, unit="s",
@@ -236,3 +217,30 @@ def judged(done: pd.DataFrame) -> pd.DataFrame:
     if "role" in done and (done["role"] == "confirm").any():
         return done[done["role"] == "confirm"]
     return done
+
+
+# ----------------------------------------------------------------------------------- axes of a study
+def varying_axes(done: pd.DataFrame) -> dict[str, int]:
+    """Config columns that differ between members of one cell (task, optimizer, head), with how many values."""
+    cols = [c for c in CONFIG_AXES if c in done]
+    spread = done.groupby(list(CELL))[cols].nunique(dropna=False).max()
+    return {c: int(n) for c, n in spread.items() if n > 1}
+
+
+def scanned_axes(done: pd.DataFrame) -> list[str]:
+    """The SCANNED columns that differ within a cell: what a scan varied (empty for a plain grid)."""
+    return [c for c in varying_axes(done) if c in SCANNED]
+
+
+def best_setting(cell: pd.DataFrame, scanned: list[str]) -> tuple[tuple, pd.DataFrame] | None:
+    """The values of the scanned columns with the earliest Kaplan-Meier median in one cell, and its
+    members (None when fewer than half grokked at every value)."""
+    from . import stats     # scipy: only for a scan's best setting, not for every `grokmuon collect`
+
+    groups = {k if isinstance(k, tuple) else (k,): g for k, g in cell.groupby(scanned, dropna=False)}
+    medians = {k: stats.km_median(g["time"], g["event"]) for k, g in groups.items()}
+    reached = {k: m for k, m in medians.items() if m is not None}
+    if not reached:
+        return None
+    k = min(reached, key=reached.get)
+    return k, groups[k]

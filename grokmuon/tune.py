@@ -20,8 +20,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from . import racing
-from .cli import CONF, Parser, fail
-from .resume import read_summary
+from .config import CONF, Parser, fail
+from .runfolder import read_summary
 
 OPTIMIZERS = ("adamw", "muon")
 
@@ -63,7 +63,10 @@ def job_folder(overrides: list[str]) -> Path:
     """The folder `grokmuon train -m <overrides>` trains into (sweep dir / cell name)."""
     from hydra import compose, initialize_config_dir
 
-    from .app import register_configs, register_resolver  # noqa: F401 (the schema and ${run_id:})
+    from .config import register_configs
+    from .runid import register_resolver
+    register_configs()          # the schema and ${run_id:}, as `grokmuon train` has them
+    register_resolver()
     with initialize_config_dir(str(CONF), version_base=None):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
         return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
@@ -105,7 +108,7 @@ def main(args: list[str]) -> None:
         fail(f"--optimizers: no grid for {', '.join(unknown)} in {a.plan}; it has {', '.join(plan['grids'])}")
     if any(u.split("=", 1)[0] in ("optimizer", "seeds", "stop", "role") or u.startswith("grid.") for u in user):
         fail("tune sets optimizer, seeds, grid, stop and role itself; use --optimizers and --plan instead")
-    from .app import precheck
+    from .precheck import precheck
     for o in optimizers:       # every job's command line, checked before anything trains
         precheck(tune_overrides(plan, o, user))
         precheck(confirm_overrides(plan, o, 1.0, 0.0, user))

@@ -10,15 +10,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import grokmuon.app  # noqa: F401  (registers the structured config, as `grokmuon train` does)
-import grokmuon.cli
-from grokmuon.config import register_configs
+import grokmuon.job  # noqa: F401  (registers the structured config, as `grokmuon train` does)
+from grokmuon.config import CONF, register_configs
 
 # One intra-op thread: the tensors here are tiny, and on a small shared machine two spinning OpenMP
 # threads per test process made training steps ~10x slower than one thread (measured on 2 cores).
 torch.set_num_threads(1)
 
-CONF = grokmuon.cli.CONF
 REPO = CONF.parent.parent
 # Every test config starts small: one tiny layer, no W&B, no progress bar, on the CPU.
 SHRINK = ("model=tiny", "logger=none", "progress=false", "device=cpu")

@@ -1,4 +1,4 @@
-"""Synthetic run folders in runlog.py's format (config.json, metrics.csv, summary.json), for the tests of
+"""Synthetic run folders in runfolder.py's format (config.json, metrics.csv, summary.json), for the tests of
 collect, report and figures: no training, any outcome we want, in milliseconds."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grokmuon.resume import cell_name, config_hash, member_hash
+from grokmuon.runid import cell_name, config_hash, member_hash
 
 FIELDS = ["epoch", "member", "seed", "train_acc", "val_acc", "train_loss", "val_loss", "wall_s"]
 PROBES = ["weight_norm", "norm_embed", "norm_attn", "norm_mlp", "norm_head", "spectral_max", "stable_rank_mean",

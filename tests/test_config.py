@@ -175,8 +175,8 @@ def test_bad_input_in_process(capsys, tmp_path, args, needle):
 
 def test_refusing_a_command_line_does_not_import_torch():
     # A typo must be refused in the time Hydra takes to load, not PyTorch (seconds on a busy machine).
-    code = ("import sys; from grokmuon import app\n"
-            "try:\n    app.run_train(['task=bogus'])\nexcept SystemExit as e:\n    code = e.code\n"
+    code = ("import sys; from grokmuon import cli\n"
+            "try:\n    cli.train_cmd(['task=bogus'])\nexcept SystemExit as e:\n    code = e.code\n"
             "print(code, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["2", "False"], out.stderr[-2000:]
@@ -255,8 +255,8 @@ def test_a_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
 
 def test_checking_a_good_command_line_does_not_import_torch():
     # precheck composes and checks every combination; torch is loaded only when the config asks for CUDA.
-    code = ("import sys; from grokmuon import app\n"
-            "app.precheck(['task=gcd', 'model=tiny', 'logger=none'])\n"
+    code = ("import sys; from grokmuon import precheck\n"
+            "precheck.precheck(['task=gcd', 'model=tiny', 'logger=none'])\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False"], out.stderr[-2000:]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from grokmuon import figures, reporting, stats
+from grokmuon import cli, figures, stats
 from grokmuon.report import report
 from grokmuon.results import COLUMNS, TableError, collect, finished
 from runfolders import write_sweep
@@ -39,7 +39,7 @@ def test_the_probes_figure_needs_runs_with_probes(tmp_path, capsys):
     with pytest.raises(TableError, match="trained with probes"):
         figures.fig6_probes(done, tmp_path / "figs")
     done.to_csv(tmp_path / "old.csv", index=False)
-    reporting.main("figures", ["--runs", str(tmp_path / "old.csv"), "--out", str(tmp_path / "figs")])
+    cli.main(["figures", "--runs", str(tmp_path / "old.csv"), "--out", str(tmp_path / "figs")])
     assert capsys.readouterr().err == "" and not (tmp_path / "figs" / "fig6_probes.png").exists()
 
 
@@ -53,14 +53,14 @@ def as_lr_scan(table):
 def test_the_scan_figure_is_made_by_default_for_a_scan_only(table, tmp_path, capsys):
     for name, t in (("grid", table), ("scan", as_lr_scan(table))):
         t.to_csv(tmp_path / f"{name}.csv", index=False)
-        reporting.main("figures", ["--runs", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / name)])
+        cli.main(["figures", "--runs", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / name)])
     capsys.readouterr()
     assert not (tmp_path / "grid" / "fig5_scan.png").exists()
     assert (tmp_path / "scan" / "fig5_scan.png").stat().st_size > 5_000
     assert (tmp_path / "scan" / "fig4_curves_task.png").exists()
     # asked for explicitly on a table that scans nothing, into a folder not yet made: one line, no file
     with pytest.raises(SystemExit):
-        reporting.main("figures", ["--runs", str(tmp_path / "grid.csv"), "--only", "scan",
+        cli.main(["figures", "--runs", str(tmp_path / "grid.csv"), "--only", "scan",
                                    "--out", str(tmp_path / "new" / "figs")])
     assert "nothing was scanned" in capsys.readouterr().err
     assert not list((tmp_path / "new" / "figs").glob("*.png"))
@@ -89,19 +89,19 @@ def test_figures_cli_on_an_empty_table_is_one_line_and_no_file(tmp_path, capsys)
     runs = tmp_path / "runs.csv"
     runs.write_text(",".join(COLUMNS) + "\n")
     with pytest.raises(SystemExit) as e:
-        reporting.main("figures", ["--runs", str(runs), "--out", str(tmp_path / "figs")])
+        cli.main(["figures", "--runs", str(runs), "--out", str(tmp_path / "figs")])
     assert e.value.code != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds no runs" in err[0]
     assert not (tmp_path / "figs").exists()
     with pytest.raises(SystemExit):
-        reporting.main("figures", ["--runs", str(tmp_path / "nowhere.csv")])
+        cli.main(["figures", "--runs", str(tmp_path / "nowhere.csv")])
     assert "no results table" in capsys.readouterr().err
 
 
 def test_figures_cli_writes_beside_the_table(table, tmp_path, capsys):
     table.to_csv(tmp_path / "runs.csv", index=False)
-    reporting.main("figures", ["--runs", str(tmp_path / "runs.csv"), "--only", "boxplot", "km"])
+    cli.main(["figures", "--runs", str(tmp_path / "runs.csv"), "--only", "boxplot", "km"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"reading {tmp_path / 'runs.csv'}"           # what it read, then what it wrote
     written = lines[1:]
@@ -112,7 +112,7 @@ def test_figures_cli_writes_beside_the_table(table, tmp_path, capsys):
 
 def test_report_has_the_papers_numbers_and_scipys_welch_test(table, tmp_path, capsys):
     table.to_csv(tmp_path / "runs.csv", index=False)
-    reporting.main("report", ["--runs", str(tmp_path / "runs.csv")])
+    cli.main(["report", "--runs", str(tmp_path / "runs.csv")])
     text = (tmp_path / "report.md").read_text()
     assert text.strip() in capsys.readouterr().out
     for s in ("153.09", "102.89", "5.0175", "6.33e-08", "5.2e-07", "grokked only", "Kaplan–Meier",
@@ -205,10 +205,10 @@ def test_commands_are_recorded_beside_what_they_wrote(table, tmp_path, capsys):
     results.mkdir()
     table.to_csv(results / "runs.csv", index=False)
     runs = str(results / "runs.csv")
-    reporting.main("report", ["--runs", runs])
-    reporting.main("report", ["--runs", runs])                       # recorded once
-    reporting.main("report", ["--runs", runs, "--out", str(elsewhere / "r.md")])
-    reporting.main("figures", ["--runs", runs, "--only", "boxplot", "--out", str(elsewhere / "figs")])
+    cli.main(["report", "--runs", runs])
+    cli.main(["report", "--runs", runs])                       # recorded once
+    cli.main(["report", "--runs", runs, "--out", str(elsewhere / "r.md")])
+    cli.main(["figures", "--runs", runs, "--only", "boxplot", "--out", str(elsewhere / "figs")])
     capsys.readouterr()
     assert (results / "commands.txt").read_text().splitlines() == [f"grokmuon report --runs {runs}"]
     assert (elsewhere / "commands.txt").read_text().splitlines() == [

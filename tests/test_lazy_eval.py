@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from grokmuon.results import BadRun, check_metrics, read_run
+from grokmuon.results import read_run
+from grokmuon.runfolder import BadRun, check_metrics
 from grokmuon.train import MemberResult, needs_train, train
 
 from conftest import cli_env, grokmuon_exe

@@ -64,7 +64,7 @@ def test_evaluate_reports_logit_probes_over_training_rows():
 def test_probes_reach_metrics_csv(tmp_path):
     import csv
 
-    from grokmuon.runlog import RunLog
+    from grokmuon.runfolder import RunLog
     from omegaconf import OmegaConf
     cfg = compose_config("task=modadd", "task.p=13", "seeds=[0,1]", "max_epochs=2")
     log = RunLog(tmp_path, OmegaConf.to_container(cfg, resolve=True), "cpu")

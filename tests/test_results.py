@@ -6,9 +6,13 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from grokmuon import reporting
-from grokmuon.resume import NOT_RESULTS, config_hash, decide, member_hash, set_aside
-from grokmuon.results import COLUMNS, TableError, collect, finished, load
+from grokmuon import cli
+from grokmuon.runfolder import decide, set_aside
+from grokmuon.runid import NOT_RESULTS, config_hash, member_hash
+from grokmuon.config import leaves
+from grokmuon.report import report
+from grokmuon.results import AXES, COLUMNS, TableError, collect, finished, load, scanned_axes, varying_axes
+from conftest import REPO
 from runfolders import config, write_run, write_sweep
 
 
@@ -35,6 +39,44 @@ def test_collect_gives_a_row_per_member_with_every_axis(tmp_path):
     assert row.lr == json.loads((folders[0] / "config.json").read_text())["optimizer"]["lr"]
 
 
+def test_the_config_columns_come_from_the_schema_and_old_tables_keep_their_columns():
+    # Every leaf of the schema is a column, but the member axis (a row's own seed, lr, weight decay) and
+    # what does not change results (the sweep's name and the tune step excepted: they label a row).
+    assert {"optimizer.momentum", "optimizer.betas", "model.rope_base", "task.p"} <= set(AXES.values())
+    assert not {"seeds", "grid.lr", "logger.name", "device", "probes", "eval_chunk"} & set(AXES.values())
+    assert {"experiment", "role"} <= set(AXES)
+    assert len(set(AXES.values())) == len(AXES) and set(AXES.values()) <= set(leaves())
+    # A table collected before (committed) is a prefix of today's columns: nothing moved or was renamed.
+    committed = pd.read_csv(REPO / "results" / "cpu" / "runs.csv", nrows=0).columns.tolist()
+    assert COLUMNS[:len(committed)] == committed and len(COLUMNS) > len(committed)
+
+
+@pytest.mark.parametrize("path,values", [("momentum", (0.9, 0.99)), ("betas", ([0.9, 0.98], [0.9, 0.95]))])
+def test_a_sweep_over_any_optimizer_key_is_kept_apart_in_the_report(tmp_path, path, values):
+    # Runs that differ only in optimizer.<path>, a key that no list named before the axes came from the
+    # schema: the report scans it (a row per value, each optimizer's best against the other's), it does
+    # not pool the values silently. Straight from collect and after a round trip through runs.csv.
+    for opt in ("adamw", "muon"):
+        for value, epochs in zip(values, ([40, 50, 60], [200, 220, None])):
+            cfg = config(optimizer=opt, seeds=(0, 1, 2))
+            cfg["optimizer"][path] = value
+            write_run(tmp_path / "runs" / f"{opt}-{len(str(value))}-{value}", cfg, epochs)
+    table, warnings = collect_warned(tmp_path / "runs")
+    assert warnings == [] and table[path].nunique() == 2
+    table.to_csv(tmp_path / "runs.csv", index=False)
+    for t in (table, load(tmp_path / "runs.csv")):
+        done = finished(t)
+        assert varying_axes(done) == {path: 2} and scanned_axes(done) == [path]
+        text = report(t, "t.csv")
+        assert f"this table scans {path} (2 values)" in text and "pool over them" not in text
+        scan = text.split("## By scanned value")[1]
+        for opt in ("adamw", "muon"):
+            rows = [r for r in scan.splitlines() if r.startswith(f"| modadd | softmax | {opt} |")]
+            assert len(rows) == 2 and all(r.split(" | ")[4] == "3" for r in rows), rows   # n = 3 each, not 6
+        best = f"{path} = {values[0] if path == 'momentum' else json.dumps(values[0])}: 50"
+        assert scan.count(best) == 2, scan        # both optimizers: best at the first value, KM median 50
+
+
 def test_corrupt_summary_and_truncated_metrics_are_reported_and_skipped(tmp_path):
     good = write_run(tmp_path / "good", config("modadd"), [40, None])
     bad_json = write_run(tmp_path / "bad_json", config("gcd"), [40, 50])
@@ -58,12 +100,12 @@ def test_collect_cli_reports_skips_on_stderr_and_writes_the_table(tmp_path, monk
     (tmp_path / "runs" / "b").mkdir()
     (tmp_path / "runs" / "b" / "summary.json").write_text("not json")
     monkeypatch.chdir(tmp_path)
-    reporting.main("collect", ["runs"])
+    cli.main(["collect", "runs"])
     out, err = capsys.readouterr()
     assert err.strip().splitlines() == ["grokmuon: skipped runs/b/summary.json: unreadable or not a grokmuon summary"]
     table = load(tmp_path / "results" / "synthetic" / "runs.csv")
     assert len(table) == 2 and "results/synthetic/runs.csv" in out
-    reporting.main("collect", ["runs", "--out", "elsewhere/t.csv"])
+    cli.main(["collect", "runs", "--out", "elsewhere/t.csv"])
     assert len(load(tmp_path / "elsewhere" / "t.csv")) == 2
 
 
@@ -71,7 +113,7 @@ def test_collect_cli_with_nothing_to_collect_fails_in_one_line(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit) as e:
-        reporting.main("collect", ["empty"])
+        cli.main(["collect", "empty"])
     assert e.value.code != 0
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 

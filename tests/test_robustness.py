@@ -18,10 +18,11 @@ import pytest
 import torch
 
 import grokmuon.train as train_mod
-from grokmuon import reporting, runlog
-from grokmuon.app import StopFlag
+from grokmuon import cli, runfolder
+from grokmuon.job import StopFlag
 from grokmuon.report import report
-from grokmuon.resume import config_hash, decide
+from grokmuon.runfolder import decide
+from grokmuon.runid import config_hash
 from grokmuon.results import TableError, collect, finished, load
 from grokmuon.train import train
 
@@ -240,8 +241,8 @@ def test_ctrl_c_after_the_last_epoch_stops_the_sweep_and_keeps_the_run_complete(
     # Deterministic: the signal is sent from inside RunLog.finish (the files are being written) or from
     # the closing printout (they are written).
     run_dir = tmp_path / "run"
-    hook = ("from grokmuon import runlog as m\nobj = m.RunLog\nattr = 'finish'\n"
-            if when == "while writing" else "from grokmuon import app as m\nobj = m\nattr = '_num'\n")
+    hook = ("from grokmuon import runfolder as m\nobj = m.RunLog\nattr = 'finish'\n"
+            if when == "while writing" else "from grokmuon import job as m\nobj = m\nattr = '_num'\n")
     script = (
         "import os, signal\n" + hook +
         "real = getattr(obj, attr)\n"
@@ -250,8 +251,8 @@ def test_ctrl_c_after_the_last_epoch_stops_the_sweep_and_keeps_the_run_complete(
         "    os.kill(os.getpid(), signal.SIGINT)\n"
         "    return out\n"
         "setattr(obj, attr, then_ctrl_c)\n"
-        "from grokmuon import app\n"
-        f"app.run_train(['model=tiny', *{list(TINY)!r}, 'max_epochs=2', 'seeds=[0]', 'logger=none',\n"
+        "from grokmuon import cli\n"
+        f"cli.train_cmd(['model=tiny', *{list(TINY)!r}, 'max_epochs=2', 'seeds=[0]', 'logger=none',\n"
         f"               'progress=false', 'device=cpu', 'hydra.run.dir={run_dir}'])\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env=cli_env(), cwd=tmp_path)
@@ -275,9 +276,9 @@ def test_a_failed_summary_write_leaves_the_previous_one_and_no_temp_file(tmp_pat
 
     def disk_full(*args, **kw):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(runlog.os, breaks.split(".")[1], disk_full)
+    monkeypatch.setattr(runfolder.os, breaks.split(".")[1], disk_full)
     with pytest.raises(OSError):
-        runlog.atomic_write_text(folder / "summary.json", '{"status": "running", "members": []}')
+        runfolder.atomic_write_text(folder / "summary.json", '{"status": "running", "members": []}')
     monkeypatch.undo()
     assert (folder / "summary.json").read_bytes() == before
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.csv", "summary.json"]
@@ -351,7 +352,7 @@ def test_a_cut_results_table_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(TableError, match=r"runs.csv: line 4 has no .*cut off"):
         load(runs)
     with pytest.raises(SystemExit) as e:
-        reporting.main("report", ["--runs", str(runs)])
+        cli.main(["report", "--runs", str(runs)])
     assert e.value.code != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(runs) in err[0]
@@ -393,13 +394,13 @@ def test_a_read_only_output_folder_is_one_line_before_training(tmp_path):
 
 FAIL_AT_EPOCH_3 = textwrap.dedent("""
     import errno, sys
-    import grokmuon.runlog as runlog
-    real = runlog.RunLog.log_epoch
+    import grokmuon.runfolder as runfolder
+    real = runfolder.RunLog.log_epoch
     def log_epoch(self, epoch, numbers, results):
         if epoch == 3:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(self, epoch, numbers, results)
-    runlog.RunLog.log_epoch = log_epoch
+    runfolder.RunLog.log_epoch = log_epoch
     from grokmuon.cli import main
     main(sys.argv[1:])
 """)
@@ -427,12 +428,12 @@ def test_a_write_failure_mid_run_is_one_line_and_keeps_what_was_written(tmp_path
 def test_abort_when_the_summary_cannot_be_written_either(tmp_path, compose_cfg, monkeypatch):
     from omegaconf import OmegaConf
     cfg = OmegaConf.to_container(compose_cfg(*TINY, "max_epochs=2", "seeds=[0,1]"), resolve=True)
-    log = runlog.RunLog(tmp_path / "run", cfg, "cpu")
+    log = runfolder.RunLog(tmp_path / "run", cfg, "cpu")
     before = (tmp_path / "run" / "summary.json").read_bytes()
 
     def disk_full(*args, **kw):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(runlog, "atomic_write_text", disk_full)
+    monkeypatch.setattr(runfolder, "atomic_write_text", disk_full)
     assert log.abort(None, "failed", "disk full") is False
     assert (tmp_path / "run" / "summary.json").read_bytes() == before     # still the last good version
     monkeypatch.undo()
@@ -459,7 +460,7 @@ def test_wandb_runs_of_an_interrupted_run_are_closed_as_failed(tmp_path, compose
     finish with 0."""
     from omegaconf import OmegaConf
 
-    from grokmuon.runlog import RunLog
+    from grokmuon.runfolder import RunLog
     from grokmuon.train import MemberResult
 
     class FakeRun:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grokmuon.cli import CONF
+from grokmuon.config import CONF
 
 REPO = CONF.parent.parent
 GROKMUON = [sys.executable, "-m", "grokmuon.cli"]

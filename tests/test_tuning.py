@@ -15,7 +15,7 @@ import pytest
 
 from grokmuon import racing, stats
 from grokmuon.config import ConfigError, validate
-from grokmuon.resume import config_hash, member_hash
+from grokmuon.runid import config_hash, member_hash
 from grokmuon.train import train
 from conftest import REPO, compose_config
 

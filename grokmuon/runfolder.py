@@ -1,7 +1,19 @@
-"""The run folder: resolved config, metrics.csv (a row per epoch per member), summary.json; W&B mirror.
+"""The run folder: the one owner of its format. It writes the folder (atomically), reads it back, and
+decides what a re-run does with a folder it finds.
 
+  config.json    the resolved config (what config_hash and member_hash are taken over, runid.py)
+  metrics.csv    a row per epoch per member: metric_fields(); appended and flushed each epoch
+  summary.json   the run's status, environment and each member's outcome; "running" until the end
+  checkpoint.pt, weights.pt   the training state and the final weights (checkpoint.py)
 Every file that later code trusts is written atomically (temp file + rename), so a kill mid-write
-leaves the previous complete version, never half a file. metrics.csv is appended and flushed each epoch.
+leaves the previous complete version, never half a file. Each member is mirrored to W&B when asked.
+
+A re-run of a sweep finds each cell's folder again (its name holds the config hash) and `decide` says
+what to do with it: skip it (complete, same hash), or set its files aside and train again (anything
+else), resuming from its checkpoint where there is one (`resumable`). Nothing is deleted: files of an
+unfinished attempt move to <folder>.incomplete-<time>, those of a finished run of another config (only
+possible with a hand-made folder name) to <folder>.superseded-<time>.
+Reading needs no torch (`grokmuon collect`); writing imports it when a folder is opened.
 """
 from __future__ import annotations
 
@@ -14,18 +26,30 @@ import platform
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from . import racing
 from .config import members
-from .probes import PROBES
-from .resume import SUMMARY, config_hash, member_hash
+from .runid import config_hash, member_hash
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+CONFIG, METRICS, SUMMARY = "config.json", "metrics.csv", "summary.json"
+IDS = ("epoch", "member", "seed", "lr", "weight_decay")      # which row of metrics.csv: the rest are measured
 NUMBERS = ("train_acc", "val_acc", "train_loss", "val_loss")
-METRIC_FIELDS = ["epoch", "member", "seed", "lr", "weight_decay", *NUMBERS, "wall_s", *PROBES]
-METRICS = "metrics.csv"
+# The metrics.csv cells every reader needs (the rest are for figures and a look): a blank one means
+# the file was cut off mid-write.
+NEEDED_METRICS = ["epoch", "member", "seed", "train_acc", "val_acc"]
+
+
+def metric_fields() -> list[str]:
+    """metrics.csv's columns in order: the probe columns are probes.py's (imported here, not at the top:
+    probes needs torch, and reading a run folder must not)."""
+    from .probes import PROBES
+    return [*IDS, *NUMBERS, "wall_s", *PROBES]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -76,6 +100,7 @@ def git_sha() -> str | None:
 
 
 def device_name(device: str) -> str:
+    import torch
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
@@ -88,6 +113,8 @@ class RunLog:
                  resumed_from: dict | None = None):
         """carried: metrics.csv rows of the attempt this one resumes (up to its checkpoint's epoch),
         written first; resumed_from: where it resumed, recorded in summary.json."""
+        import torch
+
         self.folder = Path(folder)
         check_writable(self.folder)
         self.cfg, self.members = cfg, members(cfg)       # (seed, lr, weight_decay) per member
@@ -95,13 +122,15 @@ class RunLog:
         self.start = time.time()
         self.env = {"git_sha": git_sha(), "torch": torch.__version__, "device": device_name(device),
                     "host": socket.gethostname(), "pid": os.getpid()}  # pid: a re-run leaves a live run alone
-        atomic_write_text(self.folder / "config.json", json.dumps(cfg, indent=2) + "\n")
+        atomic_write_text(self.folder / CONFIG, json.dumps(cfg, indent=2) + "\n")
         self._metrics = open(self.folder / METRICS, "w", newline="")
-        self._csv = csv.DictWriter(self._metrics, fieldnames=METRIC_FIELDS)
+        from .probes import PROBES
+        self.fields, self.measured = metric_fields(), (*NUMBERS, *PROBES)
+        self._csv = csv.DictWriter(self._metrics, fieldnames=self.fields)
         self._csv.writeheader()
         carried = carried or []
         for row in carried:
-            self._csv.writerow({k: row.get(k) for k in METRIC_FIELDS})
+            self._csv.writerow({k: row.get(k) for k in self.fields})
         self.resumed_from = resumed_from
         if carried:                     # wall time goes on from where the earlier attempt stopped
             self.start -= float(carried[-1].get("wall_s") or 0)
@@ -132,10 +161,10 @@ class RunLog:
             _, lr, wd = self.members[e]
             row = {"epoch": epoch, "member": e, "seed": r.seed, "lr": lr, "weight_decay": wd, "wall_s": wall}
             # An unmeasured number (the train split under eval_train=lazy) is NaN: written blank, not logged.
-            row.update({k: numbers[k][e] for k in (*NUMBERS, *PROBES) if k in numbers and not math.isnan(numbers[k][e])})
+            row.update({k: numbers[k][e] for k in self.measured if k in numbers and not math.isnan(numbers[k][e])})
             self._csv.writerow(row)
             if self._wandb:
-                self._wandb[e].log({k: row[k] for k in (*NUMBERS, "wall_s", *PROBES) if k in row}, step=epoch)
+                self._wandb[e].log({k: row[k] for k in self.fields if k in row and k not in IDS}, step=epoch)
         self._metrics.flush()
 
     def member_summaries(self, results, status: str | None) -> list[dict]:
@@ -227,3 +256,138 @@ def _overall(results) -> str:
         if any(r.status == status for r in results):
             return status
     return "complete"
+
+
+# ----------------------------------------------------------------------------------------- reading it back
+class BadRun(ValueError):
+    """A run folder whose files cannot be trusted; the message says which file and why."""
+
+
+def read_summary(folder: Path) -> dict | None:
+    """The folder's summary.json, or None if it is missing or not a JSON object (half-written, edited)."""
+    try:
+        summary = json.loads((Path(folder) / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def read_config(folder: Path) -> dict:
+    """The folder's config.json; BadRun if it cannot be read."""
+    try:
+        return json.loads((Path(folder) / CONFIG).read_text())
+    except (OSError, ValueError) as err:
+        raise BadRun(f"{Path(folder) / CONFIG}: unreadable ({type(err).__name__})")
+
+
+def run_folders(dirs: Iterable[str | Path]) -> list[Path]:
+    """Every folder under dirs that holds a summary.json (dirs that do not exist are passed over)."""
+    found = set()
+    for d in map(Path, dirs):
+        if d.is_dir():
+            found.update(p.parent for p in d.rglob(SUMMARY))
+    return sorted(found)
+
+
+def lazy_blanks(cfg: dict) -> tuple[str, ...]:
+    """The metrics.csv columns a run may leave blank: the train split's, under eval_train=lazy."""
+    return ("train_acc",) if cfg.get("eval_train") == "lazy" else ()
+
+
+def check_metrics(folder: Path, members: list[dict], complete: bool, blank_ok: tuple[str, ...] = ()) -> pd.DataFrame:
+    """metrics.csv, checked: it parses, its NEEDED_METRICS cells are numbers (not blank, not garbage;
+    blank_ok: columns that may be blank, the train split of an eval_train=lazy run, see lazy_blanks) and,
+    for a finished run, it holds epochs 1..epochs_run of every member (a shorter file was cut off).
+    BadRun, naming the file, if not. (pandas is imported here: a training process does not need it.)"""
+    import pandas as pd
+
+    path = folder / METRICS
+    try:
+        m = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise BadRun(f"{path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
+    missing = [c for c in NEEDED_METRICS if c not in m.columns]
+    if missing:
+        raise BadRun(f"{path}: no column {', '.join(missing)}")
+    blank = m[NEEDED_METRICS].isna()
+    m[NEEDED_METRICS] = m[NEEDED_METRICS].apply(pd.to_numeric, errors="coerce")
+    if (m[NEEDED_METRICS].isna() & ~(blank & blank.columns.isin(blank_ok))).any().any():
+        raise BadRun(f"{path}: blank, partial or garbled rows (cut off mid-write?)")
+    if not complete:
+        return m
+    for mem in members:
+        epochs = m.loc[m["member"] == mem["member"], "epoch"]
+        if len(epochs) != mem["epochs_run"] or (len(epochs) and epochs.max() != mem["epochs_run"]):
+            raise BadRun(f"{path}: member {mem['member']} has {len(epochs)} epochs, summary.json says "
+                         f"{mem['epochs_run']} (truncated?)")
+    return m
+
+
+# ------------------------------------------------------------------------- what a re-run does with it
+def decide(folder: Path, chash: str, own: set[str] = frozenset()) -> tuple[str, str, str]:
+    """(action, kind, why) for a run of hash chash about to write into folder. action: "fresh" (nothing
+    there yet), "skip" (a complete run of this hash), "busy" (a live process on this machine is training
+    it: the same sweep started twice), or "set_aside" with kind "incomplete" or "superseded".
+
+    own: entries the current attempt already wrote (Hydra's .hydra/ and job log), not counted as old.
+    """
+    folder = Path(folder)
+    old = [p for p in folder.iterdir() if p.name not in own] if folder.is_dir() else []
+    if not old:
+        return "fresh", "", "empty folder"
+    summary = read_summary(folder)
+    if summary is None:
+        why = "no summary.json" if not (folder / SUMMARY).exists() else "unreadable summary.json"
+        return "set_aside", "incomplete", why
+    status, old_hash = summary.get("status"), summary.get("config_hash")
+    if status == "complete" and old_hash == chash:
+        return "skip", "", "complete"
+    if status == "complete":
+        return "set_aside", "superseded", f"complete run of another config ({old_hash})"
+    if status == "running" and alive(summary.get("host"), summary.get("pid")):
+        return "busy", "", f"process {summary['pid']} on this machine is training it"
+    return "set_aside", "incomplete", f"status {status!r}"
+
+
+def alive(host: str | None, pid: int | None) -> bool:
+    """Whether process pid runs on this machine (another machine's processes cannot be checked)."""
+    if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def set_aside(folder: Path, kind: str, own: set[str] = frozenset()) -> Path:
+    """Move the folder's old entries (all but `own`) to <folder>.<kind>-<time>; return that folder."""
+    folder = Path(folder)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = folder.with_name(f"{folder.name}.{kind}-{stamp}")
+    n = 1
+    while aside.exists():                      # two re-runs in one second: never merge into an old one
+        aside, n = folder.with_name(f"{folder.name}.{kind}-{stamp}-{n}"), n + 1
+    aside.mkdir(parents=True)
+    for entry in folder.iterdir():
+        if entry.name not in own:
+            entry.rename(aside / entry.name)
+    return aside
+
+
+def resumable(aside: Path, chash: str) -> tuple[dict | None, list[dict] | None, str]:
+    """(state, metrics rows up to its epoch, what happens) from an interrupted attempt's folder: resume
+    from its checkpoint if it is this config's and its metrics.csv holds every epoch up to it; else
+    (None, None, why it starts over)."""
+    from . import checkpoint
+    try:
+        state = checkpoint.load(aside / checkpoint.CHECKPOINT, chash)
+        with open(aside / METRICS, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= state["epoch"]]
+    except (checkpoint.CheckpointError, OSError) as err:
+        return None, None, f"its checkpoint cannot be used ({err}); training again from epoch 1"
+    if {int(r["epoch"]) for r in rows} != set(range(1, state["epoch"] + 1)):
+        return None, None, f"its metrics.csv lacks epochs before {state['epoch']}; training again from epoch 1"
+    return state, rows, f"resuming from its checkpoint after epoch {state['epoch']}"

@@ -1,29 +1,21 @@
-"""What identifies a run, and what a re-run does with the folder it finds.
+"""What identifies a run and a member: their hashes, and the sweep folder name made of them.
 
 A run (one Hydra job: an ensemble of members, one per seed) is identified by `config_hash`: a hash of
 its resolved config without the keys in NOT_RESULTS, which change where or how a run is watched but
 not what it computes. A member is identified by `member_hash`: the hash of the same config with
 `seeds=[its seed]`, since member i of an ensemble equals a solo run with its seed (design rule).
 
-Sweeps write each run to multirun/<experiment>/<task>-<optimizer>-<head>-<config_hash> (grokmuon/conf/train.yaml),
-so re-running a sweep finds each cell's folder again, and `decide` says what to do with it:
-skip it (complete, same hash), or set its files aside and train again (anything else). Nothing is
-deleted: files of an unfinished attempt move to <folder>.incomplete-<time>, those of a finished run
-of another config (only possible with a hand-made folder name) to <folder>.superseded-<time>.
-No torch here: `grokmuon collect` and the Hydra resolver use it too.
+Sweeps write each run to multirun/<experiment>/<task>-<optimizer>-<head>-<config_hash> (`cell_name`, the
+${run_id:} of grokmuon/conf/train.yaml), so re-running a sweep finds each cell's folder again;
+runfolder.decide then says what to do with it. No torch here: `grokmuon collect` and the Hydra
+resolver use it too.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
-import time
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-
-SUMMARY = "summary.json"
 
 # Keys that do not change results, so two runs differing only in them are the same run:
 #   logger      the W&B mirror only copies what the run folder already holds
@@ -76,65 +68,3 @@ def register_resolver() -> None:
     """${run_id:} in Hydra config resolves to cell_name of the job's own config (hydra.sweep.subdir)."""
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda *, _root_: cell_name(_root_))
-
-
-def read_summary(folder: Path) -> dict | None:
-    """The folder's summary.json, or None if it is missing or not a JSON object (half-written, edited)."""
-    try:
-        summary = json.loads((Path(folder) / SUMMARY).read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) else None
-
-
-def decide(folder: Path, chash: str, own: set[str] = frozenset()) -> tuple[str, str, str]:
-    """(action, kind, why) for a run of hash chash about to write into folder. action: "fresh" (nothing
-    there yet), "skip" (a complete run of this hash), "busy" (a live process on this machine is training
-    it: the same sweep started twice), or "set_aside" with kind "incomplete" or "superseded".
-
-    own: entries the current attempt already wrote (Hydra's .hydra/ and job log), not counted as old.
-    """
-    folder = Path(folder)
-    old = [p for p in folder.iterdir() if p.name not in own] if folder.is_dir() else []
-    if not old:
-        return "fresh", "", "empty folder"
-    summary = read_summary(folder)
-    if summary is None:
-        why = "no summary.json" if not (folder / SUMMARY).exists() else "unreadable summary.json"
-        return "set_aside", "incomplete", why
-    status, old_hash = summary.get("status"), summary.get("config_hash")
-    if status == "complete" and old_hash == chash:
-        return "skip", "", "complete"
-    if status == "complete":
-        return "set_aside", "superseded", f"complete run of another config ({old_hash})"
-    if status == "running" and alive(summary.get("host"), summary.get("pid")):
-        return "busy", "", f"process {summary['pid']} on this machine is training it"
-    return "set_aside", "incomplete", f"status {status!r}"
-
-
-def alive(host: str | None, pid: int | None) -> bool:
-    """Whether process pid runs on this machine (another machine's processes cannot be checked)."""
-    if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def set_aside(folder: Path, kind: str, own: set[str] = frozenset()) -> Path:
-    """Move the folder's old entries (all but `own`) to <folder>.<kind>-<time>; return that folder."""
-    folder = Path(folder)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = folder.with_name(f"{folder.name}.{kind}-{stamp}")
-    n = 1
-    while aside.exists():                      # two re-runs in one second: never merge into an old one
-        aside, n = folder.with_name(f"{folder.name}.{kind}-{stamp}-{n}"), n + 1
-    aside.mkdir(parents=True)
-    for entry in folder.iterdir():
-        if entry.name not in own:
-            entry.rename(aside / entry.name)
-    return aside

@@ -1,0 +1,197 @@
+"""The Hydra job behind `grokmuon train`: open the run folder, train, close it (one try/finally).
+
+cli.py checks the command line first (precheck.py); `main` hands it to Hydra, which calls `train_job`
+once per run (a sweep: once per cell). The run folder's format and the skip / resume decision are
+runfolder.py's; the epoch loop is train.py's.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from .config import CONF, ConfigError, fail, members, register_configs, validate
+from .runfolder import RunLog, decide, read_summary, resumable, set_aside
+from .runid import config_hash, register_resolver
+
+register_configs()
+register_resolver()     # ${run_id:} names sweep folders (grokmuon/conf/train.yaml); workers import this module too
+
+
+class StopFlag:
+    """Turn Ctrl-C / SIGTERM into a flag the epoch loop polls, so the run ends with its files written.
+    A second Ctrl-C during training stops at once (KeyboardInterrupt; the summary still says
+    interrupted); once training is over (training = False) signals only wait for the files, and once
+    the files are written (written = True) they are noted without a word, so no line prints after the
+    closing one. restore() puts back the handlers it replaced."""
+
+    def __init__(self):
+        self.signal, self.training, self.written = None, True, False
+        self._old = {sig: signal.signal(sig, self._set) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    def _set(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.written:
+            self.signal = self.signal or signum
+            return
+        if not self.training:
+            print(f"\ngrokmuon: got {name}; writing the run's files, then stopping", file=sys.stderr)
+            self.signal = self.signal or signum
+            return
+        if self.signal is not None:       # a second Ctrl-C: stop at once
+            self.training = False
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"\ngrokmuon: got {name}; stopping after this epoch", file=sys.stderr)
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+
+def start_over(folder: Path, kind: str, why: str, own: set[str], chash: str) -> tuple:
+    """Move an earlier attempt's files aside and say so. (checkpoint state, its metrics rows, where it
+    resumed from) when that attempt can be resumed (runfolder.resumable), else (None, None, None)."""
+    from . import checkpoint
+    try:
+        aside = set_aside(folder, kind, own)
+    except OSError as err:
+        fail(f"cannot move the old files of {folder} aside: {err}")
+    if kind == "incomplete" and (aside / checkpoint.CHECKPOINT).exists():
+        resume, carried, note = resumable(aside, chash)
+        print(f"{folder}: {why}; its files moved to {aside}; {note}", file=sys.stderr)
+        return resume, carried, {"epoch": resume["epoch"], "from": str(aside)} if resume else None
+    print(f"{folder}: {why}; its files moved to {aside}; training again", file=sys.stderr)
+    return None, None, None
+
+
+def progress_bar(cfg: DictConfig):
+    from tqdm import tqdm
+    # No ETA: a run stops when its members have grokked, usually long before the budget, so time to the
+    # budget would overstate it by hours. The bar shows epochs against the budget and the time so far.
+    return tqdm(total=cfg.max_epochs, desc=f"{cfg.task.name}/{cfg.optimizer.name}/{cfg.head.name}",
+                disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr, unit="epoch",
+                bar_format="{desc}: {n_fmt}/{total_fmt} epochs (budget) |{bar}| {elapsed}, {rate_fmt}{postfix}")
+
+
+def train_job(cfg: DictConfig) -> dict | None:
+    """One Hydra job: an ensemble of cfg.seeds members, written to the job's output folder."""
+    from . import checkpoint
+    from .train import pick_device, train
+
+    try:
+        validate(cfg)
+    except ConfigError as err:
+        fail(str(err))
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    chash = config_hash(resolved)
+    # Hydra has just written .hydra/ and its job log here: they belong to this attempt, not an old one.
+    own = {HydraConfig.get().output_subdir or ".hydra", f"{HydraConfig.get().job.name}.log"}
+    action, kind, why = decide(folder, chash, own)
+    if action == "skip":
+        print(f"skip: {folder} already complete")
+        return read_summary(folder)
+    if action == "busy":
+        print(f"skip: {folder} is being trained now ({why})", file=sys.stderr)
+        return None
+    resume, carried, resumed_from = start_over(folder, kind, why, own, chash) if action == "set_aside" \
+        else (None, None, None)
+    try:
+        log = RunLog(folder, resolved, str(pick_device(cfg.device)), carried, resumed_from)
+    except OSError as err:
+        fail(str(err))
+    saver = checkpoint.Saver(folder, chash, cfg.checkpoint_every, cfg.keep_weights,
+                             info={"task": resolved["task"], "members": members(resolved)})
+    stop, bar = StopFlag(), progress_bar(cfg)
+    seen = {"results": None, "epoch": 0}     # what an aborted run can still write
+
+    def on_epoch(epoch, numbers, results):
+        seen["results"] = results
+        log.log_epoch(epoch, numbers, results)
+        seen["epoch"] = epoch
+        grokked = sum(r.grokking_epoch is not None for r in results)
+        tr, va = numbers["train_acc"], numbers["val_acc"]
+        bar.update(1)
+        bar.set_postfix_str(f"train {min(tr):.3f}-{max(tr):.3f} val {min(va):.3f}-{max(va):.3f} "
+                            f"grokked {grokked}/{len(results)}")
+
+    start = time.time()
+    try:
+        try:
+            results = train(cfg, on_epoch=on_epoch, should_stop=stop, saver=saver, resume=resume)
+        finally:            # however training ended: the bar goes, and from now on a signal waits for the files
+            stop.training = False
+            bar.close()
+        stopped = f"stopped by {signal.Signals(stop.signal).name}" if stop.signal else None
+        summary = log.finish(results, reason=stopped if any(r.status == "interrupted" for r in results) else None)
+        stop.written = True
+    except OSError as err:      # the run folder cannot be written (disk full, quota, gone): stop now
+        kept = f"metrics.csv keeps epochs 1-{seen['epoch']}" if seen["epoch"] else "no epoch was written"
+        reason = f"cannot write the run folder {folder}: {err.strerror or err}"
+        told = "summary.json says status failed" if log.abort(seen["results"], "failed", reason) else \
+            "summary.json could not be updated either"
+        fail(f"{reason}; training stopped after epoch {seen['epoch']}; {kept}; {told}", code=1)
+    except KeyboardInterrupt:   # a second Ctrl-C: the epoch was not finished
+        log.abort(seen["results"], "interrupted", "stopped at once by a second Ctrl-C")
+        print(f"grokmuon: interrupted; {folder} keeps epochs 1-{seen['epoch']}", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:    # a bug or a device error: say so in summary.json, then the traceback
+        log.abort(seen["results"], "failed", f"{type(err).__name__}: {err}")
+        raise
+    print(f"run folder: {folder}  ({time.time() - start:.1f} s)")
+    print_outcome(summary)
+    if summary["status"] == "interrupted":
+        again = "resumes it from its checkpoint" if (folder / checkpoint.CHECKPOINT).exists() else "trains it again"
+        print(f"grokmuon: interrupted after epoch {seen['epoch']}; {folder} says so and a re-run {again}",
+              file=sys.stderr)
+        sys.exit(130)
+    stop.restore()          # only now: a late second Ctrl-C must not turn a written run into a traceback
+    if stop.signal:         # it came after the last epoch: this run is whole, but a sweep must not go on
+        print(f"grokmuon: stopped by {signal.Signals(stop.signal).name} after {folder} was complete; a "
+              "re-run skips it", file=sys.stderr)
+        sys.exit(130)
+    return summary
+
+
+def print_outcome(summary: dict) -> None:
+    """Each member's outcome, the counts by status and, for a raced grid, what the race chose."""
+    grid = len({(m["lr"], m["weight_decay"]) for m in summary["members"]}) > 1
+    for m in summary["members"]:
+        if m["status"] == "diverged":
+            when = f"loss or weights became NaN/inf at epoch {m['diverged_epoch']}"
+        elif m["grokking_epoch"]:
+            when = f"grokked at epoch {m['grokking_epoch']}"
+        elif m["status"] == "raced_out":
+            when = f"stopped by the race after {m['epochs_run']} epochs"
+        else:
+            when = f"did not grok in {m['epochs_run']} epochs"
+        setting = f" lr {m['lr']:g} wd {m['weight_decay']:g}" if grid else ""
+        print(f"  {m['task']} {m['optimizer']} {m['head']} seed {m['seed']}{setting}: {m['status']}, {when} "
+              f"(memorised at {m['memorisation_epoch']}), final train {_num(m.get('final_train_acc'))} "
+              f"val {_num(m.get('final_val_acc'))}")
+    counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
+    print(f"  {len(summary['members'])} members: {counts}")
+    if summary.get("race"):
+        race = summary["race"]
+        where = f"stopped at epoch {race['stopped_at']}" if race["stopped_at"] else "ran to the end"
+        print(f"  race: {where}; best lr {race['chosen']['lr']:g} weight_decay "
+              f"{race['chosen']['weight_decay']:g} (median {race['chosen_median']}); rule: {race['rule']}")
+
+
+def _num(x) -> str:
+    return "nan" if x is None else f"{x:.3f}"
+
+
+def main(overrides: list[str]) -> None:
+    """Hand a checked command line to Hydra: one run, a sweep (-m), or what Hydra prints (--cfg, --help)."""
+    sys.argv = ["grokmuon train", *overrides]
+    hydra.main(version_base=None, config_path=str(CONF), config_name="train")(train_job)()

@@ -1,0 +1,150 @@
+"""A `grokmuon train` command line, checked before Hydra launches anything: every override composes,
+every value (and every combination of a sweep's values) passes config.validate, this machine can do what
+the config asks (CUDA, W&B online), and the output folder can be made. Each refusal is one line naming
+the bad value and what is allowed (config.fail); nothing has been written yet.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from .config import CONF, Config, ConfigError, fail, register_configs, validate
+from .runid import register_resolver
+
+register_configs()      # compose() below needs the schema in Hydra's ConfigStore
+register_resolver()     # ... and ${run_id:}, which names a sweep's folders (grokmuon/conf/train.yaml)
+GROUPS = ("task", "model", "head", "optimizer", "logger", "experiment")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def explain(err: Exception) -> str:
+    """One line for a Hydra/OmegaConf composition error, naming the bad value and what is allowed."""
+    for group in GROUPS:
+        marker = f"Could not find '{group}/"
+        if marker in str(err):
+            bad = str(err).split(marker, 1)[1].split("'", 1)[0]
+            return f"{group}={bad!r} is unknown; allowed: {', '.join(options(group))}"
+    cause = err.__cause__ or err
+    lines = str(cause).strip().splitlines() or [type(cause).__name__]
+    full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.strip().startswith("full_key:")), "")
+    if "is not a ListConfig, list or tuple" in lines[0] and full_key:
+        example = "[0,1,2]" if full_key == "seeds" else "[1e-3,3e-3]"
+        return f"{full_key} takes a list: write {full_key}={example} (quote it in the shell: '{full_key}={example}')"
+    if " not in " in lines[0] and full_key:
+        parent, _, _ = full_key.rpartition(".")
+        node = OmegaConf.structured(Config)
+        node = OmegaConf.select(node, parent) if parent else node
+        allowed = ", ".join(node.keys()) if isinstance(node, DictConfig) else "none"
+        return f"unknown key {full_key!r}; allowed keys{' in ' + parent if parent else ''}: {allowed}"
+    return f"{full_key}: {lines[0]}" if full_key else lines[0]
+
+
+def precheck(overrides: list[str]) -> None:
+    """Compose each value of each override once, before Hydra launches anything. Sweep values count
+    too, from the command line and from the experiment's grid (hydra.sweeper.params)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    parser = OverridesParser.create()
+    flags = {"-m", "--multirun", "-c", "--cfg", "-i", "--info", "-p", "--package", "--resolve", "--run", "-r"}
+    for o in overrides:
+        if o.startswith("-") and o.split("=", 1)[0] not in flags:
+            name = o.lstrip("-").split("=", 1)[0]
+            fail(f"{o!r} is not an override: overrides are key=value, e.g. {name}=5 (see `grokmuon train --help`)")
+    plain = [o for o in overrides if not o.startswith("-")]
+    try:
+        parsed = parser.parse_overrides(plain)
+    except HydraException as err:
+        fail(f"cannot parse the overrides: {str(err).splitlines()[0]}")
+    grid = "hydra.sweeper.params."
+    head, variants = [], []
+
+    def add(o) -> None:
+        key = o.get_key_element().removeprefix(grid)
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        head.append(f"{key}={values[0]}")
+        variants.extend((len(head) - 1, f"{key}={v}") for v in values[1:])
+
+    for o in parsed:
+        if o.get_key_element().startswith(grid) or not o.get_key_element().startswith("hydra"):
+            add(o)
+    try:
+        with initialize_config_dir(str(CONF), version_base=None):
+            params = compose("train", overrides=head, return_hydra_config=True).hydra.sweeper.params or {}
+            mine = {h.split("=", 1)[0] for h in head}
+            for key, value in params.items():       # the command line's own values win, as in Hydra
+                if key not in mine:
+                    add(parser.parse_override(f"{key}={value}"))
+            # Every combination the sweep will run, not one value at a time: a value can be valid with one
+            # setting and not another (task=moddiv with task.p=100). Up to a bound, then one at a time.
+            options = [[h] + [v for j, v in variants if j == i] for i, h in enumerate(head)]
+            n = 1
+            for opts in options:
+                n *= len(opts)
+            combos = [list(c) for c in itertools.product(*options)] if n <= 2000 else \
+                [head] + [head[:i] + [v] + head[i + 1:] for i, v in variants]
+            for combo in combos:
+                cfg = compose("train", overrides=combo)
+                validate(cfg)
+                check_environment(cfg)
+    except ConfigError as err:
+        fail(str(err))
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        fail(explain(err))
+
+
+def output_dir(overrides: list[str]) -> Path | None:
+    """The folder Hydra will create: hydra.run.dir, or hydra.sweep.dir with -m (None if it cannot be
+    resolved here, e.g. it refers to Hydra's runtime values; then Hydra's own error stands)."""
+    from hydra import compose, initialize_config_dir
+
+    multirun = any(o in ("-m", "--multirun") for o in overrides)
+    plain = [o for o in overrides if not o.startswith("-")]
+    try:
+        with initialize_config_dir(str(CONF), version_base=None):
+            cfg = compose("train", overrides=plain, return_hydra_config=True)
+            return Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+    except Exception:       # noqa: BLE001 (a best-effort check; Hydra reports what it cannot compose)
+        return None
+
+
+def check_output_dir(folder: Path) -> None:
+    """Fail now, with one line, if the run (or sweep) folder cannot be created and written, rather
+    than after Hydra's traceback or an hour of training. Creates nothing: it tries a temp file in
+    the nearest folder that exists."""
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        fail(f"cannot create the output folder {folder}: {probe} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        fail(f"cannot create the output folder {folder}: {probe}: {err.strerror or err}")
+
+
+def check_environment(cfg: DictConfig) -> None:
+    """Refuse, in one line, what this machine cannot do: a CUDA device without a CUDA build or GPU, or
+    W&B online mode without credentials. precheck calls it before Hydra makes any folder; torch and
+    wandb are imported only when the config asks for CUDA or online mode."""
+    if str(cfg.device).startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            fail(f"device={cfg.device} but this torch ({torch.__version__}) sees no CUDA GPU; use device=cpu "
+                 "or device=auto, or install a CUDA build of torch")
+    if cfg.logger.name == "wandb" and cfg.logger.mode == "online" and not os.environ.get("WANDB_API_KEY"):
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+        if not wandb.login(prompt=False, verify=False):
+            fail("logger.mode=online needs W&B credentials: run `wandb login` (or set WANDB_API_KEY); "
+                 "offline is the default and needs none (`wandb sync` uploads later)")
