@@ -33,7 +33,7 @@ $PY -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider 2>&1 | tail -n 20 
 
 for precision in fp32 bf16; do
   log "bench --device cuda --precision $precision"
-  timeout 300 $G bench --device cuda --members 1,8,32,128 --precision $precision --epochs 3 --rounds 2 \
+  timeout 300 $G bench --device cuda --models default --members 1,8,32,128 --precision $precision --epochs 3 --rounds 2 \
     --out "$RES" 2>&1 | tee "$RES/bench_$precision.txt"
 done
 
