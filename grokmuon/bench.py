@@ -18,6 +18,7 @@ import math
 import platform
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -111,7 +112,37 @@ def model_shape(name: str) -> tuple[int, int, int, int, float]:
     return m.n_layers, m.d_model, m.n_heads, m.d_mlp, m.dropout
 
 
-def ours_epochs(task, frac, model, batch, epochs, members, optimizer, precision, device,
+@dataclass
+class Case:
+    """One row of the table: the reference loop or our trainer with these options (ours_epochs)."""
+    model: str
+    name: str
+    members: int = 1
+    reference: bool = False
+    options: dict = field(default_factory=dict)
+
+    @property
+    def lazy(self) -> bool:     # the train split is not evaluated: fewer FLOPs an epoch
+        return "eval_train=lazy" in self.options.get("extra", ())
+
+
+def plan(models: list[str], members: list[int]) -> list[Case]:
+    """The rows, per model: (a) the reference; (b), (c) ours with AdamW at each ensemble size; then at
+    one member: Muon, the delay phase (every member memorised, none grokked: where eval_train=lazy
+    skips the train split) without and with lazy, no probes, and a checkpoint every epoch."""
+    cases = []
+    for m in models:
+        cases.append(Case(m, "(a) reference loop (AdamW)", reference=True))
+        cases += [Case(m, f"({'b' if e == 1 else 'c'}) grokmuon AdamW", e, options={"optimizer": "adamw"}) for e in members]
+        cases += [Case(m, "    grokmuon Muon", options={"optimizer": "muon"}),
+                  Case(m, "    delay phase, eval_train=every", options={"delay_phase": True}),
+                  Case(m, "    delay phase, eval_train=lazy", options={"delay_phase": True, "extra": ("eval_train=lazy",)}),
+                  Case(m, "    grokmuon AdamW, probes off", options={"extra": ("probes=false",)}),
+                  Case(m, "    grokmuon AdamW, checkpoint/epoch", options={"checkpoint_every": 1})]
+    return cases
+
+
+def ours_epochs(task, frac, model, batch, epochs, members, optimizer="adamw", precision="fp32", device="cpu",
                 extra=(), checkpoint_every: int = 0, delay_phase: bool = False, profiler=None) -> float:
     """Seconds per epoch of grokmuon.train.train with `members` seeds (after one warm-up epoch); extra:
     more overrides (probes=false); checkpoint_every: save the whole state that often (to a temp folder);
@@ -239,42 +270,28 @@ def main(argv: list[str]) -> None:
     rows, profiles = [], []
     print(f"task {args.task}, {n_train} train rows, batch {args.batch}, device {args.device}, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
-    cases = []
-    for model in models:
-        L, D, H, M, drop = model_shape(model)
-        ref_flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab, last_only=False, eval_rows=n_all - n_train)
-        our_flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab)
-        delay_flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab, eval_rows=n_all - n_train)
-
-        def ours(e=1, optimizer="adamw", **kw):
-            return lambda: ours_epochs(args.task, args.train_frac, model, args.batch, args.epochs, e, optimizer,
-                                       args.precision, args.device, **kw)
-        tag = f"{model} {L}x{D}"
-        cases.append((tag, "(a) reference loop (AdamW)", 1, ref_flops,
-                      lambda L=L, D=D, H=H, M=M, drop=drop: reference_epochs(
-                          args.task, p, args.train_frac, (L, D, H, M, drop), args.batch, args.epochs, args.device)))
-        for e in args.members:
-            cases.append((tag, f"({'b' if e == 1 else 'c'}) grokmuon AdamW", e, our_flops, ours(e)))
-        cases.append((tag, "    grokmuon Muon", 1, our_flops, ours(optimizer="muon")))
-        # The delay phase (every member memorised, none grokked): where eval_train=lazy skips the train split.
-        cases.append((tag, "    delay phase, eval_train=every", 1, our_flops, ours(delay_phase=True)))
-        cases.append((tag, "    delay phase, eval_train=lazy", 1, delay_flops,
-                      ours(delay_phase=True, extra=("eval_train=lazy",))))
-        # What the probes and checkpoints cost: (b) without probes, and with a checkpoint every epoch.
-        cases.append((tag, "    grokmuon AdamW, probes off", 1, our_flops, ours(extra=("probes=false",))))
-        cases.append((tag, "    grokmuon AdamW, checkpoint/epoch", 1, our_flops, ours(checkpoint_every=1)))
+    cases = plan(models, args.members)
     # Every case runs once per round, rounds interleaved, and the fastest round counts: a burst of load
     # from another process then slows one round of every case, not one case.
     best = [float("inf")] * len(cases)
     for _ in range(args.rounds):
-        for i, case in enumerate(cases):
-            best[i] = min(best[i], case[-1]())
+        for i, c in enumerate(cases):
+            if c.reference:
+                sec = reference_epochs(args.task, p, args.train_frac, model_shape(c.model), args.batch, args.epochs,
+                                       args.device)
+            else:
+                sec = ours_epochs(args.task, args.train_frac, c.model, args.batch, args.epochs, c.members,
+                                  precision=args.precision, device=args.device, **c.options)
+            best[i] = min(best[i], sec)
     for model in models:
-        tag = next(c[0] for c in cases if c[0].startswith(model + " "))
-        print(f"model {tag} (heads, MLP: grokmuon/conf/model/{model}.yaml)")
-        mine = [(c, sec) for c, sec in zip(cases, best) if c[0] == tag]
+        L, D, H, M, _ = model_shape(model)
+        print(f"model {model} {L}x{D} (heads {H}, MLP {M}: grokmuon/conf/model/{model}.yaml)")
+        mine = [(c, sec) for c, sec in zip(cases, best) if c.model == model]
         base = mine[0][1]
-        for (_, name, members, flops, _), sec in mine:
+        for c, sec in mine:
+            name, members = c.name, c.members
+            flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab, last_only=not c.reference,
+                                          eval_rows=n_all - n_train if c.reference or c.lazy else None)
             rows.append({"model": model, "name": name.strip(), "members": members, "s_per_epoch": sec,
                          "member_epochs_per_s": members / sec, "ratio": base / (sec / members),
                          "gflops": flops * members / sec / 1e9})

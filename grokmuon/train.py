@@ -86,12 +86,21 @@ def _autocast(cfg, device: torch.device):
     return contextlib.nullcontext()
 
 
+CPU_EVAL_CHUNK, GPU_EVAL_CHUNK = 512, 65536     # eval_chunk=0 (auto): member-rows per forward (config.py)
+
+
+def rows_per_forward(cfg, device: torch.device, members: int) -> int:
+    """Rows of each member per evaluation forward: eval_chunk member-rows shared by the members."""
+    total = cfg.eval_chunk or (CPU_EVAL_CHUNK if device.type == "cpu" else GPU_EVAL_CHUNK)
+    return max(1, total // members)
+
+
 @torch.no_grad()
 def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
     """Per-member accuracy and mean loss on the full train and val splits, eval mode: {name: [E]}."""
     model.eval()
     correct, losses, logit_probes = [], [], {k: [] for k in probes.LOGIT_PROBES}
-    chunk = max(1, cfg.eval_chunk // model.n_members)  # eval_chunk bounds member-rows per forward
+    chunk = rows_per_forward(cfg, device, model.n_members)
     for start in range(0, len(data.labels), chunk):
         x, y = data.inputs[start:start + chunk], data.labels[start:start + chunk]
         with _autocast(cfg, device):
@@ -120,7 +129,7 @@ def evaluate_split(model, data: Data, cfg, device, rows: torch.Tensor, split: st
     float rounding (the rows reach the matmuls in other groups); eval_train=lazy uses it."""
     model.eval()
     E, n = rows.shape
-    chunk = max(1, cfg.eval_chunk // E)
+    chunk = rows_per_forward(cfg, device, E)
     correct = torch.zeros(E, device=device)
     loss = torch.zeros(E, device=device)
     sums = {k: torch.zeros(E, device=device) for k in probes.LOGIT_PROBES} if logit_probes else {}

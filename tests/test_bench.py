@@ -67,3 +67,20 @@ def test_bench_times_the_model_the_trainer_builds_from_the_same_config(compose_c
     for name in ("default", "small"):
         s = build_model(compose_cfg(f"model={name}"), [0], torch.device("cpu")).shape
         assert model_shape(name) == (s.n_layers, s.d_model, s.n_heads, s.d_mlp, s.dropout)
+
+
+def test_every_row_times_its_own_model(tmp_path, monkeypatch):
+    """Each row of a model's table runs that model (a row built in a loop once ran the last model)."""
+    import grokmuon.bench as bench
+    calls = []
+    monkeypatch.setattr(bench, "ours_epochs", lambda task, frac, model, *a, **kw: calls.append(("ours", model)) or 1.0)
+    monkeypatch.setattr(bench, "reference_epochs", lambda task, p, frac, shape, *a: calls.append(("ref", shape)) or 1.0)
+    monkeypatch.setattr(bench, "matmul_peak", lambda *a: 1e9)
+    main(["--task", "parity", "--models", "tiny,small", "--members", "1,2", "--rounds", "1", "--out", str(tmp_path)])
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("bench-*.json")]
+    per_model = len(record["rows"]) // 2
+    ours = [m for kind, m in calls if kind == "ours"]
+    assert ours == ["tiny"] * (per_model - 1) + ["small"] * (per_model - 1)
+    refs = [shape for kind, shape in calls if kind == "ref"]
+    assert refs == [bench.model_shape("tiny"), bench.model_shape("small")]
+    assert [r["model"] for r in record["rows"]] == ["tiny"] * per_model + ["small"] * per_model

@@ -1,5 +1,6 @@
-"""eval_train=lazy: the train split is measured only where a grokking or memorisation epoch can fall, and
-every such epoch, every val number and every measured train number equals the eval_train=every run."""
+"""The evaluation's fast paths change no number. eval_train=lazy: the train split is measured only where a
+grokking or memorisation epoch can fall, and every such epoch, every val number and every measured train
+number equals the eval_train=every run. eval_chunk: any chunking gives the same numbers."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,9 @@ import pytest
 
 from grokmuon.results import read_run
 from grokmuon.runfolder import BadRun, check_metrics
-from grokmuon.train import MemberResult, needs_train, train
+import torch
+
+from grokmuon.train import Data, MemberResult, build_model, evaluate, evaluate_split, needs_train, train
 
 from conftest import cli_env, grokmuon_exe
 
@@ -78,3 +81,19 @@ def test_a_lazy_run_folder_collects_and_a_blank_in_an_every_run_is_refused(tmp_p
     members = [{"member": r["member"], "epochs_run": r["epochs_run"]} for r in rows]
     with pytest.raises(BadRun, match="blank"):      # the same file is damaged for a run that measures every epoch
         check_metrics(run_dir, members, complete=True)
+
+
+def test_evaluation_numbers_do_not_depend_on_the_chunk(compose_cfg):
+    cfg = compose_cfg("task=modadd", "task.p=23", "seeds=[0,1,2]")
+    cpu = torch.device("cpu")
+    data, model = Data(cfg, [0, 1, 2], cpu), build_model(cfg, [0, 1, 2], cpu)
+    runs = []
+    for chunk in (0, 7, 100_000):                   # auto, many small forwards, one forward
+        cfg.eval_chunk = chunk
+        runs.append((evaluate(model, data, cfg, cpu), evaluate_split(model, data, cfg, cpu, data.val_rows, "val")))
+    (full, split), *others = runs
+    assert torch.equal(full["val_acc"], split["val_acc"])   # the lazy path's val split, rows in another order
+    for f, s in others:
+        for k in full:
+            torch.testing.assert_close(f[k], full[k], rtol=1e-5, atol=1e-6)
+        assert torch.equal(f["train_acc"], full["train_acc"]) and torch.equal(s["val_acc"], split["val_acc"])
