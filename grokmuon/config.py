@@ -109,6 +109,9 @@ class Config:
     grok_train_acc: float = 0.99  # our reading of "near 100%": the paper gives no number
     device: str = "auto"        # auto | cpu | cuda | cuda:N
     precision: str = "fp32"     # fp32 | bf16 (autocast for the forward pass)
+    # Dropout masks: generator (one per member: every committed CPU run), hash (all members in one draw,
+    # still member-private: model.MaskStream), auto: generator on a CPU, hash on a GPU.
+    dropout_masks: str = "auto"
     # Member-rows per evaluation forward (rows x members). 0: auto, 512 on a CPU, where the activations
     # then stay in cache (an evaluation 2x faster than at 8192, results/bench), 65536 on a GPU, where few
     # large launches win. The numbers do not depend on it (tested).
@@ -196,6 +199,8 @@ def validate(cfg: Any) -> None:
     _check(0 < cfg.grok_val_acc <= 1, f"grok_val_acc={cfg.grok_val_acc} must lie in (0, 1]")
     _check(0 < cfg.grok_train_acc <= 1, f"grok_train_acc={cfg.grok_train_acc} must lie in (0, 1]")
     _check(cfg.precision in ("fp32", "bf16"), f"precision={cfg.precision!r} is unknown; allowed: fp32, bf16")
+    _check(cfg.dropout_masks in ("auto", "generator", "hash"),
+           f"dropout_masks={cfg.dropout_masks!r} is unknown; allowed: auto, generator, hash")
     _check(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
            f"device={cfg.device!r} is unknown; allowed: auto, cpu, cuda, cuda:N")
     _check(cfg.eval_chunk >= 0, f"eval_chunk={cfg.eval_chunk} must be >= 0 (0: auto)")

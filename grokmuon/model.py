@@ -45,6 +45,53 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotated * sin
 
 
+# ----------------------------------------------------------------------------- batched dropout masks
+# Member-private masks from a per-member generator cost E bernoulli launches per dropout site per step: on
+# a GPU with E = 128 that is hundreds of tiny kernels a step. MaskStream draws every member's mask at once
+# from a counter-based hash of (member seed, call number, element index): member e's masks still depend
+# on its seed alone (not on E, not on the other members), so a member still equals its solo run.
+M32 = 0xFFFFFFFF
+
+
+def mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(x * c) mod 2^32 for int64 x in [0, 2^32) without int64 overflow (16-bit halves)."""
+    return ((x & 0xFFFF) * c + (((x >> 16) * (c & 0xFFFF)) << 16)) & M32
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (Wellons' lowbias32) of int64 x in [0, 2^32): near-uniform, avalanching bits."""
+    x = x ^ (x >> 16)
+    x = mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+class MaskStream:
+    """Dropout keep-masks for all members in one draw; like a generator, it has a state (the call count)
+    that a checkpoint saves (get_state / set_state)."""
+
+    def __init__(self, seeds: list[int], device: torch.device | str = "cpu"):
+        self.keys = mix32(torch.tensor(seeds, dtype=torch.int64, device=device) & M32)   # [E]
+        self.calls = 0
+
+    def keep(self, shape: torch.Size, p: float) -> torch.Tensor:
+        """[E, *shape] bools, each True with probability 1 - p, member e's from its seed and this call."""
+        n = math.prod(shape)
+        call = mix32(torch.tensor(self.calls & M32, dtype=torch.int64, device=self.keys.device))
+        self.calls += 1
+        base = mix32(self.keys ^ call)                                               # [E]
+        idx = torch.arange(n, dtype=torch.int64, device=self.keys.device)
+        u = mix32(base[:, None] ^ idx[None, :])                                      # [E, n] in [0, 2^32)
+        return (u >= int(p * 2 ** 32)).view(len(self.keys), *shape)
+
+    def get_state(self) -> torch.Tensor:
+        return torch.tensor([self.calls])
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.calls = int(state[0])
+
+
 class EnsembleTransformer(nn.Module):
     def __init__(self, shape: ModelShape, init_gens: list[torch.Generator]):
         super().__init__()
@@ -97,19 +144,21 @@ class EnsembleTransformer(nn.Module):
     def _norm(self, x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
         return F.rms_norm(x, (x.shape[-1],), eps=self.shape.norm_eps) * gain[:, None, None, :]
 
-    def _dropout(self, x: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
+    def _dropout(self, x: torch.Tensor, gens: list[torch.Generator] | MaskStream | None) -> torch.Tensor:
         p = self.shape.dropout
         if not self.training or p == 0.0:
             return x
         if gens is None:
             return F.dropout(x, p, training=True)
+        if isinstance(gens, MaskStream):        # every member's mask in one draw (dropout_masks=hash)
+            return x * gens.keep(x.shape[1:], p).to(x.dtype).mul_(1 / (1 - p))
         # One draw per member from its own generator, so a member's masks do not depend on E.
         mask = torch.empty_like(x)
         for e, g in enumerate(gens):
             mask[e].bernoulli_(1 - p, generator=g)
         return x * mask.mul_(1 / (1 - p))
 
-    def forward(self, tokens: torch.Tensor, dropout_gens: list[torch.Generator] | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, dropout_gens: list[torch.Generator] | MaskStream | None = None) -> torch.Tensor:
         """tokens [E, B, T] (or [B, T], shared by all members) -> logits at the last position [E, B, V]."""
         s = self.shape
         E, H = self.n_members, s.n_heads

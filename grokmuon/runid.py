@@ -34,7 +34,8 @@ NOT_RESULTS = ("logger", "progress", "eval_chunk", "experiment", "device", "role
                "keep_weights", "probes", "eval_train", "eval_train_every")
 # Keys added after runs were committed, left out while at these values (what every older run did), so
 # the committed runs keep their hashes and a re-run of their sweeps still skips them (tested).
-ADDED = {"grid": {"lr": None, "weight_decay": None}, "stop": "patience"}
+# dropout_masks=auto is what every committed (CPU) run did: per-member generators.
+ADDED = {"grid": {"lr": None, "weight_decay": None}, "stop": "patience", "dropout_masks": "auto"}
 
 
 def config_hash(cfg: dict | DictConfig) -> str:

@@ -23,7 +23,7 @@ import torch
 
 from . import heads, metrics, probes, racing
 from .config import members as member_list
-from .model import EnsembleTransformer, ModelShape
+from .model import EnsembleTransformer, MaskStream, ModelShape
 from .optim import build_optimizers
 from .tasks import make_task, split_indices, vocab_size
 
@@ -33,6 +33,17 @@ SPLIT, INIT, TRAIN = 0, 1, 2
 
 def member_generator(seed: int, stream: int, device: str | torch.device = "cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + stream)
+
+
+def dropout_source(cfg, seeds: list[int], device: torch.device, train_gens: list[torch.Generator]):
+    """Where the members' dropout masks come from (cfg.dropout_masks). generator: each member's own
+    generator, one draw per member (on a CPU the one that orders its batches, as every committed run
+    did); hash: model.MaskStream, all members in one draw, member-private all the same; auto: generator
+    on a CPU, hash on a GPU (E launches per dropout site per step would dominate there)."""
+    kind = cfg.get("dropout_masks", "auto")
+    if kind == "hash" or (kind == "auto" and device.type != "cpu"):
+        return MaskStream(seeds, device)
+    return train_gens if device.type == "cpu" else [member_generator(s, TRAIN, device) for s in seeds]
 
 
 def pick_device(name: str) -> torch.device:
@@ -228,13 +239,14 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
     wds = torch.tensor([wd for _, _, wd in settings], device=device)
     optimizers = build_optimizers(model, cfg.optimizer, lrs, wds)
     train_gens = [member_generator(s, TRAIN) for s in seeds]                 # batch order (CPU)
-    dropout_gens = [member_generator(s, TRAIN, device) for s in seeds] if device.type != "cpu" else train_gens
+    dropout_gens = dropout_source(cfg, seeds, device, train_gens)
     results = [MemberResult(seed=s, lr=lr, weight_decay=wd) for s, lr, wd in settings]
     bs, step = min(cfg.batch_size, data.n_train), 0
     n_steps = math.ceil(data.n_train / bs)
     alive = torch.ones(E, dtype=torch.bool, device=device)
     frozen = None                    # once a member diverged: every weight as it was then (see restore_frozen)
-    gens = train_gens if dropout_gens is train_gens else train_gens + dropout_gens
+    gens = train_gens if dropout_gens is train_gens else train_gens + (
+        [dropout_gens] if isinstance(dropout_gens, MaskStream) else dropout_gens)    # what a checkpoint saves
 
     def state(epoch: int) -> dict:
         return {"epoch": epoch, "step": step, "model": model.state_dict(),
