@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole study (results/study/README.md) on a 2-core CPU, as two lanes, one per core. Every step is a
+# resumable `grokmuon train -m` or `grokmuon tune`: a lane started again skips what is complete and resumes
+# what was cut off (from its checkpoint where it has one), so run the lanes until they say "done".
+#   scripts/study.sh 1 &   scripts/study.sh 2 &     # the two lanes, side by side
+#   scripts/study.sh report                          # the tables and figures of results/study and results/tune
+# Lane 1: the head axis at each optimizer's defaults (experiment=heads; softmax seeds 3-4 beside
+#         results/cpu's 0-2). Lane 2: tune-and-confirm for the four tasks left, then the robustness grid
+#         for moddiv at its tuned settings (results/tune) and what modadd's may still lack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+[ -x $bin/grokmuon ] || make install
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread per process: two lanes fill two cores
+case "${1:-}" in
+  1)
+    $bin/grokmuon train -m experiment=heads
+    $bin/grokmuon train -m experiment=heads head=softmax 'seeds=[3,4]'
+    ;;
+  2)
+    for task in modmul modsub modexp parity; do $bin/grokmuon tune task=$task; done
+    $bin/grokmuon train -m experiment=robustness optimizer=adamw optimizer.lr=0.003 optimizer.weight_decay=0.3
+    $bin/grokmuon train -m experiment=robustness optimizer=muon optimizer.lr=0.02 optimizer.weight_decay=0.15
+    $bin/grokmuon train -m experiment=robustness task=moddiv optimizer=adamw optimizer.lr=0.003 optimizer.weight_decay=0.3
+    $bin/grokmuon train -m experiment=robustness task=moddiv optimizer=muon optimizer.lr=0.01 optimizer.weight_decay=0.15
+    ;;
+  report)
+    $bin/grokmuon collect multirun/cpu multirun/heads --name study
+    $bin/grokmuon report --runs results/study/runs.csv
+    $bin/grokmuon figures --runs results/study/runs.csv
+    $bin/grokmuon collect multirun/tune --name tune
+    $bin/grokmuon report --runs results/tune/runs.csv
+    $bin/grokmuon figures --runs results/tune/runs.csv
+    $bin/grokmuon collect multirun/robustness --name robustness
+    $bin/grokmuon report --runs results/robustness/runs.csv
+    $bin/grokmuon figures --runs results/robustness/runs.csv
+    ;;
+  *) echo "usage: scripts/study.sh 1|2|report" >&2; exit 2 ;;
+esac
+echo "study ${1}: done"
