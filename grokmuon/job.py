@@ -119,10 +119,11 @@ def train_job(cfg: DictConfig) -> dict | None:
         log.log_epoch(epoch, numbers, results)
         seen["epoch"] = epoch
         grokked = sum(r.grokking_epoch is not None for r in results)
-        tr, va = numbers["train_acc"], numbers["val_acc"]
+        tr = [a for a in numbers["train_acc"] if a == a]         # none on an epoch eval_train=lazy skipped
+        va = numbers["val_acc"]
         bar.update(1)
-        bar.set_postfix_str(f"train {min(tr):.3f}-{max(tr):.3f} val {min(va):.3f}-{max(va):.3f} "
-                            f"grokked {grokked}/{len(results)}")
+        bar.set_postfix_str((f"train {min(tr):.3f}-{max(tr):.3f} " if tr else "train - ") +
+                            f"val {min(va):.3f}-{max(va):.3f} grokked {grokked}/{len(results)}")
 
     start = time.time()
     try:
