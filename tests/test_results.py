@@ -226,3 +226,18 @@ def test_a_run_that_a_live_process_is_training_is_left_alone(tmp_path):
     assert decide(folder, config_hash(cfg))[:2] == ("set_aside", "incomplete")
     (folder / "summary.json").write_text(json.dumps({**summary, "host": "elsewhere", "pid": os.getppid()}))
     assert decide(folder, config_hash(cfg))[:2] == ("set_aside", "incomplete")      # cannot check: redo
+
+
+def test_heads_table_gives_each_task_and_head_its_own_exact_test(tmp_path):
+    from grokmuon.report import cell_verdict
+    fast, slow = [20, 21, 22, 23, 24], [60, 61, 62, 63, 64]
+    for head, muon, adamw in (("softmax", fast, slow), ("stablemax", slow, fast), ("sparsemax", fast, fast)):
+        for opt, outs in (("muon", muon), ("adamw", adamw)):
+            write_run(tmp_path / f"{head}-{opt}", config(optimizer=opt, head=head, seeds=range(5)), outs)
+    text = report(collect([tmp_path]), "t")
+    section = text.split("## By head, per task")[1].split("\n## ")[0]
+    rows = {r.split(" | ")[1]: r for r in section.splitlines() if r.startswith("| modadd")}
+    assert rows["softmax"].endswith("| Muon |") and "0.00794 (exact, 252)" in rows["softmax"]
+    assert rows["stablemax"].endswith("| AdamW |")
+    assert "neither" in rows["sparsemax"]
+    assert cell_verdict(-3.0, 0.1) == "neither (p 0.1)" and cell_verdict(2.0, 0.01) == "AdamW"
