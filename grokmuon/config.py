@@ -116,6 +116,10 @@ class Config:
     # then stay in cache (an evaluation 2x faster than at 8192, results/bench), 65536 on a GPU, where few
     # large launches win. The numbers do not depend on it (tested).
     eval_chunk: int = 0
+    # Members per training forward/backward, one group after another. 0: auto, 4096 member-rows on a CPU
+    # (8 members at batch 512: a step over 36 members left the cache), all members on a GPU. The
+    # numbers do not depend on it (tested).
+    train_chunk: int = 0
     # Train-split evaluation. every: both splits each epoch (full curves). lazy: the val split each epoch,
     # the train split only while a member has not memorised, on epochs where a member's val accuracy
     # reaches grok_val_acc, every eval_train_every epochs (the curves) and at the budget. The grokking and
@@ -204,6 +208,7 @@ def validate(cfg: Any) -> None:
     _check(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
            f"device={cfg.device!r} is unknown; allowed: auto, cpu, cuda, cuda:N")
     _check(cfg.eval_chunk >= 0, f"eval_chunk={cfg.eval_chunk} must be >= 0 (0: auto)")
+    _check(cfg.train_chunk >= 0, f"train_chunk={cfg.train_chunk} must be >= 0 (0: auto)")
     _check(cfg.eval_train in ("every", "lazy"), f"eval_train={cfg.eval_train!r} is unknown; allowed: every, lazy")
     _check(cfg.eval_train_every >= 1, f"eval_train_every={cfg.eval_train_every} must be >= 1")
     _check(cfg.checkpoint_every >= 0, f"checkpoint_every={cfg.checkpoint_every} must be >= 0 (0: only at an interruption)")

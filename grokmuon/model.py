@@ -158,19 +158,25 @@ class EnsembleTransformer(nn.Module):
             mask[e].bernoulli_(1 - p, generator=g)
         return x * mask.mul_(1 / (1 - p))
 
-    def forward(self, tokens: torch.Tensor, dropout_gens: list[torch.Generator] | MaskStream | None = None) -> torch.Tensor:
-        """tokens [E, B, T] (or [B, T], shared by all members) -> logits at the last position [E, B, V]."""
+    def forward(self, tokens: torch.Tensor, dropout_gens: list[torch.Generator] | MaskStream | None = None,
+                members: slice | None = None) -> torch.Tensor:
+        """tokens [E, B, T] (or [B, T], shared by all members) -> logits at the last position [E, B, V].
+        members: only these members (a slice of the member axis; tokens and dropout_gens are theirs), so
+        a large ensemble can train in groups that stay in cache (train.py); their gradients are theirs."""
         s = self.shape
-        E, H = self.n_members, s.n_heads
+        sel = members if members is not None else slice(None)
+        embed, head, final_norm = self.embed[sel], self.head[sel], self.final_norm[sel]
+        E, H = embed.shape[0], s.n_heads
         if tokens.dim() == 2:
             tokens = tokens.expand(E, *tokens.shape)
         B, T = tokens.shape[1:]
         D, dh = s.d_model, s.d_model // H
         # Member e's rows index its own table: flatten the tables and offset the token ids.
         offsets = (torch.arange(E, device=tokens.device) * s.vocab)[:, None, None]
-        x = F.embedding(tokens + offsets, self.embed.reshape(E * s.vocab, D))   # [E, B, T, D]
+        x = F.embedding(tokens + offsets, embed.reshape(E * s.vocab, D))        # [E, B, T, D]
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]
-        for i, layer in enumerate(self.layers):
+        for i, full in enumerate(self.layers):
+            layer = {k: w[sel] for k, w in full.items()}
             last = i == len(self.layers) - 1
             a = self._norm(x, layer["attn_norm"])
             qkv = torch.matmul(a.reshape(E, B * T, D), layer["wqkv"].transpose(1, 2))
@@ -189,8 +195,8 @@ class EnsembleTransformer(nn.Module):
             gate, up = torch.matmul(m, layer["w13"].transpose(1, 2)).chunk(2, dim=-1)
             mlp = torch.matmul(F.silu(gate) * up, layer["w2"].transpose(1, 2)).view(E, B, Tq, D)
             x = x + self._dropout(mlp, dropout_gens)
-        x = self._norm(x[:, :, -1:], self.final_norm)[:, :, 0]                 # [E, B, D]
-        return torch.matmul(x, self.head.transpose(1, 2))                      # [E, B, V]
+        x = self._norm(x[:, :, -1:], final_norm)[:, :, 0]                      # [E, B, D]
+        return torch.matmul(x, head.transpose(1, 2))                           # [E, B, V]
 
     def hidden_matrices(self) -> list[nn.Parameter]:
         """The per-member 2-D weights inside the blocks (attention and MLP): what Muon trains."""

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 #   logger      the W&B mirror only copies what the run folder already holds
 #   progress    the tqdm bar
 #   eval_chunk  rows per eval forward: bounds memory; the numbers are the same (up to float rounding)
+#   train_chunk members per training forward/backward: a member's numbers are its own either way
 #   experiment  the sweep's name: the same cell in two sweeps is the same run (collect keeps one)
 #   device      where it ran, recorded in summary.json: a sweep resumed on another machine keeps its
 #               finished cells. CPU and GPU runs of one seed differ in float rounding and dropout
@@ -30,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 #               run equals an uninterrupted one, and probes only read the weights and logits
 #   eval_train, eval_train_every   how often the train split is measured; the grokking and memorisation
 #               epochs do not depend on it (tested)
-NOT_RESULTS = ("logger", "progress", "eval_chunk", "experiment", "device", "role", "checkpoint_every",
+NOT_RESULTS = ("logger", "progress", "eval_chunk", "train_chunk", "experiment", "device", "role", "checkpoint_every",
                "keep_weights", "probes", "eval_train", "eval_train_every")
 # Keys added after runs were committed, left out while at these values (what every older run did), so
 # the committed runs keep their hashes and a re-run of their sweeps still skips them (tested).

@@ -46,6 +46,20 @@ def dropout_source(cfg, seeds: list[int], device: torch.device, train_gens: list
     return train_gens if device.type == "cpu" else [member_generator(s, TRAIN, device) for s in seeds]
 
 
+CPU_STEP_ROWS = 4096    # member-rows per forward/backward on a CPU (train_chunk=0): 8 members at batch 512
+
+
+def member_groups(E: int, batch: int, cfg, device: torch.device, dropout_gens) -> list[slice]:
+    """The member groups a training step runs one after another (cfg.train_chunk members each; 0: auto,
+    CPU_STEP_ROWS member-rows on a CPU, where a step over all 32 or 36 members of a raced grid leaves
+    the cache, and every member at once on a GPU). A member's numbers do not depend on its group
+    (tested). Hashed dropout masks (MaskStream) are drawn for all members at once: one group."""
+    size = cfg.get("train_chunk", 0) or (max(1, CPU_STEP_ROWS // batch) if device.type == "cpu" else E)
+    if isinstance(dropout_gens, MaskStream):
+        size = E
+    return [slice(lo, min(lo + size, E)) for lo in range(0, E, size)]
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -242,6 +256,7 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
     dropout_gens = dropout_source(cfg, seeds, device, train_gens)
     results = [MemberResult(seed=s, lr=lr, weight_decay=wd) for s, lr, wd in settings]
     bs, step = min(cfg.batch_size, data.n_train), 0
+    groups = member_groups(E, bs, cfg, device, dropout_gens)
     n_steps = math.ceil(data.n_train / bs)
     alive = torch.ones(E, dtype=torch.bool, device=device)
     frozen = None                    # once a member diverged: every weight as it was then (see restore_frozen)
@@ -273,14 +288,16 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
         for i in range(n_steps):
             batch = rows[:, i * bs:(i + 1) * bs]
             _set_lr(optimizers, step, cfg.optimizer.warmup_steps)
-            with phase("forward"):
-                with _autocast(cfg, device):
-                    logits = model(data.inputs[batch], dropout_gens)
-                loss = heads.row_losses(cfg.head.name, logits.float(), data.labels[batch]).mean(1)   # [E]
-            # Members are independent: the sum's gradient for member e is its own loss's gradient.
-            # A diverged member's NaN stays in its own weights; torch.where keeps it out of the sum.
-            with phase("backward"):
-                torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
+            for ms in groups:       # members in groups that stay in cache (member_groups); one on a GPU
+                gens = dropout_gens[ms] if isinstance(dropout_gens, list) else dropout_gens
+                with phase("forward"):
+                    with _autocast(cfg, device):
+                        logits = model(data.inputs[batch[ms]], gens, members=ms)
+                    loss = heads.row_losses(cfg.head.name, logits.float(), data.labels[batch[ms]]).mean(1)
+                # Members are independent: the sum's gradient for member e is its own loss's gradient.
+                # A diverged member's NaN stays in its own weights; torch.where keeps it out of the sum.
+                with phase("backward"):
+                    torch.where(alive[ms], loss, torch.zeros_like(loss)).sum().backward()
             with phase("optimizer"):
                 for opt in optimizers:
                     opt.step()

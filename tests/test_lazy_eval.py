@@ -1,6 +1,6 @@
 """The evaluation's fast paths change no number. eval_train=lazy: the train split is measured only where a
 grokking or memorisation epoch can fall, and every such epoch, every val number and every measured train
-number equals the eval_train=every run. eval_chunk: any chunking gives the same numbers."""
+number equals the eval_train=every run. eval_chunk and train_chunk: any chunking gives the same numbers."""
 from __future__ import annotations
 
 import csv
@@ -97,3 +97,29 @@ def test_evaluation_numbers_do_not_depend_on_the_chunk(compose_cfg):
         for k in full:
             torch.testing.assert_close(f[k], full[k], rtol=1e-5, atol=1e-6)
         assert torch.equal(f["train_acc"], full["train_acc"]) and torch.equal(s["val_acc"], split["val_acc"])
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_training_in_member_groups_changes_no_number(compose_cfg, optimizer):
+    """train_chunk: members trained in groups of 1, 4 or all at once give the same numbers and epochs."""
+    run = ("task=modadd", "task.p=13", f"optimizer={optimizer}", "seeds=[0,1,2,3,4,5]", "max_epochs=4",
+           "batch_size=32", "model.n_layers=2", "model.dropout=0.1", "patience=0")
+    base, base_rows = recorded(compose_cfg(*run, "train_chunk=6"))
+    for chunk in (1, 4):
+        results, rows = recorded(compose_cfg(*run, f"train_chunk={chunk}"))
+        assert [vars(r)["grokking_epoch"] for r in results] == [vars(r)["grokking_epoch"] for r in base]
+        for (_, a), (_, b) in zip(base_rows, rows):
+            for k in ("train_loss", "val_loss", "train_acc", "val_acc"):
+                assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-6), (chunk, k)
+    assert base_rows[-1][1]["train_loss"] != base_rows[0][1]["train_loss"]     # it trained
+
+
+def test_member_groups_follow_the_device_and_the_batch():
+    from grokmuon.model import MaskStream
+    from grokmuon.train import member_groups
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    auto = SimpleNamespace(get=lambda k, d=None: 0)
+    assert member_groups(36, 512, auto, cpu, []) == [slice(lo, min(lo + 8, 36)) for lo in range(0, 36, 8)]
+    assert member_groups(3, 128, auto, cpu, []) == [slice(0, 3)]
+    assert member_groups(36, 512, auto, cuda, []) == [slice(0, 36)]
+    assert member_groups(36, 512, auto, cpu, MaskStream([0])) == [slice(0, 36)]
