@@ -289,10 +289,10 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
             batch = rows[:, i * bs:(i + 1) * bs]
             _set_lr(optimizers, step, cfg.optimizer.warmup_steps)
             for ms in groups:       # members in groups that stay in cache (member_groups); one on a GPU
-                gens = dropout_gens[ms] if isinstance(dropout_gens, list) else dropout_gens
+                masks = dropout_gens[ms] if isinstance(dropout_gens, list) else dropout_gens
                 with phase("forward"):
                     with _autocast(cfg, device):
-                        logits = model(data.inputs[batch[ms]], gens, members=ms)
+                        logits = model(data.inputs[batch[ms]], masks, members=ms)
                     loss = heads.row_losses(cfg.head.name, logits.float(), data.labels[batch[ms]]).mean(1)
                 # Members are independent: the sum's gradient for member e is its own loss's gradient.
                 # A diverged member's NaN stays in its own weights; torch.where keeps it out of the sum.

@@ -26,9 +26,11 @@ def history(cfg, rows=None, **kw):
     return results, rows
 
 
-@pytest.mark.parametrize("optimizer", ["muon", "adamw"])
-def test_resumed_run_equals_the_uninterrupted_one(tmp_path, optimizer):
-    cfg = compose_config(*RUN, f"optimizer={optimizer}", "grid.weight_decay=[0.0,0.5]")
+@pytest.mark.parametrize("optimizer,chunk", [("muon", 0), ("adamw", 0), ("adamw", 3)])
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path, optimizer, chunk):
+    """chunk 3: the 4 members train in two groups (train_chunk), and the checkpoint still holds every
+    member's generator (a group's list once stood in for all of them)."""
+    cfg = compose_config(*RUN, f"optimizer={optimizer}", "grid.weight_decay=[0.0,0.5]", f"train_chunk={chunk}")
     full_results, full = history(cfg)
     saver = checkpoint.Saver(tmp_path, "h", every=0)
     stop_after = 3
