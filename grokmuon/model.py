@@ -164,8 +164,11 @@ class EnsembleTransformer(nn.Module):
         members: only these members (a slice of the member axis; tokens and dropout_gens are theirs), so
         a large ensemble can train in groups that stay in cache (train.py); their gradients are theirs."""
         s = self.shape
-        sel = members if members is not None else slice(None)
-        embed, head, final_norm = self.embed[sel], self.head[sel], self.final_norm[sel]
+        # The whole ensemble uses its parameters as they are: a view of each would add a backward step
+        # that scatters every gradient into a fresh full-size tensor.
+        whole = members is None or range(self.n_members)[members] == range(self.n_members)
+        pick = (lambda w: w) if whole else (lambda w: w[members])
+        embed, head, final_norm = pick(self.embed), pick(self.head), pick(self.final_norm)
         E, H = embed.shape[0], s.n_heads
         if tokens.dim() == 2:
             tokens = tokens.expand(E, *tokens.shape)
@@ -176,7 +179,7 @@ class EnsembleTransformer(nn.Module):
         x = F.embedding(tokens + offsets, embed.reshape(E * s.vocab, D))        # [E, B, T, D]
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]
         for i, full in enumerate(self.layers):
-            layer = {k: w[sel] for k, w in full.items()}
+            layer = full if whole else {k: pick(w) for k, w in full.items()}
             last = i == len(self.layers) - 1
             a = self._norm(x, layer["attn_norm"])
             qkv = torch.matmul(a.reshape(E, B * T, D), layer["wqkv"].transpose(1, 2))
