@@ -34,7 +34,9 @@ from .tasks import make_task, split_indices, vocab_size
 class RefBlock(nn.Module):
     def __init__(self, d, h, m, p, cos, sin):
         super().__init__()
-        self.h, self.cos, self.sin = h, cos, sin
+        self.h = h
+        self.register_buffer("cos", cos, persistent=False)   # buffers: .to(device) moves them with the weights
+        self.register_buffer("sin", sin, persistent=False)
         self.n1, self.n2 = nn.RMSNorm(d, eps=1e-5), nn.RMSNorm(d, eps=1e-5)
         self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
         self.w1, self.w3, self.w2 = nn.Linear(d, m, bias=False), nn.Linear(d, m, bias=False), nn.Linear(m, d, bias=False)

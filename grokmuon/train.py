@@ -107,6 +107,11 @@ def build_model(cfg, seeds: list[int], device: torch.device) -> EnsembleTransfor
 
 def _autocast(cfg, device: torch.device):
     if cfg.precision == "bf16":
+        if device.type == "cuda":
+            # cuDNN's attention refused our bf16 shapes on an H200 (torch 2.11+cu130: "mha_graph.execute
+            # ... is_good()" on the last layer's one-query call, results/gpu/README.md); the flash and
+            # memory-efficient kernels serve the same call, so leave cuDNN out of the choice.
+            torch.backends.cuda.enable_cudnn_sdp(False)
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
