@@ -479,3 +479,16 @@ def test_wandb_runs_of_an_interrupted_run_are_closed_as_failed(tmp_path, compose
         log.abort(results, "interrupted", "stopped by SIGINT") if end == "abort" else log.finish(results)
         assert [r.exit_code for r in runs] == [code, code], end
         assert runs[0].summary["status"] == ("interrupted" if end == "abort" else "grokked")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_gpu_campaign_without_a_gpu_refuses_in_one_line_and_writes_nothing():
+    """scripts/gpu_campaign.sh on a CPU-only machine: exit 2 and one line, before it writes anything."""
+    from conftest import REPO
+    stamp = REPO / "results" / "gpu" / ".started"
+    before = stamp.stat().st_mtime if stamp.exists() else None
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_campaign.sh")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": sys.executable}, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "no CUDA GPU" in done.stderr
+    assert (stamp.stat().st_mtime if stamp.exists() else None) == before
