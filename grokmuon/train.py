@@ -107,11 +107,6 @@ def build_model(cfg, seeds: list[int], device: torch.device) -> EnsembleTransfor
 
 def _autocast(cfg, device: torch.device):
     if cfg.precision == "bf16":
-        if device.type == "cuda":
-            # cuDNN's attention refused our bf16 shapes on an H200 (torch 2.11+cu130: "mha_graph.execute
-            # ... is_good()" on the last layer's one-query call, results/gpu/README.md); the flash and
-            # memory-efficient kernels serve the same call, so leave cuDNN out of the choice.
-            torch.backends.cuda.enable_cudnn_sdp(False)
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -248,6 +243,11 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
     the model at the end; resume (a state it saved) continues that run from the epoch after it.
     """
     device = pick_device(cfg.device)
+    if cfg.precision == "bf16" and device.type == "cuda":
+        # cuDNN's attention refused our bf16 shapes on an H200 (torch 2.11+cu130: "mha_graph.execute
+        # ... is_good()" on the last layer's one-query call, results/gpu/README.md); the flash and
+        # memory-efficient kernels serve the same call, so leave cuDNN out of the choice, once per run.
+        torch.backends.cuda.enable_cudnn_sdp(False)
     settings = member_list(cfg)
     seeds = [s for s, _, _ in settings]
     E = len(seeds)

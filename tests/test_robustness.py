@@ -26,7 +26,7 @@ from grokmuon.runid import config_hash
 from grokmuon.results import TableError, collect, finished, load
 from grokmuon.train import train
 
-from conftest import cli_env, grokmuon_exe
+from conftest import REPO, cli_env, grokmuon_exe
 from runfolders import config, write_run
 
 TINY = ("task=parity", "task.n_bits=6", "batch_size=16", "patience=1000")
@@ -484,7 +484,6 @@ def test_wandb_runs_of_an_interrupted_run_are_closed_as_failed(tmp_path, compose
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_gpu_campaign_without_a_gpu_refuses_in_one_line_and_writes_nothing():
     """scripts/gpu_campaign.sh on a CPU-only machine: exit 2 and one line, before it writes anything."""
-    from conftest import REPO
     stamp = REPO / "results" / "gpu" / ".started"
     before = stamp.stat().st_mtime if stamp.exists() else None
     done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_campaign.sh")], capture_output=True, text=True,
