@@ -128,7 +128,7 @@ def report_cmd(args: list[str]) -> None:
 
 def figures_cmd(args: list[str]) -> None:
     from .figures import FIGURES, has_probes
-    from .results import TableError, finished, judged, load, scanned_axes
+    from .results import TableError, condition_axes, finished, judged, load, scanned_axes
     ap = Parser(prog="grokmuon figures", description="The figures of a results table, "
                                  "as PNG and PDF.")
     ap.add_argument("--runs", type=Path, help="a runs.csv from collect (required)")
@@ -137,7 +137,7 @@ def figures_cmd(args: list[str]) -> None:
     a = ap.parse_args(args)
     runs, done = from_table(a.runs, lambda table, name: judged(finished(load(table), name)))
     out, failed = a.out or runs.parent / "figures", []
-    optional = {"scan": lambda: bool(scanned_axes(done)), "probes": lambda: has_probes(done)}
+    optional = {"scan": lambda: bool(scanned_axes(done) or condition_axes(done)), "probes": lambda: has_probes(done)}
     names = a.only or [n for n in FIGURES if n not in optional or optional[n]()]
     for name in names:
         try:

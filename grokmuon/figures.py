@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
-from .results import TableError, best_setting, scanned_axes  # noqa: E402
+from .results import TableError, best_setting, condition_axes, scanned_axes  # noqa: E402
 from .runfolder import METRICS, BadRun, check_metrics  # noqa: E402
 
 OPTIMIZERS = ("adamw", "muon")                  # the paper's order, left to right
@@ -193,7 +193,7 @@ def read_curves(done: pd.DataFrame, warn) -> pd.DataFrame:
     """Accuracy per epoch of every non-diverged member in the table, from the run folders' metrics.csv.
     A member that stopped early (grokked, then held for `patience` epochs) is held at its last value
     up to the longest run of its cell, so the mean is not taken over a shrinking set."""
-    keep = done[~done["diverged"]]
+    keep, cell = done[~done["diverged"]], curve_cell(done)
     frames = []
     for run_dir, rows in keep.groupby("run_dir"):
         try:     # a file corrupted or cut short since `collect` read it is left out, with one line
@@ -204,21 +204,26 @@ def read_curves(done: pd.DataFrame, warn) -> pd.DataFrame:
             warn(str(err))
             continue
         m = m[["epoch", "member", "train_acc", "val_acc"]]
-        m = m[m["member"].isin(rows["member"])].merge(rows[["member", "task", "head", "optimizer"]], on="member")
+        m = m[m["member"].isin(rows["member"])].merge(rows[["member", *cell]], on="member")
         m["run_dir"] = run_dir
         frames.append(m)
     if not frames:
         raise TableError("no metrics.csv could be read for the accuracy curves (see the lines above)")
     curves = pd.concat(frames, ignore_index=True)
-    wide = curves.pivot_table(index=["task", "head", "optimizer", "run_dir", "member"], columns="epoch",
+    wide = curves.pivot_table(index=[*cell, "run_dir", "member"], columns="epoch",
                               values=["train_acc", "val_acc"])
     return wide
+
+
+def curve_cell(done: pd.DataFrame) -> list[str]:
+    """What one curve averages within: task, head, each condition the table varies, optimizer."""
+    return ["task", "head", *condition_axes(done), "optimizer"]
 
 
 def held(wide: pd.DataFrame, metric: str, key: tuple) -> pd.DataFrame:
     """One cell's members (rows) by epoch (columns), each held at its last value to the cell's last epoch;
     epochs a member skipped (the train split under eval_train=lazy) are drawn straight between its points."""
-    raw = wide[metric].xs(key, level=["task", "head", "optimizer"])
+    raw = wide[metric].xs(key, level=list(wide.index.names[:len(key)]))
     raw = raw.interpolate(method="index", axis=1, limit_area="inside")
     return raw.loc[:, raw.notna().any()].ffill(axis=1)
 
@@ -226,7 +231,7 @@ def held(wide: pd.DataFrame, metric: str, key: tuple) -> pd.DataFrame:
 def at_best_setting(done: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """A scan's members at each cell's best setting of `cols` (earliest Kaplan-Meier median); a cell where
     fewer than half grokked at every setting is left out."""
-    keep = [best_setting(cell, cols) for _, cell in done.groupby(["task", "head", "optimizer"])]
+    keep = [best_setting(cell, cols) for _, cell in done.groupby(curve_cell(done))]
     keep = [b[1] for b in keep if b is not None]
     if not keep:
         raise TableError("no cell of this scan has a setting at which half its members grokked")
@@ -240,8 +245,17 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
         done = at_best_setting(done, cols)
     wide = read_curves(done, warn)
     tasks, heads = sorted(done["task"].unique()), sorted(done["head"].unique())
+    conds = condition_axes(done)
     log_x = wide.columns.get_level_values("epoch").max() >= 20   # memorising and grokking, decades apart
-    if len(heads) == 1:      # one head: the tasks wrap, four to a row, as in figure 3
+    if conds:                # a row per task and head, a column per condition (a mean over batch sizes is no run's curve)
+        rows = sorted(done.groupby(["task", "head"]).groups)
+        combos = [k if isinstance(k, tuple) else (k,) for k in sorted(done.groupby(conds).groups)]
+        ncols = len(combos)
+        fig, axes = plt.subplots(len(rows), ncols, figsize=(3.0 * ncols, 2.6 * len(rows) + 0.9),
+                                 squeeze=False, sharey=True)
+        axes = list(axes.flat)
+        panels = [(*r, *c) for r in rows for c in combos]
+    elif len(heads) == 1:      # one head: the tasks wrap, four to a row, as in figure 3
         ncols = min(len(tasks), 4)
         fig, axes = grid(len(tasks), ncols, h=2.6, sharey=True)
         panels = [(task, heads[0]) for task in tasks]
@@ -251,9 +265,13 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                                  squeeze=False, sharey=True)
         axes = list(axes.flat)
         panels = [(task, head) for head in heads for task in tasks]
-    for i, (ax, (task, head)) in enumerate(zip(axes, panels)):
+    for i, (ax, panel) in enumerate(zip(axes, panels)):
+        task, head, at = panel[0], panel[1], dict(zip(conds, panel[2:]))
+        here = done[(done["task"] == task) & (done["head"] == head)]
+        for c, v in at.items():
+            here = here[here[c] == v]
         for opt in optimizers(done):
-            key = (task, head, opt)
+            key = (*panel, opt)
             if key not in wide.index.droplevel(["run_dir", "member"]):
                 continue
             for metric, style in (("val_acc", "-"), ("train_acc", "--")):
@@ -263,7 +281,7 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                         label=f"{label(opt)} {'val' if metric == 'val_acc' else 'train'}")
                 if metric == "val_acc":       # one band per optimizer: two are readable, four are not
                     ax.fill_between(ep, curves.min(), curves.max(), color=COLOR.get(opt), alpha=0.15, lw=0)
-            cell = done[(done["task"] == task) & (done["head"] == head) & (done["optimizer"] == opt) & done["grokked"]]
+            cell = here[(here["optimizer"] == opt) & here["grokked"]]
             if len(cell):           # each member's grokking epoch, as a tick at the bottom
                 ax.plot(cell["grokking_epoch"].astype(float), np.full(len(cell), 0.01), "^", color=COLOR.get(opt),
                         ms=4, alpha=0.7, lw=0)
@@ -275,7 +293,8 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
         else:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(task if len(heads) == 1 else f"{task}, {head}", fontsize=10)
+        ax.set_title(", ".join([task if len(heads) == 1 else f"{task}, {head}",
+                                *(f"{c} {v:g}" for c, v in at.items())]), fontsize=10)
         if i + ncols >= len(panels):          # nothing below it: the x axis is labelled here
             ax.set_xlabel("epoch", fontsize=9)
         if i % ncols == 0:
@@ -300,14 +319,16 @@ def scanned_column(done: pd.DataFrame) -> str | None:
 
 
 def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
-    col = scanned_column(done)
-    if col is None:
-        raise TableError("nothing was scanned: no cell has members with different lr, weight decay or "
-                         "batch size (run experiment=lr_scan)")
-    panels = [(k, g) for k, g in done.groupby(["task", "head"])]
+    col, conds = scanned_column(done), condition_axes(done)
+    if col is None and not conds:
+        raise TableError("nothing was scanned: no cell has members with different lr, weight decay, "
+                         "batch size or width (run experiment=lr_scan)")
+    col = col or conds[0]   # no scan: the first condition (the batch size) along x, any other splits the panels
+    split = [c for c in conds if c != col]
+    panels = [(k, g) for k, g in done.groupby(["task", "head", *split])]
     fig, axes = grid(len(panels), min(len(panels), 3), w=4.0, h=3.2, sharey=True)
     end, rng = budget(done), np.random.default_rng(0)
-    for ax, ((task, head), g) in zip(axes, panels):
+    for ax, ((task, head, *at), g) in zip(axes, panels):
         for opt in optimizers(g):
             m = g[g["optimizer"] == opt]
             own = np.sort(m[col].unique())          # this optimizer's values; `values` below: the panel's
@@ -332,7 +353,7 @@ def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel(col)
         ax.set_ylim(0, end * 1.05)
-        ax.set_title(f"{task}, {head}", fontsize=10)
+        ax.set_title(", ".join([task, head, *(f"{c} {v:g}" for c, v in zip(split, at))]), fontsize=10)
     for ax in axes[:: min(len(panels), 3)]:
         ax.set_ylabel("grokking epoch")
     fig.suptitle(f"Grokking epoch against {col}\n(dots: members; line: Kaplan–Meier median, "

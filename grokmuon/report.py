@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from . import racing, stats
-from .results import SCANNED, best_setting, finished, judged, scanned_axes, varying_axes
+from .results import CONDITIONS, SCANNED, best_setting, condition_axes, finished, judged, scanned_axes, varying_axes
 
 A, B = "adamw", "muon"          # the paper's t is AdamW minus Muon (positive: Muon groks earlier)
 IDENTITY = ("task", "optimizer", "head", "seed")
@@ -66,6 +66,18 @@ def group_table(done: pd.DataFrame, by: list[str]) -> str:
 STRATA = ("task", "head")
 
 
+def strata_of(done: pd.DataFrame, base: tuple = STRATA) -> tuple:
+    """What a test of this table compares within: the `base` columns and every condition it varies (a
+    batch size or width is a condition both optimizers meet, so they are set against each other at it)."""
+    return (*base, *condition_axes(done))
+
+
+def within(strata: tuple) -> str:
+    """The strata in words: "task and head", "task, head and batch_size"."""
+    names = list(strata)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def compare(done: pd.DataFrame, strata: tuple = STRATA) -> dict:
     """AdamW vs Muon on one group: the tests of stats.py, keyed by name. The stratified log-rank compares
     within each combination of the `strata` columns (those the group still pools over)."""
@@ -84,8 +96,12 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA) -> dict:
 def tests_table(done: pd.DataFrame) -> str:
     header = ["group", "n AdamW/Muon", "grokked", "KM median AdamW/Muon", "stratified z", "permutation p",
               "normal p", "log-rank z", "p", "mean AdamW − Muon [95% CI]", "Welch t", "p", "Mann–Whitney U", "p"]
-    groups = [("all", done, STRATA)] + [(f"task={k}", g, ("head",)) for k, g in done.groupby("task")] + \
-             [(f"head={k}", g, ("task",)) for k, g in done.groupby("head")]
+    conds = condition_axes(done)
+    groups = [("all", done, (*STRATA, *conds))] + \
+             [(f"task={k}", g, ("head", *conds)) for k, g in done.groupby("task")] + \
+             [(f"head={k}", g, ("task", *conds)) for k, g in done.groupby("head")] + \
+             [(f"{c}={value_text(v)}", g, (*STRATA, *(x for x in conds if x != c)))
+              for c in conds for v, g in done.groupby(c)]
     rows = []
     for name, g, strata in groups:
         c = compare(g, strata)
@@ -105,43 +121,52 @@ def cell_verdict(z: float, p: float, alpha: float = 0.05) -> str:
     return "Muon" if z < 0 else "AdamW"
 
 
-def heads_section(done: pd.DataFrame) -> str:
-    """Task x head: each optimizer's grokked count and Kaplan-Meier median, the cell's own log-rank
-    permutation p (exact where small) and which is sooner where that p is below 0.05. Only with more
-    than one head: what the heads change."""
-    if done["head"].nunique() < 2:
+def outcome_text(g: pd.DataFrame) -> str:
+    """One optimizer in one cell: grokked of n, its Kaplan-Meier median, and its plateaus where any."""
+    plateau = int(g["plateau"].fillna(False).astype(bool).sum()) if "plateau" in g else 0
+    return f"{int(g['grokked'].sum())}/{len(g)}, {km_median_text(g)}" + (f", {plateau} plateau" if plateau else "")
+
+
+def versus_section(done: pd.DataFrame) -> str:
+    """Task x head (x each condition the table varies): each optimizer's grokked count, Kaplan-Meier median
+    and plateaus, the cell's own log-rank permutation p (exact where small) and which is sooner where that
+    p is below 0.05. Only with more than one head (what the heads change) or with conditions (whether the
+    ordering survives them)."""
+    conds = condition_axes(done)
+    if done["head"].nunique() < 2 and not conds:
         return ""
-    rows = []
-    for (task, head), g in done.groupby(["task", "head"], sort=True):
+    by, rows = ["task", "head", *conds], []
+    for key, g in done.groupby(by, sort=True, dropna=False):
         a, b = g[g["optimizer"] == "adamw"], g[g["optimizer"] == "muon"]
         if a.empty or b.empty:
             continue
         t = perm_logrank(a, b, ())
-        rows.append([task, head, f"{int(a['grokked'].sum())}/{len(a)}, {km_median_text(a)}",
-                     f"{int(b['grokked'].sum())}/{len(b)}, {km_median_text(b)}", num(t.statistic, ".2f"),
+        rows.append([*(value_text(v) for v in key), outcome_text(a), outcome_text(b), num(t.statistic, ".2f"),
                      perm_text(t), cell_verdict(t.statistic, t.p)])
     return "\n".join([
-        "\n## By head, per task\n",
+        f"\n## By {'condition' if conds else 'head'}, per task\n",
         "Each cell alone: AdamW against Muon on the log-rank (censoring included), its permutation p exact "
         "over every arrangement (3 against 3 cannot go below 0.1, 5 against 5 below 0.008); *sooner* "
-        "names an optimizer only where p < 0.05. Cells with one optimizer only are left out.\n",
-        md_table(["task", "head", "AdamW: grokked, KM median", "Muon: grokked, KM median", "log-rank z",
+        "names an optimizer only where p < 0.05. *plateau*: members stuck below the memorisation threshold "
+        "(see *Learning speed and grokking delay*). Cells with one optimizer only are left out.\n",
+        md_table([*by, "AdamW: grokked, KM median", "Muon: grokked, KM median", "log-rank z",
                   "permutation p", "sooner"], rows)])
 
 
 def delay_section(done: pd.DataFrame) -> str:
     """Learning speed (memorisation epoch) and the grokking delay (grokking - memorisation), apart."""
-    rows = []
-    for (task, opt), g in done.groupby(["task", "optimizer"]):
+    strata, rows = strata_of(done), []
+    by = ["task", *strata[len(STRATA):], "optimizer"]      # a row per condition too, where the table has any
+    for key, g in done.groupby(by, sort=True):
         plateau = int(g["plateau"].fillna(False).astype(bool).sum()) if "plateau" in g else "–"
-        rows.append([task, opt, len(g), int(g["memorised"].sum()), plateau, km_median_text(g, "mem_time", "mem_event"),
+        rows.append([*(value_text(v) for v in key), len(g), int(g["memorised"].sum()), plateau, km_median_text(g, "mem_time", "mem_event"),
                      int(g["grokked"].sum()), int(g["no_delay"].sum()),
                      km_median_text(g, "delay_time", "delay_event"), km_median_text(g)])
     tests = []
     a, b = done[done["optimizer"] == A], done[done["optimizer"] == B]
     for name, time, event in (("memorisation epoch", "mem_time", "mem_event"), ("delay", "delay_time", "delay_event"),
                               ("grokking epoch", "time", "event")):
-        t = perm_logrank(a, b, STRATA, time, event)
+        t = perm_logrank(a, b, strata, time, event)
         tests.append([name, num(t.statistic, ".3f"), perm_text(t)])
     return "\n".join([
         "\n## Learning speed and grokking delay\n",
@@ -153,10 +178,10 @@ def delay_section(done: pd.DataFrame) -> str:
         "and is left out of the delay column. *plateau*: never memorised, and its train accuracy stayed "
         "within 0.05 and below 0.9 × the threshold over its last 50 epochs (stuck, not slow: a different "
         "failure from late grokking).\n",
-        md_table(["task", "optimizer", "n", "memorised", "plateau", "KM median m", "grokked", "no delay (d = 0)",
+        md_table([*by, "n", "memorised", "plateau", "KM median m", "grokked", "no delay (d = 0)",
                   "KM median d", "KM median g"], rows),
-        "\nAdamW against Muon on each quantity: stratified log-rank z (within task and head; z < 0: Muon "
-        "sooner), permutation p (labels shuffled within strata).\n",
+        f"\nAdamW against Muon on each quantity: stratified log-rank z (within {within(strata)}; z < 0: "
+        "Muon sooner), permutation p (labels shuffled within strata).\n",
         md_table(["quantity", "stratified z", "permutation p"], tests)])
 
 
@@ -182,7 +207,7 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
         lr = stats.logrank(a["time"], a["event"], b["time"], b["event"]) if len(a) and len(b) else stats.Test(np.nan, np.nan)
         rows.append([task, head, *cells[A], *cells[B], num(t.statistic, ".3f"), perm_text(t), num(lr.p, ".3g")])
     a, b = confirm[confirm["optimizer"] == A], confirm[confirm["optimizer"] == B]
-    overall = perm_logrank(a, b, STRATA)
+    overall = perm_logrank(a, b, strata_of(confirm))
     header = ["task", "head"] + [f"{n} {x}" for n in ("AdamW", "Muon") for x in
                                  ("chosen", "tuning race", "grokked", "KM median", "KM median delay")] + \
              ["log-rank z", "exact p", "normal p"]
@@ -193,7 +218,7 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
         "only (choosing and judging on the same seeds would flatter both). The exact p counts every "
         "arrangement of the optimizer labels among the confirmation members; the normal p is beside it.\n",
         md_table(header, rows),
-        f"\nAll tasks, stratified by task and head: z = {num(overall.statistic, '.3f')}, permutation p = "
+        f"\nAll tasks, stratified by {within(strata_of(confirm))}: z = {num(overall.statistic, '.3f')}, permutation p = "
         f"{perm_text(overall)} (z < 0: Muon sooner).\n"])
 
 
@@ -237,17 +262,29 @@ def paper_table(done: pd.DataFrame) -> str:
 
 
 def pooling_note(done: pd.DataFrame) -> str:
-    """A warning when members of one cell differ in another config column (a scan, or mixed sweeps)."""
+    """What the cells hold beside their seeds: a scan (a note), conditions (a note) or mixed sweeps (a
+    warning that the tables pool over them)."""
     varying = varying_axes(done)
-    if not varying:
-        return ""
-    if set(varying) <= set(SCANNED):
-        return ("\n**Note:** this table scans " + ", ".join(f"{c} ({n} values)" for c, n in varying.items())
-                + ". The Muon vs AdamW tests and the tables by optimizer, task and head pool over the scanned "
-                "values; compare optimizers in *By scanned value* at the end, best setting against best.\n")
-    return ("\n**Warning:** members of one cell differ in " + ", ".join(f"{c} (up to {n} values)" for c, n in
-            varying.items()) + "; the groups below pool over them. Collect one sweep at a time "
-            "(`grokmuon collect multirun/<experiment>`).\n")
+    scanned, conds = scanned_axes(done), condition_axes(done)
+    spread = lambda cols: ", ".join(f"{c} ({varying[c]} values)" for c in cols)
+    notes = []
+    if scanned:
+        notes.append("\n**Note:** this table scans " + spread(scanned) + ". The Muon vs AdamW tests and the "
+                     "tables by optimizer, task and head pool over the scanned values; compare optimizers in "
+                     "*By scanned value* at the end, best setting against best.\n")
+    if conds:
+        along = [c for c in varying if c in CONDITIONS and c not in conds]
+        notes.append("\n**Note:** this table compares the optimizers at each " + spread(conds)
+                     + (f" ({', '.join(along)} moving with them)" if along else "") + ". The tests compare "
+                     "AdamW with Muon within each of these values (strata) and *By condition, per task* sets "
+                     "them against each other at every one; the tables by optimizer, task and head and the "
+                     "paper's comparison put the values together.\n")
+    mixed = {c: n for c, n in varying.items() if c not in SCANNED and c not in CONDITIONS}
+    if mixed:
+        notes.append("\n**Warning:** members of one cell differ in " + ", ".join(
+            f"{c} (up to {n} values)" for c, n in mixed.items()) + "; the groups below pool over them. Collect "
+            "one sweep at a time (`grokmuon collect multirun/<experiment>`).\n")
+    return "".join(notes)
 
 
 def setting_text(scanned: list[str], values: tuple) -> str:
@@ -260,22 +297,22 @@ def scan_section(done: pd.DataFrame) -> str:
     scanned = scanned_axes(done)
     if not scanned:
         return ""
-    rows = []
-    for (task, head), g in done.groupby(["task", "head"]):
+    rows, by = [], ["task", "head", *condition_axes(done)]       # a best per condition, never across them
+    for key, g in done.groupby(by, sort=True):
         best = {opt: best_setting(g[g["optimizer"] == opt], scanned) for opt in (A, B)}
         text = [f"{setting_text(scanned, b[0])}: {km_median_text(b[1])}" if b else "none: fewer than half grokked anywhere"
                 for b in best.values()]
         test = stats.logrank(best[A][1]["time"], best[A][1]["event"], best[B][1]["time"], best[B][1]["event"]) \
             if all(best.values()) else stats.Test(np.nan, np.nan)
-        rows.append([task, head, *text, num(test.statistic, ".3f"), num(test.p, ".3g")])
+        rows.append([*(value_text(v) for v in key), *text, num(test.statistic, ".3f"), num(test.p, ".3g")])
     return "\n".join([
         "\n## By scanned value\n",
         "Each optimizer at its best setting (the one with the earliest Kaplan–Meier median), then the "
         "log-rank test of the two best settings (z < 0: Muon sooner). The best is chosen on the same runs "
         "it is judged by, so both medians are optimistic and the test is exploratory; confirm on fresh "
         "seeds before quoting it.\n",
-        md_table(["task", "head", "AdamW best: KM median", "Muon best: KM median", "log-rank z", "p"], rows),
-        "", group_table(done, ["task", "head", "optimizer", *scanned])])
+        md_table([*by, "AdamW best: KM median", "Muon best: KM median", "log-rank z", "p"], rows),
+        "", group_table(done, [*by, "optimizer", *scanned])])
 
 
 def report(table: pd.DataFrame, source: str) -> str:
@@ -306,7 +343,7 @@ def report(table: pd.DataFrame, source: str) -> str:
         f"|t| ≈ {stats.t_for_p(P['p']):.2f}. Ours is scipy's Welch test on the grokked members.\n",
         "## Muon vs AdamW\n",
         "The headline test is the *stratified* log-rank: it counts every member, censoring included, and "
-        "compares AdamW with Muon only within each task and head (the axes the row pools over), summing the "
+        f"compares AdamW with Muon only within each {within(strata_of(done))} (the axes the row pools over), summing the "
         "evidence (z < 0: AdamW groks later than it would if both optimizers were alike, i.e. Muon sooner). "
         "Its *permutation p* comes first: the optimizer labels shuffled within each stratum, the statistic "
         "the standardised z, exact over every arrangement where there are at most 20,000 of them (a 3 vs 3 "
@@ -319,7 +356,7 @@ def report(table: pd.DataFrame, source: str) -> str:
         "\n## By optimizer\n", group_table(done, ["optimizer"]),
         "\n## By task\n", group_table(done, ["task", "optimizer"]),
         "\n## By head\n", group_table(done, ["head", "optimizer"]),
-        heads_section(done),
+        versus_section(done),
         "\n## By cell\n", group_table(done, ["task", "head", "optimizer"]),
         scan_section(done),
         tuning_table(tune) if len(tune) else "",

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .config import leaves
 from .runfolder import SUMMARY, BadRun, check_metrics, lazy_blanks, read_config, read_summary, run_folders
-from .runid import NOT_RESULTS, config_hash, member_hash
+from .runid import ADDED, NOT_RESULTS, config_hash, member_hash
 
 DEFAULT_DIRS = ("outputs", "multirun")
 CELL = ("task", "optimizer", "head")            # a cell of the study's grid; its seeds are its members
@@ -64,12 +64,17 @@ COLUMNS = [*FIRST, *OUTCOME, "plateau", "run_status", "wall_s", "device", "confi
 # Cells every row of runs.csv has (collect always writes them); a blank one means the file was cut.
 REQUIRED = ("task", "optimizer", "head", "seed", "status", "epochs_run", "run_status")
 # Columns that may differ between the members of one cell; a report that pools over them says so. The
-# cell itself is no such column, nor how `grokmuon tune` labels and stops its steps (judged() parts them).
-CONFIG_AXES = tuple(c for c in AXES if c not in (*CELL, "role", "stop"))
-# What a sweep may scan on purpose: the optimizer's hyperparameters and the batch size (the step's
-# data). The report keeps their values apart (*By scanned value*); any other config column that
-# differs within a cell means sweeps were mixed, and the report warns that it pools over it.
-SCANNED = tuple(c for c in CONFIG_AXES if AXES[c].startswith("optimizer.")) + ("batch_size",)
+# cell itself is no such column, nor the labels (a sweep's name changes no run), nor how `grokmuon tune`
+# stops its steps (judged() parts them by role).
+CONFIG_AXES = tuple(c for c in AXES if c not in (*CELL, *LABELS, "stop"))
+# What a sweep may scan on purpose, two kinds. SCANNED: each optimizer's own hyperparameters; the
+# report keeps their values apart and sets each optimizer's best against the other's (*By scanned
+# value*). CONDITIONS: what both optimizers share and are compared at, value by value, never picked:
+# the batch size and the model's shape, which a later study found move grokking more than the optimizer.
+# Any other config column that differs within a cell means sweeps were mixed: the report warns that it
+# pools over it.
+SCANNED = tuple(c for c in CONFIG_AXES if AXES[c].startswith("optimizer."))
+CONDITIONS = ("batch_size", *(c for c in CONFIG_AXES if c in ("n_layers", "d_model", "n_heads", "d_mlp")))
 
 
 class TableError(ValueError):
@@ -104,7 +109,7 @@ def read_run(folder: Path) -> list[dict]:
     summary = read_summary(folder)
     if summary is None or not isinstance(summary.get("members"), list) or "status" not in summary:
         raise BadRun(f"{folder / SUMMARY}: unreadable or not a grokmuon summary")
-    cfg = read_config(folder)
+    cfg = {**ADDED, **read_config(folder)}   # a key added since the run: what the run did, not a blank
     complete = summary["status"] == "complete"
     metrics = check_metrics(folder, summary["members"], complete, lazy_blanks(cfg))
     written = summary.get("written_at") or pd.Timestamp((folder / SUMMARY).stat().st_mtime, unit="s",
@@ -230,6 +235,22 @@ def varying_axes(done: pd.DataFrame) -> dict[str, int]:
 def scanned_axes(done: pd.DataFrame) -> list[str]:
     """The SCANNED columns that differ within a cell: what a scan varied (empty for a plain grid)."""
     return [c for c in varying_axes(done) if c in SCANNED]
+
+
+def condition_axes(done: pd.DataFrame) -> list[str]:
+    """The CONDITIONS columns that differ within a cell, less any that only relabel an earlier one (d_mlp
+    moves with d_model between model=small and model=default): what the table compares optimizers at."""
+    kept: list[str] = []
+    for c in (c for c in varying_axes(done) if c in CONDITIONS):
+        if not any(one_to_one(done[k], done[c]) for k in kept):
+            kept.append(c)
+    return kept
+
+
+def one_to_one(a: pd.Series, b: pd.Series) -> bool:
+    """Whether each value of a goes with one value of b and back (two names for one split of the rows)."""
+    pairs = pd.DataFrame({"a": a.astype(str), "b": b.astype(str)}).drop_duplicates()
+    return pairs["a"].is_unique and pairs["b"].is_unique
 
 
 def best_setting(cell: pd.DataFrame, scanned: list[str]) -> tuple[tuple, pd.DataFrame] | None:

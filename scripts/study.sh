@@ -3,10 +3,13 @@
 # resumable `grokmuon train -m` or `grokmuon tune`: a lane started again skips what is complete and resumes
 # what was cut off (from its checkpoint where it has one), so run the lanes until they say "done".
 #   scripts/study.sh 1 &   scripts/study.sh 2 &     # the two lanes, side by side
+#   scripts/study.sh 3 &   scripts/study.sh 4 &     # then the heads at each optimizer's tuned setting
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
 # Lane 1: the head axis at each optimizer's defaults (experiment=heads; softmax seeds 3-4 beside
 #         results/cpu's 0-2). Lane 2: tune-and-confirm for the four tasks left, then the robustness grid
 #         for moddiv at its tuned settings (results/tune) and what modadd's may still lack.
+# Lanes 3 (AdamW) and 4 (Muon): stablemax and sparsemax at each task's tuned setting (experiment=heads_tuned;
+#         the settings are results/tune's choices, task:lr:weight_decay, cheapest tasks first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
@@ -24,6 +27,17 @@ case "${1:-}" in
     $bin/grokmuon train -m experiment=robustness task=moddiv optimizer=adamw optimizer.lr=0.003 optimizer.weight_decay=0.3
     $bin/grokmuon train -m experiment=robustness task=moddiv optimizer=muon optimizer.lr=0.01 optimizer.weight_decay=0.15
     ;;
+  3|4)
+    if [ "$1" = 3 ]; then opt=adamw
+      settings="gcd:0.003:0.3 modadd:0.003:0.3 moddiv:0.003:0.3 modmul:0.01:1.0 modsub:0.01:0.3 modexp:0.003:0.3 parity:0.003:1.0"
+    else opt=muon
+      settings="gcd:0.02:0.15 modadd:0.02:0.15 moddiv:0.01:0.15 modmul:0.05:0.5 modsub:0.02:0.5 modexp:0.02:0.15 parity:0.02:0.15"
+    fi
+    for s in $settings; do
+      IFS=: read -r task lr wd <<< "$s"
+      $bin/grokmuon train -m experiment=heads_tuned task=$task optimizer=$opt optimizer.lr=$lr optimizer.weight_decay=$wd
+    done
+    ;;
   report)
     $bin/grokmuon collect multirun/cpu multirun/heads --name study
     $bin/grokmuon report --runs results/study/runs.csv
@@ -35,6 +49,6 @@ case "${1:-}" in
     $bin/grokmuon report --runs results/robustness/runs.csv
     $bin/grokmuon figures --runs results/robustness/runs.csv
     ;;
-  *) echo "usage: scripts/study.sh 1|2|report" >&2; exit 2 ;;
+  *) echo "usage: scripts/study.sh 1|2|3|4|report" >&2; exit 2 ;;
 esac
 echo "study ${1}: done"

@@ -7,7 +7,7 @@ from scipy import stats as sps
 
 from grokmuon import cli, figures, stats
 from grokmuon.report import report
-from grokmuon.results import COLUMNS, TableError, collect, finished
+from grokmuon.results import COLUMNS, TableError, collect, condition_axes, finished, scanned_axes
 from runfolders import write_sweep
 
 
@@ -134,10 +134,77 @@ def test_report_counts_diverged_apart(table):
 
 def test_report_warns_when_a_cell_pools_different_configs(table):
     mixed = table.copy()
-    mixed.loc[mixed.index[:3], "d_model"] = 512
-    assert "pool over them" in report(mixed, "t.csv") and "d_model (up to 2 values)" in report(mixed, "t.csv")
+    mixed.loc[mixed.index[:3], "dropout"] = 0.0
+    assert "pool over them" in report(mixed, "t.csv") and "dropout (up to 2 values)" in report(mixed, "t.csv")
     assert "pool over them" not in report(table, "t.csv")
-    assert "By scanned value" not in report(table, "t.csv")
+    assert "By scanned value" not in report(table, "t.csv") and "By condition" not in report(table, "t.csv")
+    renamed = table.assign(experiment=np.where(table.seed == 0, "cpu", "heads"))   # a label changes no run
+    assert "pool over them" not in report(renamed, "t.csv")
+
+
+def as_batch_grid(table):
+    """The fixture table as if seeds 0, 1 ran at batch 128 and seeds 2, 3 at 512, for both optimizers:
+    a condition (both optimizers meet it, neither picks it), as experiment=robustness varies."""
+    grid = table.copy()
+    grid.loc[grid.seed.isin([0, 1]), "batch_size"] = 128
+    return grid
+
+
+def test_a_condition_is_compared_at_each_value_not_pooled_nor_picked(table):
+    grid = as_batch_grid(table)
+    done = finished(grid)
+    assert condition_axes(done) == ["batch_size"] and scanned_axes(done) == []
+    text = report(grid, "t.csv")
+    assert "compares the optimizers at each batch_size (2 values)" in text and "pool over them" not in text
+    assert "By scanned value" not in text
+    lines = text.splitlines()
+    header = [c.strip() for c in next(ln for ln in lines if ln.startswith("| group |")).split("|")[1:-1]]
+    rows = {r[0]: dict(zip(header, r)) for r in ([c.strip() for c in ln.split("|")[1:-1]]
+                                                 for ln in lines if ln.startswith("| all |") or ln.startswith("| batch_size="))}
+    a, b = done[done.optimizer == "adamw"], done[done.optimizer == "muon"]
+    key = lambda d: list(d["task"] + "/" + d["head"] + "/" + d["batch_size"].astype(str))
+    want = stats.logrank_stratified(a.time, a.event, key(a), b.time, b.event, key(b))
+    assert rows["all"]["stratified z"] == f"{want.statistic:.3f}"            # within task, head and batch
+    for bs in (128, 512):       # a row per batch size, its members only
+        assert rows[f"batch_size={bs}"]["n AdamW/Muon"] == "{}/{}".format(
+            (a.batch_size == bs).sum(), (b.batch_size == bs).sum())
+    section = text.split("## By condition, per task")[1].split("\n## ")[0]
+    cells = [[c.strip() for c in ln.split("|")[1:-1]] for ln in section.splitlines() if ln.startswith("| modadd |")]
+    assert [c[2] for c in cells] == ["128", "512"] * 2                      # per head, per batch size
+    for c in cells:
+        m = done[(done.task == "modadd") & (done["head"] == c[1]) & (done.batch_size == int(c[2]))]
+        n = (m.optimizer == "adamw").sum()
+        assert c[3].startswith(f"{m[m.optimizer == 'adamw'].grokked.sum()}/{n},"), c
+    assert "| task | batch_size | optimizer |" in text                      # the delay table splits them too
+
+
+def test_a_column_that_only_relabels_a_condition_is_named_once(table):
+    wide = table.copy()
+    wide.loc[wide.seed.isin([0, 1]), ["d_model", "d_mlp"]] = [128, 512]
+    done = finished(wide)
+    assert condition_axes(done) == ["d_model"]
+    assert "at each d_model (2 values) (d_mlp moving with them)" in report(wide, "t.csv")
+
+
+def test_the_figures_of_a_condition_grid_keep_its_values_apart(table, monkeypatch, tmp_path, capsys):
+    made, read = [], []
+    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
+    real = figures.read_curves
+    monkeypatch.setattr(figures, "read_curves", lambda d, warn: read.append(real(d, warn)) or read[-1])
+    done = finished(as_batch_grid(table))
+    figures.fig4_curves_task(done, tmp_path)
+    shown = [ax for ax in made[0].axes if ax.get_visible()]
+    assert len(shown) == 4 * 2                               # (task, head) rows x batch sizes
+    assert shown[0].get_title() == "modadd, softmax, batch_size 128"
+    mean = figures.held(read[0], "val_acc", ("modadd", "softmax", 128, "adamw")).mean()
+    assert np.allclose(shown[0].get_lines()[0].get_ydata(), mean.to_numpy())   # that batch size's members only
+    figures.fig5_scan(done, tmp_path)
+    assert made[1].axes[0].get_xlabel() == "batch_size"
+    as_batch_grid(table).to_csv(tmp_path / "grid.csv", index=False)
+    monkeypatch.undo()
+    cli.main(["figures", "--runs", str(tmp_path / "grid.csv"), "--out", str(tmp_path / "figs")])
+    capsys.readouterr()
+    assert (tmp_path / "figs" / "fig5_scan.png").exists()              # made by default for a condition grid
 
 
 def test_a_learning_rate_scan_gets_its_own_table_and_each_optimizers_best_value(table):
