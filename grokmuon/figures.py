@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
+from .report import value_text  # noqa: E402
 from .results import TableError, best_setting, condition_axes, scanned_axes  # noqa: E402
 from .runfolder import METRICS, BadRun, check_metrics  # noqa: E402
 
@@ -58,6 +59,12 @@ def grid(n: int, ncols: int, w: float = 3.0, h: float = 2.8, **kw):
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat[:n]
+
+
+def pooled(done: pd.DataFrame) -> str:
+    """What a pooled figure puts together beside tasks and heads: the conditions of the table, if any."""
+    conds = condition_axes(done)
+    return f", pooled over {' and '.join(conds)}" if conds else ""
 
 
 def budget(done: pd.DataFrame) -> float:
@@ -135,7 +142,7 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
     boxplot(ax, done, np.random.default_rng(0), YLayout.of(done))
     ax.set_ylabel("grokking epoch")
-    ax.set_title("Grokking epoch by optimizer\n(all tasks and heads pooled)", fontsize=11)
+    ax.set_title(f"Grokking epoch by optimizer\n(all tasks and heads{pooled(done)})", fontsize=11)
     _legend_once(fig, [ax])
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return save(fig, out, "fig1_boxplot_optimizer")
@@ -151,7 +158,7 @@ def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
         ax.tick_params(axis="x", labelsize=8)
     for ax in axes[:: min(len(keys), 4)]:
         ax.set_ylabel("grokking epoch")
-    fig.suptitle(f"Grokking epoch by optimizer, per {by}", fontsize=12)
+    fig.suptitle(f"Grokking epoch by optimizer, per {by}{pooled(done)}", fontsize=12)
     _legend_once(fig, axes)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return save(fig, out, f"fig2_boxplot_{by}")
@@ -183,7 +190,8 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_xlabel("epoch", fontsize=9)
     for ax in axes[:: min(len(panels), 4)]:
         ax.set_ylabel("fraction grokked")
-    fig.suptitle("Fraction of members grokked by each epoch (Kaplan–Meier, 95% band; | censored)", fontsize=12)
+    fig.suptitle(f"Fraction of members grokked by each epoch (Kaplan–Meier, 95% band; | censored){pooled(done)}",
+                 fontsize=12)
     _legend_once(fig, axes)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return save(fig, out, "fig3_km_task")
@@ -249,7 +257,7 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
     log_x = wide.columns.get_level_values("epoch").max() >= 20   # memorising and grokking, decades apart
     if conds:                # a row per task and head, a column per condition (a mean over batch sizes is no run's curve)
         rows = sorted(done.groupby(["task", "head"]).groups)
-        combos = [k if isinstance(k, tuple) else (k,) for k in sorted(done.groupby(conds).groups)]
+        combos = sorted(done[conds].drop_duplicates().itertuples(index=False, name=None))
         ncols = len(combos)
         fig, axes = plt.subplots(len(rows), ncols, figsize=(3.0 * ncols, 2.6 * len(rows) + 0.9),
                                  squeeze=False, sharey=True)
@@ -294,7 +302,7 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(", ".join([task if len(heads) == 1 else f"{task}, {head}",
-                                *(f"{c} {v:g}" for c, v in at.items())]), fontsize=10)
+                                *(f"{c} {value_text(v)}" for c, v in at.items())]), fontsize=10)
         if i + ncols >= len(panels):          # nothing below it: the x axis is labelled here
             ax.set_xlabel("epoch", fontsize=9)
         if i % ncols == 0:
@@ -353,7 +361,7 @@ def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel(col)
         ax.set_ylim(0, end * 1.05)
-        ax.set_title(", ".join([task, head, *(f"{c} {v:g}" for c, v in zip(split, at))]), fontsize=10)
+        ax.set_title(", ".join([task, head, *(f"{c} {value_text(v)}" for c, v in zip(split, at))]), fontsize=10)
     for ax in axes[:: min(len(panels), 3)]:
         ax.set_ylabel("grokking epoch")
     fig.suptitle(f"Grokking epoch against {col}\n(dots: members; line: Kaplan–Meier median, "

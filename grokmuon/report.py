@@ -34,6 +34,12 @@ def perm_text(t: stats.PermTest) -> str:
     return f"{t.p:.3g} (exact, {t.draws})" if t.exact else f"{t.p:.3g} ± {t.mc_error:.1g}"
 
 
+def stratum_key(g: pd.DataFrame, strata) -> pd.Series:
+    """Each member's stratum as one string ("modadd/softmax/128"); a blank value is a stratum of its own
+    and 128 read back as 128.0 is the same one."""
+    return g[list(strata)].agg(lambda r: "/".join(map(value_text, r)), axis=1)
+
+
 def perm_logrank(a: pd.DataFrame, b: pd.DataFrame, strata, time: str = "time", event: str = "event") -> stats.PermTest:
     """Permutation (exact where small) stratified log-rank p of a against b; members without a value of
     `time` (e.g. no delay because never memorised) are left out."""
@@ -41,7 +47,7 @@ def perm_logrank(a: pd.DataFrame, b: pd.DataFrame, strata, time: str = "time", e
     both = both[both[time].notna()]
     if both.empty:
         return stats.PermTest(np.nan, np.nan, 0, False, np.nan)
-    key = both[list(strata)].astype(str).agg("/".join, axis=1) if strata else None
+    key = stratum_key(both, strata) if strata else None
     return stats.logrank_permutation(both[time], both[event], both["_x"], key)
 
 
@@ -82,7 +88,7 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA) -> dict:
     """AdamW vs Muon on one group: the tests of stats.py, keyed by name. The stratified log-rank compares
     within each combination of the `strata` columns (those the group still pools over)."""
     a, b = done[done["optimizer"] == A], done[done["optimizer"] == B]
-    key = lambda g: list(g[list(strata)].astype(str).agg("/".join, axis=1)) if len(g) else []
+    key = lambda g: list(stratum_key(g, strata)) if len(g) else []
     ga, gb = a.loc[a["grokked"], "grokking_epoch"].astype(float), b.loc[b["grokked"], "grokking_epoch"].astype(float)
     diff, lo, hi = stats.bootstrap_mean_diff(ga, gb)
     return {"n": (len(a), len(b)), "grokked": (len(ga), len(gb)), "means": (ga.mean(), gb.mean()),
@@ -101,7 +107,7 @@ def tests_table(done: pd.DataFrame) -> str:
              [(f"task={k}", g, ("head", *conds)) for k, g in done.groupby("task")] + \
              [(f"head={k}", g, ("task", *conds)) for k, g in done.groupby("head")] + \
              [(f"{c}={value_text(v)}", g, (*STRATA, *(x for x in conds if x != c)))
-              for c in conds for v, g in done.groupby(c)]
+              for c in conds for v, g in done.groupby(c, dropna=False)]
     rows = []
     for name, g, strata in groups:
         c = compare(g, strata)
@@ -146,7 +152,9 @@ def versus_section(done: pd.DataFrame) -> str:
     return "\n".join([
         f"\n## By {'condition' if conds else 'head'}, per task\n",
         "Each cell alone: AdamW against Muon on the log-rank (censoring included), its permutation p exact "
-        "over every arrangement (3 against 3 cannot go below 0.1, 5 against 5 below 0.008); *sooner* "
+        "over every arrangement up to 20,000 of them, else drawn (3 against 3 cannot go below 0.1, 5 against "
+        "5 below 0.008)" + ("; a cell pools its scanned values (see *By scanned value*)" if scanned_axes(done)
+                            else "") + ". *sooner* "
         "names an optimizer only where p < 0.05. *plateau*: members stuck below the memorisation threshold "
         "(see *Learning speed and grokking delay*). Cells with one optimizer only are left out.\n",
         md_table([*by, "AdamW: grokked, KM median", "Muon: grokked, KM median", "log-rank z",
@@ -157,7 +165,7 @@ def delay_section(done: pd.DataFrame) -> str:
     """Learning speed (memorisation epoch) and the grokking delay (grokking - memorisation), apart."""
     strata, rows = strata_of(done), []
     by = ["task", *strata[len(STRATA):], "optimizer"]      # a row per condition too, where the table has any
-    for key, g in done.groupby(by, sort=True):
+    for key, g in done.groupby(by, sort=True, dropna=False):
         plateau = int(g["plateau"].fillna(False).astype(bool).sum()) if "plateau" in g else "–"
         rows.append([*(value_text(v) for v in key), len(g), int(g["memorised"].sum()), plateau, km_median_text(g, "mem_time", "mem_event"),
                      int(g["grokked"].sum()), int(g["no_delay"].sum()),
@@ -266,19 +274,22 @@ def pooling_note(done: pd.DataFrame) -> str:
     warning that the tables pool over them)."""
     varying = varying_axes(done)
     scanned, conds = scanned_axes(done), condition_axes(done)
-    spread = lambda cols: ", ".join(f"{c} ({varying[c]} values)" for c in cols)
+    count = lambda c: varying[c] if c in SCANNED else done[c].nunique(dropna=False)   # a condition: all its values
+    spread = lambda cols: ", ".join(f"{c} ({count(c)} values)" for c in cols)
     notes = []
     if scanned:
         notes.append("\n**Note:** this table scans " + spread(scanned) + ". The Muon vs AdamW tests and the "
                      "tables by optimizer, task and head pool over the scanned values; compare optimizers in "
                      "*By scanned value* at the end, best setting against best.\n")
     if conds:
-        along = [c for c in varying if c in CONDITIONS and c not in conds]
+        along = [c for c in CONDITIONS if c in done and c not in conds and done[c].nunique(dropna=False) > 1]
         notes.append("\n**Note:** this table compares the optimizers at each " + spread(conds)
-                     + (f" ({', '.join(along)} moving with them)" if along else "") + ". The tests compare "
-                     "AdamW with Muon within each of these values (strata) and *By condition, per task* sets "
-                     "them against each other at every one; the tables by optimizer, task and head and the "
-                     "paper's comparison put the values together.\n")
+                     + (f" ({', '.join(along)} moving with them)" if along else "") + ". The stratified "
+                     "log-rank and its permutation p compare AdamW with Muon within each of these values "
+                     "(strata), the test table has a row per value, and *By condition, per task* sets them "
+                     "against each other at every one. The pooled log-rank, Welch t, Mann–Whitney U and the "
+                     "CI of the test table, the tables by optimizer, task and head, the paper's comparison "
+                     "and figures 1–3 put the values together.\n")
     mixed = {c: n for c, n in varying.items() if c not in SCANNED and c not in CONDITIONS}
     if mixed:
         notes.append("\n**Warning:** members of one cell differ in " + ", ".join(
@@ -298,7 +309,7 @@ def scan_section(done: pd.DataFrame) -> str:
     if not scanned:
         return ""
     rows, by = [], ["task", "head", *condition_axes(done)]       # a best per condition, never across them
-    for key, g in done.groupby(by, sort=True):
+    for key, g in done.groupby(by, sort=True, dropna=False):
         best = {opt: best_setting(g[g["optimizer"] == opt], scanned) for opt in (A, B)}
         text = [f"{setting_text(scanned, b[0])}: {km_median_text(b[1])}" if b else "none: fewer than half grokked anywhere"
                 for b in best.values()]
@@ -349,7 +360,7 @@ def report(table: pd.DataFrame, source: str) -> str:
         "the standardised z, exact over every arrangement where there are at most 20,000 of them (a 3 vs 3 "
         "task has 20, so p ≥ 0.1 there), else 20,000 seeded draws with the Monte Carlo error beside it. "
         "The *normal p* beside it is the usual approximation, rough on strata this small. The pooled "
-        "log-rank mixes tasks of different difficulty. Welch t, Mann–Whitney U and the bootstrap CI "
+        "log-rank mixes tasks of different difficulty (and conditions, where the table varies any). Welch t, Mann–Whitney U and the bootstrap CI "
         "(10,000 resamples, seed 0, percentile) compare the grokked members only (the paper's test).\n",
         tests_table(done),
         delay_section(done),

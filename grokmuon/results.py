@@ -217,11 +217,12 @@ def finished(table: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
 
 
 def judged(done: pd.DataFrame) -> pd.DataFrame:
-    """The members a comparison is judged on: a `grokmuon tune` table's confirmation runs (fresh seeds
-    at each optimizer's chosen setting), else every member."""
-    if "role" in done and (done["role"] == "confirm").any():
-        return done[done["role"] == "confirm"]
-    return done
+    """The members a comparison is judged on: every member but the tuning members of `grokmuon tune`,
+    which chose the settings (judging on them would flatter both), so its confirmation runs (fresh seeds
+    at each optimizer's chosen setting) and any runs collected beside them at those settings (the other
+    heads, experiment=heads_tuned). A table of tuning members only is judged on them all."""
+    rest = done[done["role"] != "tune"] if "role" in done else done
+    return rest if len(rest) else done
 
 
 # ----------------------------------------------------------------------------------- axes of a study
@@ -238,10 +239,14 @@ def scanned_axes(done: pd.DataFrame) -> list[str]:
 
 
 def condition_axes(done: pd.DataFrame) -> list[str]:
-    """The CONDITIONS columns that differ within a cell, less any that only relabel an earlier one (d_mlp
-    moves with d_model between model=small and model=default): what the table compares optimizers at."""
+    """The CONDITIONS columns that differ within a task and head (within a cell, or only between the
+    optimizers: then no value has both, and the report shows that rather than compare across it), less
+    any that only relabel an earlier one (d_mlp moves with d_model between model=small and
+    model=default): what the table compares optimizers at."""
+    cols = [c for c in CONDITIONS if c in done]
+    spread = done.groupby(["task", "head"])[cols].nunique(dropna=False).max()
     kept: list[str] = []
-    for c in (c for c in varying_axes(done) if c in CONDITIONS):
+    for c in (c for c in cols if spread[c] > 1):
         if not any(one_to_one(done[k], done[c]) for k in kept):
             kept.append(c)
     return kept

@@ -45,6 +45,9 @@ case "${1:-}" in
     $bin/grokmuon collect multirun/tune --name tune
     $bin/grokmuon report --runs results/tune/runs.csv
     $bin/grokmuon figures --runs results/tune/runs.csv
+    $bin/grokmuon collect multirun/tune multirun/heads_tuned --name heads_tuned
+    $bin/grokmuon report --runs results/heads_tuned/runs.csv
+    $bin/grokmuon figures --runs results/heads_tuned/runs.csv
     $bin/grokmuon collect multirun/robustness --name robustness
     $bin/grokmuon report --runs results/robustness/runs.csv
     $bin/grokmuon figures --runs results/robustness/runs.csv

@@ -305,3 +305,23 @@ def test_accuracy_curves_of_a_scan_show_each_optimizer_at_its_best_value(table, 
     assert (read[0].groupby(["task", "head", "optimizer"])["lr"].nunique() == 1).all()
     figures.fig4_curves_task(finished(table), tmp_path)
     assert "best" not in made[1]._suptitle.get_text()
+
+
+def test_a_condition_met_by_one_optimizer_only_is_shown_not_compared_across(table):
+    # AdamW ran at batch 512 only, Muon at 128 only: no cell varies, yet a test across them would compare
+    # batch sizes, not optimizers. The strata hold the batch size, so no stratum has both optimizers.
+    apart = table.copy()
+    apart.loc[apart.optimizer == "muon", "batch_size"] = 128
+    assert condition_axes(finished(apart)) == ["batch_size"]
+    text = report(apart, "t.csv")
+    row = next(ln for ln in text.splitlines() if ln.startswith("| all |")).split("|")
+    assert row[5].strip() == "–" and row[6].strip() == "–"              # stratified z, permutation p
+    assert "| batch_size=128 | 0/" in text and "| batch_size=512 |" in text
+
+
+def test_a_blank_condition_is_a_stratum_of_its_own_and_128_read_back_as_float_is_128(table, tmp_path):
+    grid = as_batch_grid(table)
+    grid["batch_size"] = grid["batch_size"].astype(float)
+    grid.loc[grid.seed == 3, "batch_size"] = np.nan
+    text = report(grid, "t.csv")                            # no crash on the blank
+    assert "| batch_size=128 |" in text and "| batch_size=nan |" in text and "batch_size=128.0" not in text

@@ -11,7 +11,7 @@ from grokmuon.runfolder import decide, set_aside
 from grokmuon.runid import NOT_RESULTS, config_hash, member_hash
 from grokmuon.config import leaves
 from grokmuon.report import report
-from grokmuon.results import AXES, COLUMNS, TableError, collect, finished, load, scanned_axes, varying_axes
+from grokmuon.results import AXES, COLUMNS, TableError, collect, finished, judged, load, scanned_axes, varying_axes
 from conftest import REPO
 from runfolders import config, write_run, write_sweep
 
@@ -39,6 +39,14 @@ def test_collect_gives_a_row_per_member_with_every_axis(tmp_path):
     assert row.lr == json.loads((folders[0] / "config.json").read_text())["optimizer"]["lr"]
 
 
+# results/cpu/runs.csv's header as first committed (42 columns), before the columns came from the schema.
+OLD_HEADER = ("experiment,role,stop,task,optimizer,head,lr,weight_decay,adamw_lr,adamw_weight_decay,batch_size,"
+              "train_frac,p,n_bits,n_layers,d_model,n_heads,d_mlp,dropout,max_epochs,patience,grok_val_acc,"
+              "grok_train_acc,precision,seed,member,grokking_epoch,memorisation_epoch,censored,status,"
+              "diverged_epoch,epochs_run,final_train_acc,final_val_acc,plateau,run_status,wall_s,device,"
+              "config_hash,member_hash,written_at,run_dir")
+
+
 def test_the_config_columns_come_from_the_schema_and_old_tables_keep_their_columns():
     # Every leaf of the schema is a column, but the member axis (a row's own seed, lr, weight decay) and
     # what does not change results (the sweep's name and the tune step excepted: they label a row).
@@ -47,7 +55,7 @@ def test_the_config_columns_come_from_the_schema_and_old_tables_keep_their_colum
     assert {"experiment", "role"} <= set(AXES)
     assert len(set(AXES.values())) == len(AXES) and set(AXES.values()) <= set(leaves())
     # A table collected before (committed) is a prefix of today's columns: nothing moved or was renamed.
-    committed = pd.read_csv(REPO / "results" / "cpu" / "runs.csv", nrows=0).columns.tolist()
+    committed = OLD_HEADER.split(",")
     assert COLUMNS[:len(committed)] == committed and len(COLUMNS) > len(committed)
 
 
@@ -251,3 +259,16 @@ def test_a_key_added_since_a_run_reads_as_what_that_run_did(tmp_path):
     table = collect([tmp_path / "runs"])
     assert dict(zip(table.optimizer, table.dropout_masks)) == {"adamw": "auto", "muon": "hash"}
     assert (table.stop == "patience").all()
+
+
+def test_the_tuning_members_are_never_judged_but_runs_beside_the_confirmation_are(tmp_path):
+    # results/heads_tuned: `grokmuon tune`'s folders (tuning races and confirmations) collected with the
+    # other heads run at the chosen settings. The races chose the settings: they stay out of every test.
+    write_run(tmp_path / "runs" / "race", config(optimizer="adamw", role="tune"), [40, 50])
+    write_run(tmp_path / "runs" / "confirm", config(optimizer="adamw", role="confirm", seeds=(100, 101)), [40, 50])
+    write_run(tmp_path / "runs" / "stablemax", config(optimizer="adamw", head="stablemax", seeds=(100, 101)), [60, None])
+    done = finished(collect([tmp_path / "runs"]))
+    assert sorted(judged(done)["head"] + "/" + judged(done)["role"].fillna("")) == \
+        ["softmax/confirm", "softmax/confirm", "stablemax/", "stablemax/"]
+    races = done[done.role == "tune"]
+    assert judged(races).equals(races)               # a table of races alone is judged on the races
