@@ -311,3 +311,18 @@ def test_plateau_flags_a_member_stuck_far_below_fitting_not_a_slow_one():
     assert not on_plateau(near_miss, censored, 0.99)
     assert not on_plateau(flat.head(30), censored, 0.99)                        # too short to say
     assert not on_plateau(flat, {"memorisation_epoch": 5, "status": "censored"}, 0.99)
+
+
+def test_the_study_scripts_tuned_settings_are_the_committed_tuning_choices():
+    # scripts/study.sh lanes 3-4 run the other heads at "each task's tuned setting", written out by hand
+    # (task:lr:weight_decay); a slip there would put those heads at a setting no race chose.
+    text = (REPO / "scripts" / "study.sh").read_text()
+    written = {}
+    for opt in ("adamw", "muon"):
+        block = text.split(f'opt={opt}')[1].split('settings="')[1].split('"')[0]
+        written |= {(task, opt): (float(lr), float(wd)) for task, lr, wd in (s.split(":") for s in block.split())}
+    chosen = {}
+    for cfg in (json.loads(p.read_text()) for p in (REPO / "multirun" / "tune").glob("*/config.json")):
+        if cfg["role"] == "confirm":
+            chosen[(cfg["task"]["name"], cfg["optimizer"]["name"])] = (cfg["optimizer"]["lr"], cfg["optimizer"]["weight_decay"])
+    assert len(chosen) == 14 and written == chosen
