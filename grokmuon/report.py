@@ -204,7 +204,9 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
                 cells[opt] = ["–"] * 5
                 continue
             settings = len(t[["lr", "weight_decay"]].drop_duplicates())
-            grid = f"{settings} settings × {t['seed'].nunique()} seeds" if len(t) else "no tuning run"
+            raced = sorted(tune.loc[(tune["task"] == task) & (tune["optimizer"] == opt), "head"].unique())
+            grid = (f"{settings} settings × {t['seed'].nunique()} seeds" if len(t) else
+                    f"none for this head: {', '.join(raced)}'s choice" if raced else "no tuning run")
             stopped = int(t["epochs_run"].max()) if len(t) else None
             cells[opt] = [f"lr {value_text(c['lr'].iloc[0])}, wd {value_text(c['weight_decay'].iloc[0])}",
                           f"{grid}, stopped at {stopped}" if stopped is not None else grid,
@@ -338,8 +340,11 @@ def report(table: pd.DataFrame, source: str) -> str:
         f"# Grokking epochs: Muon vs AdamW\n\nSource: `{source}`: {len(done)} members of "
         f"{done['run_dir'].nunique() if 'run_dir' in done else '?'} complete runs"
         + (f" ({unfinished} members of unfinished runs left out)" if unfinished else "") + "."
-        + (f" These are the confirmation runs of `grokmuon tune`; its {len(tune)} tuning members are in "
-           "*Tuning races* at the end and in no test." if len(tune) else "") + "\n",
+        + (f" These are the confirmation runs of `grokmuon tune`"
+           + (f" and {(done['role'] != 'confirm').sum()} members run beside them at the chosen settings"
+              if (done["role"] != "confirm").any() else "")
+           + f"; its {len(tune)} tuning members are in *Tuning races* at the end and in no test."
+           if len(tune) else "") + "\n",
         f"Grokking epoch: the first epoch with validation accuracy ≥ {val} while train accuracy ≥ {train}. "
         "**Mean, sd and median are over the members that grokked only.** *Censored*: did not grok within "
         "its budget; *diverged*: its loss became NaN/inf (counted apart, not censored). *KM median*: "

@@ -272,3 +272,7 @@ def test_the_tuning_members_are_never_judged_but_runs_beside_the_confirmation_ar
         ["softmax/confirm", "softmax/confirm", "stablemax/", "stablemax/"]
     races = done[done.role == "tune"]
     assert judged(races).equals(races)               # a table of races alone is judged on the races
+    text = report(collect([tmp_path / "runs"]), "t.csv")
+    assert "confirmation runs of `grokmuon tune` and 2 members run beside them" in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("| modadd | stablemax |"))
+    assert "none for this head: softmax's choice" in row
