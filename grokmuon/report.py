@@ -127,9 +127,14 @@ def cell_verdict(z: float, p: float, alpha: float = 0.05) -> str:
     return "Muon" if z < 0 else "AdamW"
 
 
+def plateaus(g: pd.DataFrame) -> int | None:
+    """How many members are flagged as stuck on a plateau (None: a table collected before the flag)."""
+    return int(g["plateau"].fillna(False).astype(bool).sum()) if "plateau" in g else None
+
+
 def outcome_text(g: pd.DataFrame) -> str:
     """One optimizer in one cell: grokked of n, its Kaplan-Meier median, and its plateaus where any."""
-    plateau = int(g["plateau"].fillna(False).astype(bool).sum()) if "plateau" in g else 0
+    plateau = plateaus(g)
     return f"{int(g['grokked'].sum())}/{len(g)}, {km_median_text(g)}" + (f", {plateau} plateau" if plateau else "")
 
 
@@ -163,11 +168,12 @@ def versus_section(done: pd.DataFrame) -> str:
 
 def delay_section(done: pd.DataFrame) -> str:
     """Learning speed (memorisation epoch) and the grokking delay (grokking - memorisation), apart."""
-    strata, rows = strata_of(done), []
-    by = ["task", *strata[len(STRATA):], "optimizer"]      # a row per condition too, where the table has any
+    conds, rows = condition_axes(done), []
+    strata, by = (*STRATA, *conds), ["task", *conds, "optimizer"]     # a row per condition too, where any
     for key, g in done.groupby(by, sort=True, dropna=False):
-        plateau = int(g["plateau"].fillna(False).astype(bool).sum()) if "plateau" in g else "–"
-        rows.append([*(value_text(v) for v in key), len(g), int(g["memorised"].sum()), plateau, km_median_text(g, "mem_time", "mem_event"),
+        plateau = plateaus(g)
+        rows.append([*(value_text(v) for v in key), len(g), int(g["memorised"].sum()),
+                     "–" if plateau is None else plateau, km_median_text(g, "mem_time", "mem_event"),
                      int(g["grokked"].sum()), int(g["no_delay"].sum()),
                      km_median_text(g, "delay_time", "delay_event"), km_median_text(g)])
     tests = []
