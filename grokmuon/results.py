@@ -21,7 +21,7 @@ import pandas as pd
 
 from .config import leaves
 from .runfolder import SUMMARY, BadRun, check_metrics, lazy_blanks, read_config, read_summary, run_folders
-from .runid import ADDED, NOT_RESULTS, config_hash, member_hash
+from .runid import NOT_RESULTS, config_hash, member_hash, with_defaults
 
 DEFAULT_DIRS = ("outputs", "multirun")
 CELL = ("task", "optimizer", "head")            # a cell of the study's grid; its seeds are its members
@@ -109,7 +109,7 @@ def read_run(folder: Path) -> list[dict]:
     summary = read_summary(folder)
     if summary is None or not isinstance(summary.get("members"), list) or "status" not in summary:
         raise BadRun(f"{folder / SUMMARY}: unreadable or not a grokmuon summary")
-    cfg = {**ADDED, **read_config(folder)}   # a key added since the run: what the run did, not a blank
+    cfg = with_defaults(read_config(folder))  # a key added since the run: what the run did, not a blank
     complete = summary["status"] == "complete"
     metrics = check_metrics(folder, summary["members"], complete, lazy_blanks(cfg))
     written = summary.get("written_at") or pd.Timestamp((folder / SUMMARY).stat().st_mtime, unit="s",

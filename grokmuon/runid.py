@@ -2,7 +2,8 @@
 
 A run (one Hydra job: an ensemble of members, one per seed) is identified by `config_hash`: a hash of
 its resolved config without the keys in NOT_RESULTS, which change where or how a run is watched but
-not what it computes. A member is identified by `member_hash`: the hash of the same config with
+not what it computes, and without keys added since schema version 1 while they hold their defaults
+(HASHED_V1), so a new key renames no committed run. A member is identified by `member_hash`: the hash of the same config with
 `seeds=[its seed]`, since member i of an ensemble equals a solo run with its seed (design rule).
 
 Sweeps write each run to multirun/<experiment>/<task>-<optimizer>-<head>-<config_hash> (`cell_name`, the
@@ -33,20 +34,81 @@ from omegaconf import DictConfig, OmegaConf
 #               epochs do not depend on it (tested)
 NOT_RESULTS = ("logger", "progress", "eval_chunk", "train_chunk", "experiment", "device", "role", "checkpoint_every",
                "keep_weights", "probes", "eval_train", "eval_train_every")
-# Keys added after runs were committed, left out while at these values (what every older run did), so
-# the committed runs keep their hashes and a re-run of their sweeps still skips them (tested).
-# dropout_masks=auto is what every committed (CPU) run did: per-member generators.
-ADDED = {"grid": {"lr": None, "weight_decay": None}, "stop": "patience", "dropout_masks": "auto"}
+# The schema's leaves as they stood when the first runs were committed (schema version 1). A key that
+# is not among them (or under one of them) was added later: it is left out of the hash while it holds
+# the schema's default (what every older run did), so adding a key with a default, at any depth, renames
+# no committed run and a re-run of its sweep still skips it (tested). A node added as a whole (grid) is
+# left out only while all of it is at its default, as it was hashed when it was added. This list never
+# changes: a new key needs no entry, only a default equal to what the older runs did.
+HASHED_V1 = frozenset((
+    "task.name", "task.p", "task.train_frac", "task.n_bits",
+    "model.n_layers", "model.d_model", "model.n_heads", "model.d_mlp", "model.dropout", "model.rope_base",
+    "head.name",
+    "optimizer.name", "optimizer.lr", "optimizer.weight_decay", "optimizer.betas", "optimizer.eps",
+    "optimizer.warmup_steps", "optimizer.momentum", "optimizer.nesterov", "optimizer.ns_steps",
+    "optimizer.ns_coefficients", "optimizer.adjust_lr", "optimizer.ns_dtype", "optimizer.adamw_lr",
+    "optimizer.adamw_weight_decay",
+    "seeds", "batch_size", "max_epochs", "patience", "grok_val_acc", "grok_train_acc", "precision",
+))
 
 
-def config_hash(cfg: dict | DictConfig) -> str:
-    """8 hex digits of sha256 over the resolved config minus NOT_RESULTS (and Hydra's own node)."""
+def schema_defaults(schema=None) -> dict:
+    """The schema's default config as plain nested values (a MISSING value stays '???': it equals no
+    real value, so such a key is always hashed)."""
+    from dataclasses import asdict
+
+    from .config import Config
+    return asdict((schema or Config)())
+
+
+def _v1_prefix(path: str) -> bool:
+    """Whether `path` is a leaf of schema version 1 or a node above some."""
+    return path in HASHED_V1 or any(k.startswith(path + ".") for k in HASHED_V1)
+
+
+def identity(cfg: dict, defaults: dict | None = None, prefix: str = "") -> dict:
+    """What a run's hash covers: cfg minus NOT_RESULTS and Hydra's node, minus every key added since
+    schema version 1 that holds its default (defaults: schema_defaults()). Keys the schema does not know
+    (a raced member's `member`) are kept."""
+    defaults = schema_defaults() if defaults is None else defaults
+    kept = {}
+    for k, v in cfg.items():
+        path = prefix + k
+        if not prefix and (k in NOT_RESULTS or k == "hydra"):
+            continue
+        if _v1_prefix(path):
+            if isinstance(v, dict) and path not in HASHED_V1:
+                v = identity(v, defaults.get(k) or {}, path + ".")
+            kept[k] = v
+        elif not (isinstance(defaults, dict) and k in defaults and _same(v, defaults[k])):
+            kept[k] = v
+    return kept
+
+
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def with_defaults(cfg: dict, defaults: dict | None = None) -> dict:
+    """cfg (a config.json, perhaps written before some keys existed) with each missing key at its schema
+    default: what the run did, since a key is only ever added with the value older runs had."""
+    defaults = schema_defaults() if defaults is None else defaults
+    out = dict(cfg)
+    for k, d in defaults.items():
+        if k not in out:
+            out[k] = d
+        elif isinstance(d, dict) and isinstance(out[k], dict):
+            out[k] = with_defaults(out[k], d)
+    return out
+
+
+def config_hash(cfg: dict | DictConfig, defaults: dict | None = None) -> str:
+    """8 hex digits of sha256 over identity(cfg): the resolved config minus NOT_RESULTS, Hydra's node
+    and keys added since schema version 1 at their defaults."""
     if isinstance(cfg, DictConfig):
         cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
                for k in cfg if k != "hydra"}    # key by key: the hydra node may refer to this very hash
-    kept = {k: v for k, v in cfg.items()
-            if k not in NOT_RESULTS and k != "hydra" and not (k in ADDED and v == ADDED[k])}
-    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(identity(cfg, defaults), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -55,7 +117,7 @@ def member_hash(cfg: dict, seed: int, lr: float | None = None, weight_decay: flo
     member's outcome depends on the whole grid (the race stops it), so its hash is the run's and its own."""
     if cfg.get("stop") == "race":
         return config_hash({**cfg, "member": [int(seed), lr, weight_decay]})
-    solo = {**cfg, "seeds": [int(seed)], "grid": ADDED["grid"]}
+    solo = {**cfg, "seeds": [int(seed)], "grid": schema_defaults()["grid"]}
     if lr is not None:
         solo["optimizer"] = {**cfg["optimizer"], "lr": lr, "weight_decay": weight_decay}
     return config_hash(solo)

@@ -252,7 +252,7 @@ def test_heads_table_gives_each_task_and_head_its_own_exact_test(tmp_path):
 
 
 def test_a_key_added_since_a_run_reads_as_what_that_run_did(tmp_path):
-    # Older config.json files lack the keys of runid.ADDED; such a run did what the key's default does,
+    # Older config.json files lack the keys added since (runid.HASHED_V1); such a run did what the key's default does,
     # so its row says so instead of a blank that would set it apart from a newer run of the same config.
     write_run(tmp_path / "runs" / "old", config(optimizer="adamw"), [40, 50])
     write_run(tmp_path / "runs" / "new", config(optimizer="muon", dropout_masks="hash"), [40, 50])
