@@ -102,6 +102,9 @@ class Config:
     # grid's best Kaplan-Meier median is decided (grokmuon/racing.py); the rest stop as raced_out.
     stop: str = "patience"
     role: str = ""              # a label only (tune | confirm from `grokmuon tune`); not hashed
+    # A label only: which race of `grokmuon tune` a tuning run is: 0 the plan's grid, k the k-th window
+    # past an edge of what was raced before (tune.py); not hashed.
+    race_round: int = 0
     batch_size: int = 512       # [T]'s and Power et al.'s batch; the paper is silent
     max_epochs: int = 1000      # budget; the paper's Fig. 4 has a Muon point at exactly 1000
     patience: int = 10          # epochs to go on after every member has grokked (to see it hold)

@@ -62,3 +62,51 @@ def choose(configs: Mapping[Hashable, Epochs]) -> Hashable:
     """The best configuration of a grid (keys in grid order) by RULE."""
     keys = list(configs)
     return min(keys, key=lambda k: rank(configs[k], keys.index(k)))
+
+
+# ---------------------------------------------------------------------- edge-aware tuning (grokmuon tune)
+# A setting chosen on an edge of its grid may only be the best of what was tried: the optimum can lie
+# beyond. `grokmuon tune` then races a window one step past that edge (around the choice, with the new
+# value), and again while the choice stays on an edge, up to the plan's limit. The window always holds
+# the choice, and every setting outside it lost to the choice in an earlier race, so the window's
+# choice is the choice of all settings raced so far (up to the grid-order tie rule).
+Axes = Mapping[str, Sequence[float]]        # axis name (lr, weight_decay) -> values raced so far
+
+
+def edges(choice: Mapping[str, float], raced: Axes) -> dict[str, str]:
+    """The axes on which the choice sits at the lowest or highest value raced so far: {axis: low|high}.
+    An axis raced at one value only has no edge to move past, nor has a low edge at 0 (no decay)."""
+    out = {}
+    for axis, values in raced.items():
+        values = sorted(values)
+        if len(values) < 2:
+            continue
+        if choice[axis] == values[-1]:
+            out[axis] = "high"
+        elif choice[axis] == values[0] and values[0] > 0:
+            out[axis] = "low"
+    return out
+
+
+def beyond(values: Sequence[float], side: str) -> float:
+    """One step past an edge of a log-spaced axis: the edge times (or over) the ratio of its two outermost
+    values on that side, to 3 significant digits (3e-3, 1e-2 -> 3.33e-2)."""
+    v = sorted(values)
+    step = v[-1] / v[-2] if side == "high" else v[1] / v[0]
+    return float(f"{(v[-1] * step if side == 'high' else v[0] / step):.3g}")
+
+
+def window(choice: Mapping[str, float], raced: Axes) -> dict[str, list[float]]:
+    """The next race's grid: on each axis where the choice sits on an edge, the choice and one step past
+    it; on every other axis, the choice and its raced neighbours. Every setting it holds that was never
+    raced borders the choice."""
+    sides = edges(choice, raced)
+    out = {}
+    for axis, values in raced.items():
+        v, c = sorted(values), choice[axis]
+        if axis in sides:
+            out[axis] = sorted([c, beyond(v, sides[axis])])
+        else:
+            i = v.index(c)
+            out[axis] = v[max(0, i - 1):i + 2]
+    return out

@@ -26,7 +26,7 @@ from .runid import NOT_RESULTS, config_hash, member_hash, with_defaults
 DEFAULT_DIRS = ("outputs", "multirun")
 CELL = ("task", "optimizer", "head")            # a cell of the study's grid; its seeds are its members
 # Not results (runid.NOT_RESULTS), but they say which sweep, and which step of `grokmuon tune`, a row is of.
-LABELS = ("experiment", "role")
+LABELS = ("experiment", "role", "race_round")
 # The member axis is not a column of its own: a row's seed, lr and weight decay are the member's.
 MEMBER_AXIS = ("seeds", "grid")
 # The config columns of tables collected before the columns came from the schema, in their order: kept

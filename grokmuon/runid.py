@@ -27,13 +27,13 @@ from omegaconf import DictConfig, OmegaConf
 #   device      where it ran, recorded in summary.json: a sweep resumed on another machine keeps its
 #               finished cells. CPU and GPU runs of one seed differ in float rounding and dropout
 #               masks (device generators), i.e. they are equally valid draws, not a different setup.
-#   role        a label `grokmuon tune` gives its runs (tune | confirm)
+#   role, race_round   labels `grokmuon tune` gives its runs (tune | confirm; which race of its rounds)
 #   checkpoint_every, keep_weights, probes   what is saved or measured besides the results; a resumed
 #               run equals an uninterrupted one, and probes only read the weights and logits
 #   eval_train, eval_train_every   how often the train split is measured; the grokking and memorisation
 #               epochs do not depend on it (tested)
-NOT_RESULTS = ("logger", "progress", "eval_chunk", "train_chunk", "experiment", "device", "role", "checkpoint_every",
-               "keep_weights", "probes", "eval_train", "eval_train_every")
+NOT_RESULTS = ("logger", "progress", "eval_chunk", "train_chunk", "experiment", "device", "role", "race_round",
+               "checkpoint_every", "keep_weights", "probes", "eval_train", "eval_train_every")
 # The schema's leaves as they stood when the first runs were committed (schema version 1). A key that
 # is not among them (or under one of them) was added later: it is left out of the hash while it holds
 # the schema's default (what every older run did), so adding a key with a default, at any depth, renames
@@ -89,16 +89,18 @@ def _same(a, b) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def with_defaults(cfg: dict, defaults: dict | None = None) -> dict:
-    """cfg (a config.json, perhaps written before some keys existed) with each missing key at its schema
-    default: what the run did, since a key is only ever added with the value older runs had."""
+def with_defaults(cfg: dict, defaults: dict | None = None, prefix: str = "") -> dict:
+    """cfg (a config.json, perhaps written before some keys existed) with each key added since schema
+    version 1 that it lacks at its schema default: what the run did, since a key is only ever added with
+    the value older runs had. Version 1's keys are left as they are (every run folder has them)."""
     defaults = schema_defaults() if defaults is None else defaults
     out = dict(cfg)
     for k, d in defaults.items():
-        if k not in out:
+        path = prefix + k
+        if k not in out and not _v1_prefix(path):
             out[k] = d
-        elif isinstance(d, dict) and isinstance(out[k], dict):
-            out[k] = with_defaults(out[k], d)
+        elif isinstance(d, dict) and isinstance(out.get(k), dict) and _v1_prefix(path):
+            out[k] = with_defaults(out[k], d, path + ".")
     return out
 
 

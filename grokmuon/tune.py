@@ -4,6 +4,9 @@ For each optimizer, with the plan's grid (grokmuon/conf/tune.yaml; the same size
   1. tune:    one ensemble of every (lr, weight_decay) x tuning seed, stop=race (racing.py): it stops as
               soon as the best setting's Kaplan-Meier median is decided;
   2. choose:  racing.choose picks that setting (ties: racing.RULE), exactly what a run to budget picks;
+  2b. extend: while the choice sits on an edge of what was raced, race a window one step past that edge
+              around it (racing.window; race_round 1, 2, ...), up to the plan's max_extensions, so a
+              choice is inside its grid or the limit is said;
   3. confirm: the chosen setting on fresh seeds (disjoint from the tuning seeds), to the budget.
 Both steps are ordinary `grokmuon train -m` jobs, so a re-run skips what is complete and redoes what was
 cut off; `grokmuon collect multirun/<experiment>` then gives runs.csv with role tune / confirm, and
@@ -47,11 +50,17 @@ def load_plan(path: Path) -> dict:
     return plan
 
 
-def tune_overrides(plan: dict, optimizer: str, user: list[str]) -> list[str]:
-    g = plan["grids"][optimizer]
-    grid = [f"grid.{k}={seq(g[k])}" for k in ("lr", "weight_decay") if k in g]
-    return ["experiment=tune", f"optimizer={optimizer}", f"seeds={seq(plan['tune_seeds'])}", *grid,
-            "stop=race", "role=tune", *user]
+AXES = ("lr", "weight_decay")        # the grid's axes, as the member axis carries them (config.GridConfig)
+MAX_EXTENSIONS = 2                  # a plan without max_extensions: at most two windows past an edge
+
+
+def tune_overrides(plan: dict, optimizer: str, user: list[str], grid: dict | None = None,
+                   round_: int = 0) -> list[str]:
+    """The race of round 0 (the plan's grid) or of an extension window (grid, race_round > 0)."""
+    g = grid or plan["grids"][optimizer]
+    axes = [f"grid.{k}={seq(g[k])}" for k in AXES if k in g]
+    return ["experiment=tune", f"optimizer={optimizer}", f"seeds={seq(plan['tune_seeds'])}", *axes,
+            "stop=race", "role=tune", *([f"race_round={round_}"] if round_ else []), *user]
 
 
 def confirm_overrides(plan: dict, optimizer: str, lr: float, wd: float, user: list[str]) -> list[str]:
@@ -91,6 +100,36 @@ def chosen(folder: Path) -> tuple[float, float, int | None]:
     return lr, wd, racing.median_epoch(configs[(lr, wd)])
 
 
+def race(plan: dict, optimizer: str, user: list[str]) -> tuple[float, float]:
+    """Race the plan's grid, then windows past its edges while the choice sits on one (at most the plan's
+    max_extensions); the final (lr, weight_decay)."""
+    raced = {k: list(plan["grids"][optimizer][k]) for k in AXES if k in plan["grids"][optimizer]}
+    limit = int(plan.get("max_extensions", MAX_EXTENSIONS))
+    grid, round_ = None, 0
+    while True:
+        overrides = tune_overrides(plan, optimizer, user, grid, round_)
+        train(overrides)
+        lr, wd, median = chosen(job_folder(overrides))
+        print(f"tune {optimizer}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
+              f"{median if median is not None else 'none: fewer than half grokked anywhere'}"
+              + (f"; window {round_})" if round_ else ")"), flush=True)
+        choice = dict(zip(AXES, (lr, wd)))
+        sides = racing.edges({k: choice[k] for k in raced}, raced)
+        if not sides:
+            return lr, wd
+        where = ", ".join(f"{k} {choice[k]:g} at the {side} edge" for k, side in sides.items())
+        if round_ >= limit:
+            print(f"tune {optimizer}: {where} after {round_} extension(s), the plan's limit (max_extensions "
+                  f"{limit}); confirming it as it is", flush=True)
+            return lr, wd
+        grid = racing.window({k: choice[k] for k in raced}, raced)
+        for k, values in grid.items():
+            raced[k] = sorted(set(raced[k]) | set(values))
+        round_ += 1
+        print(f"tune {optimizer}: {where}; racing a window past it (round {round_}): "
+              + ", ".join(f"{k} {seq(v)}" for k, v in grid.items()), flush=True)
+
+
 def main(args: list[str]) -> None:
     ap = Parser(prog="grokmuon tune", description=__doc__.split("\n\n")[0] + " Other "
                                  "arguments are `grokmuon train` overrides for both steps, e.g. task=moddiv.")
@@ -106,8 +145,9 @@ def main(args: list[str]) -> None:
     unknown = [o for o in optimizers if o not in plan["grids"]]
     if unknown:
         fail(f"--optimizers: no grid for {', '.join(unknown)} in {a.plan}; it has {', '.join(plan['grids'])}")
-    if any(u.split("=", 1)[0] in ("optimizer", "seeds", "stop", "role") or u.startswith("grid.") for u in user):
-        fail("tune sets optimizer, seeds, grid, stop and role itself; use --optimizers and --plan instead")
+    if any(u.split("=", 1)[0] in ("optimizer", "seeds", "stop", "role", "race_round") or u.startswith("grid.")
+           for u in user):
+        fail("tune sets optimizer, seeds, grid, stop, role and race_round itself; use --optimizers and --plan instead")
     from .precheck import precheck
     for o in optimizers:       # every job's command line, checked before anything trains
         precheck(tune_overrides(plan, o, user))
@@ -115,11 +155,7 @@ def main(args: list[str]) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")   # small tensors: one thread per process is fastest
     outcome = []
     for o in optimizers:
-        overrides = tune_overrides(plan, o, user)
-        train(overrides)
-        lr, wd, median = chosen(job_folder(overrides))
-        print(f"tune {o}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
-              f"{median if median is not None else 'none: fewer than half grokked anywhere'})", flush=True)
+        lr, wd = race(plan, o, user)
         confirm = confirm_overrides(plan, o, lr, wd, user)
         train(confirm)
         outcome.append((o, lr, wd, job_folder(confirm)))

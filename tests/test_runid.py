@@ -24,6 +24,19 @@ def committed():
         yield f, json.loads((f / "config.json").read_text()), json.loads((f / "summary.json").read_text())
 
 
+def full(values: dict) -> dict:
+    """A whole config: the schema's defaults with these values."""
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(Config), values), resolve=True)
+
+
+def test_with_defaults_fills_only_keys_added_since_version_one():
+    old = {"task": {"name": "modadd"}, "optimizer": {"name": "adamw"}, "seeds": [0]}
+    filled = with_defaults(old)
+    assert filled["stop"] == "patience" and filled["dropout_masks"] == "auto" and filled["race_round"] == 0
+    assert filled["grid"] == {"lr": None, "weight_decay": None}
+    assert filled["task"] == {"name": "modadd"} and filled["optimizer"] == {"name": "adamw"}   # v1: as written
+
+
 def patched_schema(knob_default=0.5):
     """The schema with one nested key added (optimizer.new_knob) and one new nested group (extra.*), as a
     later change would add them: each with a default."""
@@ -71,7 +84,7 @@ def test_a_nested_key_added_with_a_default_renames_no_committed_run():
 
 def test_identity_keeps_version_one_keys_and_unknown_keys_and_drops_added_ones_at_default():
     defaults = schema_defaults()
-    cfg = with_defaults({"task": {"name": "modadd"}, "seeds": [0]})
+    cfg = full({"task": {"name": "modadd"}, "seeds": [0]})
     kept = identity(cfg, defaults)
     assert kept["task"]["p"] == 97 and kept["seeds"] == [0] and kept["optimizer"]["lr"] == 1e-3
     assert "grid" not in kept and "stop" not in kept and "dropout_masks" not in kept      # added, at default
@@ -123,6 +136,6 @@ def test_a_rerun_of_a_committed_sweep_with_a_new_nested_key_trains_nothing(tmp_p
 @pytest.mark.parametrize("key", ["optimizer.momentum", "task.p", "seeds"])
 def test_a_version_one_key_at_its_default_is_still_hashed(key):
     # Version 1 hashed every key: leaving one out at its default would rename the runs that hold it.
-    cfg = with_defaults({"task": {"name": "modadd"}})
+    cfg = full({"task": {"name": "modadd"}})
     top, _, rest = key.partition(".")
     assert (rest in identity(cfg)[top]) if rest else (top in identity(cfg))

@@ -102,7 +102,7 @@ def run(*args, cwd):
 def tuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("tune")
     plan = root / "plan.yaml"
-    plan.write_text("tune_seeds: [0, 1, 2]\nconfirm_seeds: [10, 11, 12, 13, 14]\ngrids:\n"
+    plan.write_text("tune_seeds: [0, 1, 2]\nconfirm_seeds: [10, 11, 12, 13, 14]\nmax_extensions: 0\ngrids:\n"
                     "  adamw: {lr: [0.003, 0.01], weight_decay: [0.1, 1.0]}\n"
                     "  muon: {lr: [0.01, 0.05], weight_decay: [0.0, 0.15]}\n")
     over = ["task=modadd", "task.p=11", "model=tiny", "max_epochs=40", "batch_size=16", "grok_train_acc=0.9",
