@@ -20,7 +20,7 @@ from .runfolder import RunLog, decide, read_summary, resumable, set_aside
 from .runid import config_hash, register_resolver
 
 register_configs()
-register_resolver()     # ${run_id:} names sweep folders (grokmuon/conf/train.yaml); workers import this module too
+register_resolver()     # ${run_id:} names sweep folders (conf/train.yaml); workers import this module too
 
 
 class StopFlag:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Learning-rate scan, one task, both optimizers around their defaults (grokmuon/conf/experiment/lr_scan.yaml):
+# Learning-rate scan, one task, both optimizers around their defaults (conf/experiment/lr_scan.yaml):
 # two sweeps into multirun/lr_scan (resumable), then collect, report (with "By scanned value") and figures
 # (with fig5_scan). Extra args go to both sweeps, e.g. task=moddiv.
 #   scripts/lr_scan.sh
