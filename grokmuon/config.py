@@ -124,7 +124,7 @@ class Config:
     # the train split only while a member has not memorised, on epochs where a member's val accuracy
     # reaches grok_val_acc, every eval_train_every epochs (the curves) and at the budget. The grokking and
     # memorisation epochs are the same (tested); the train columns of skipped epochs are blank. Saves up
-    # to a fifth of an epoch once memorised (README, speed).
+    # to a fifth of an epoch once memorised (docs/speed.md).
     eval_train: str = "every"
     eval_train_every: int = 10  # lazy: the train split's curve has a point this often
     progress: bool = True       # the tqdm bar

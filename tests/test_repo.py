@@ -2,6 +2,8 @@
 quote (commands, repo paths) is real."""
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,3 +41,153 @@ def test_make_clean_removes_scratch_and_never_a_tracked_file(tmp_path):
     assert set(changed) <= {"Makefile", ".gitignore"}, status.stdout
     assert all((clone / p).is_file() for p in tracked.splitlines())
     assert [rel for rel in SCRATCH if (clone / rel).exists()] == []
+
+
+# --- what README.md and docs/*.md quote -------------------------------------------------------------------
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# Folders the documented scratch commands make (ignored by git), so they need not exist in a checkout.
+MADE_BY_COMMANDS = ("results/smoke", "results/default", "results/all", "multirun/smoke")
+
+
+def shell_words(line: str) -> list[str]:
+    """A shell line as the shell splits it: quotes removed, `# comment` dropped, && ; | as their own words."""
+    lex = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    return list(lex)
+
+
+def unquoted(line: str) -> str:
+    """The characters of a shell line outside quotes, up to a comment."""
+    out, quote = [], None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            break
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def quoted_commands() -> list[tuple[str, str]]:
+    """(where, command line) of every `grokmuon ...` command in a fenced block or an inline code span;
+    synopses with placeholders (`<name>`, `[--out PATH]`, `...`) are left out."""
+    found = []
+    for doc in DOCS:
+        text = doc.read_text()
+        lines = []
+        fenced = False
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+                continue
+            spans = [line] if fenced else re.findall(r"`([^`]+)`", line)
+            lines += [(f"{doc.name}:{n}", s) for s in spans]
+        for where, span in lines:
+            if not re.search(r"(^|[\s;&|/])grokmuon\s", span):
+                continue
+            try:
+                words = shell_words(span)
+            except ValueError:          # an unclosed quote: test_each_quoted_command_parses says so
+                found.append((where, span))
+                continue
+            cmds = grokmuon_commands(words)
+            if cmds and not any(w in ("<", ">") or w.startswith("[-") or "..." in w or w.isupper()
+                                for cmd in cmds for w in cmd):      # a synopsis is not a command
+                found.append((where, span))
+    return found
+
+
+def grokmuon_commands(words: list[str]) -> list[list[str]]:
+    """The arguments of each `grokmuon` command among a shell line's words (after grokmuon, or
+    .venv/bin/grokmuon; commands joined by && ; | count apart)."""
+    commands, current = [], []
+    for w in words + [";"]:
+        if w in ("&&", ";", "|", "||", "&"):
+            if len(current) > 1 and current[0].rsplit("/", 1)[-1] == "grokmuon":
+                commands.append(current[1:])
+            current = []
+        else:
+            current.append(w)
+    return commands
+
+
+COMMANDS = quoted_commands()
+
+
+CHECKED: set[tuple[str, ...]] = set()      # train command lines already prechecked (a sweep takes seconds)
+
+
+class Parsed(Exception):
+    """Raised where a subcommand would start its work: its command line parsed and passed its checks."""
+
+
+def test_the_docs_quote_commands():
+    subs = set()
+    for _, line in COMMANDS:
+        try:
+            subs |= {args[0] for args in grokmuon_commands(shell_words(line))}
+        except ValueError:      # an unclosed quote: the test below fails on it
+            pass
+    assert len(COMMANDS) >= 30 and {"train", "tune", "collect", "report", "figures", "bench"} <= subs
+
+
+@pytest.mark.parametrize("where,line", COMMANDS, ids=[f"{w}" for w, _ in COMMANDS])
+def test_each_quoted_command_parses(where, line, monkeypatch, capsys):
+    """Every `grokmuon ...` in README.md and docs/ parses: train's overrides compose and validate
+    (precheck, every value of a sweep; the machine checks such as CUDA are left out), the other commands'
+    arguments pass their parser. Nothing trains or writes. Lists are quoted, so zsh does not glob them."""
+    from grokmuon import bench, config, precheck, tune
+    code = unquoted(line)
+    assert not set("[]{}*?") & set(code), f"{where}: quote the argument with brackets: {line}"
+    monkeypatch.setattr(precheck, "check_environment", lambda cfg: None)
+    real_parse_args = config.Parser.parse_args
+
+    def parse_then_stop(self, *a, **k):
+        real_parse_args(self, *a, **k)
+        raise Parsed
+    monkeypatch.setattr(config.Parser, "parse_args", parse_then_stop)
+    monkeypatch.setattr(tune, "train", lambda overrides: (_ for _ in ()).throw(Parsed()))
+    monkeypatch.setattr(bench.torch.cuda, "is_available", lambda: True)     # --device cuda parses anywhere
+    for args in grokmuon_commands(shell_words(line)):
+        sub, rest = args[0], args[1:]
+        if sub == "train":          # what train_cmd checks before Hydra starts, without --cfg/--help
+            rest = [w for i, w in enumerate(rest) if w not in ("--cfg", "-c", "--help", "-h")
+                    and not (i and rest[i - 1] in ("--cfg", "-c"))]
+            key = tuple(w for w in rest if not w.startswith("hydra") or w.startswith("hydra.sweeper.params"))
+            if key not in CHECKED:   # precheck skips Hydra's own keys: launchers share one check
+                precheck.precheck(rest)
+                CHECKED.add(key)
+            continue
+        from grokmuon.cli import main
+        with pytest.raises((Parsed, SystemExit)) as e:
+            main(args)
+        assert e.type is Parsed or e.value.code == 0, f"{where}: {line}\n{capsys.readouterr().err}"
+
+
+PATH = re.compile(r"(?<![\w./-])((?:results|scripts|docs|grokmuon|conf|tests|multirun)/[\w.*/-]*)(.?)")
+
+
+def named_paths() -> list[tuple[str, str]]:
+    """(where, path) of every repo path README.md and docs/ name; a path with a placeholder
+    (`results/<name>/`) is left out."""
+    out = []
+    for doc in DOCS:
+        for n, line in enumerate(doc.read_text().splitlines(), 1):
+            if line.lstrip().startswith("grokmuon:"):
+                continue        # an example message, about made-up run folders
+            for path, after in PATH.findall(line):
+                if after and after in "<{$":
+                    continue
+                out.append((f"{doc.name}:{n}", path.rstrip(".,:;)")))
+    return out
+
+
+def test_each_named_path_exists():
+    paths = named_paths()
+    assert len(paths) >= 50
+    missing = [(w, p) for w, p in paths if not p.startswith(MADE_BY_COMMANDS)
+               and not (any(REPO.glob(p)) if "*" in p else (REPO / p).exists())]
+    assert not missing, missing
