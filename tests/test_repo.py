@@ -191,3 +191,30 @@ def test_each_named_path_exists():
     missing = [(w, p) for w, p in paths if not p.startswith(MADE_BY_COMMANDS)
                and not (any(REPO.glob(p)) if "*" in p else (REPO / p).exists())]
     assert not missing, missing
+
+
+def test_rerunning_a_sweep_leaves_its_complete_cells_byte_for_byte(tmp_path):
+    """Re-running a sweep (a study lane, scripts/reproduce.sh) over complete cells, committed ones in
+    multirun/ included, changes no file there: not the run's files, not Hydra's .hydra/ records, not the
+    sweep's multirun.yaml. The second launch differs in a key the config hash leaves out (eval_chunk), so
+    Hydra's records of it would differ."""
+    import os
+    import sys
+    sweep = tmp_path / "sweep"
+    run = [sys.executable, "-m", "grokmuon", "train", "-m", "experiment=smoke", f"hydra.sweep.dir={sweep}",
+           "hydra.sweeper.params.task=parity", "hydra.sweeper.params.optimizer=muon"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    first = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (cell,) = [p for p in sweep.iterdir() if p.is_dir()]
+    assert {p.name for p in (cell / ".hydra").iterdir()} == {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    assert (cell / ".hydra" / "overrides.yaml").read_text() == "- task=parity\n- optimizer=muon\n- experiment=smoke\n"
+    assert "eval_chunk: 0" in (cell / ".hydra" / "config.yaml").read_text()
+    before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
+    assert sweep / "multirun.yaml" in before
+
+    again = subprocess.run(run + ["eval_chunk=512"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"skip: {cell} already complete" in again.stdout
+    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
