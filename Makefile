@@ -32,4 +32,4 @@ bench: install
 # results/ hold the committed sweeps (tests/test_repo.py runs this in a scratch clone and checks).
 clean:
 	rm -rf $(VENV) build dist grokmuon.egg-info outputs wandb .pytest_cache multirun/smoke results/smoke
-	find grokmuon tests scripts -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
