@@ -28,5 +28,8 @@ test-all: install
 bench: install
 	$(BIN)/grokmuon bench $(ARGS)
 
+# Only what a build or a scratch run makes, all of it ignored by git; never a tracked file: multirun/ and
+# results/ hold the committed sweeps (tests/test_repo.py runs this in a scratch clone and checks).
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache
+	rm -rf $(VENV) build dist grokmuon.egg-info outputs wandb .pytest_cache multirun/smoke results/smoke
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,6 +1,6 @@
 """`grokmuon bench`: member-epochs per second, side by side in one process, with ratios to a plain loop.
 
-Per model of the config (--models, default: default and small, shapes from grokmuon/conf/model/):
+Per model of the config (--models, default: default and small, shapes from conf/model/):
 (a) reference: the loop as peers write it (nn.Module with nn.Linear layers, DataLoader, torch.optim.AdamW,
     full-sequence forward, `.item()` every step, accuracy on the val set each epoch);
 (b) our trainer with 1 member; (c) our trainer with ensembles (default 3, 8 and 32 members);
@@ -109,7 +109,7 @@ def compose_train(overrides: list[str]):
 
 
 def model_shape(name: str) -> tuple[int, int, int, int, float]:
-    """(layers, width, heads, MLP width, dropout) of grokmuon/conf/model/<name>.yaml, as train builds it."""
+    """(layers, width, heads, MLP width, dropout) of conf/model/<name>.yaml, as train builds it."""
     m = compose_train([f"model={name}"]).model
     return m.n_layers, m.d_model, m.n_heads, m.d_mlp, m.dropout
 
@@ -287,7 +287,7 @@ def main(argv: list[str]) -> None:
             best[i] = min(best[i], sec)
     for model in models:
         L, D, H, M, _ = model_shape(model)
-        print(f"model {model} {L}x{D} (heads {H}, MLP {M}: grokmuon/conf/model/{model}.yaml)")
+        print(f"model {model} {L}x{D} (heads {H}, MLP {M}: conf/model/{model}.yaml)")
         mine = [(c, sec) for c, sec in zip(cases, best) if c.model == model]
         base = mine[0][1]
         for c, sec in mine:

@@ -25,7 +25,7 @@ EPILOG = """examples:
   grokmuon train -m experiment=cpu
   grokmuon tune task=moddiv
   grokmuon <command> --help     the options of one command
-read more: README.md (protocol, results), docs/sweeps.md (sweeps, resume, collect), docs/robustness.md"""
+read more: README.md (results), docs/protocol.md, docs/sweeps.md (sweeps, resume, collect), docs/robustness.md"""
 
 
 def version() -> str:

@@ -1,6 +1,6 @@
 """Config schemas (registered in Hydra's ConfigStore) and their validation.
 
-YAML under grokmuon/conf/ holds values only; these dataclasses say what each value means and why it was chosen.
+YAML under conf/ holds values only; these dataclasses say what each value means and why it was chosen.
 Unknown keys and wrong types fail when Hydra composes; `validate` catches values out of range.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 class TaskConfig:
     name: str = MISSING
     p: int = 97                 # the paper's modulus (§2.1)
-    train_frac: float = 0.8     # the paper's Fig. 2 fraction per task; each grokmuon/conf/task/*.yaml sets its own
+    train_frac: float = 0.8     # the paper's Fig. 2 fraction per task; each conf/task/*.yaml sets its own
     n_bits: int = 10            # parity only: 10-bit strings, 1024 rows (§2.1)
 
 
@@ -127,7 +127,7 @@ class Config:
     # the train split only while a member has not memorised, on epochs where a member's val accuracy
     # reaches grok_val_acc, every eval_train_every epochs (the curves) and at the budget. The grokking and
     # memorisation epochs are the same (tested); the train columns of skipped epochs are blank. Saves up
-    # to a fifth of an epoch once memorised (README, speed).
+    # to a fifth of an epoch once memorised (docs/speed.md).
     eval_train: str = "every"
     eval_train_every: int = 10  # lazy: the train split's curve has a point this often
     progress: bool = True       # the tqdm bar
@@ -136,7 +136,7 @@ class Config:
     checkpoint_every: int = 0
     probes: bool = True         # weight and logit probes each epoch (probes.py) into metrics.csv
     keep_weights: bool = True   # weights.pt with every member's final weights (sweeps committed to git: false)
-    experiment: str = "default"  # set by grokmuon/conf/experiment/*.yaml; names the sweep
+    experiment: str = "default"  # set by conf/experiment/*.yaml; names the sweep
 
 
 def members(cfg: Any) -> list[tuple[int, float, float]]:
@@ -217,8 +217,10 @@ def validate(cfg: Any) -> None:
     _check(cfg.checkpoint_every >= 0, f"checkpoint_every={cfg.checkpoint_every} must be >= 0 (0: only at an interruption)")
 
 
-# The Hydra configs ship inside the package (package data), so a wheel or a plain `pip install .` works.
-CONF = Path(__file__).resolve().parent / "conf"
+# The Hydra configs: conf/ beside the package in a checkout (editable install or not); an installed wheel
+# carries them as package data in grokmuon/conf/ (pyproject.toml), so `pip install .` works from any folder.
+_HERE = Path(__file__).resolve().parent
+CONF = next((d for d in (_HERE / "conf", _HERE.parent / "conf") if (d / "train.yaml").is_file()), _HERE / "conf")
 
 
 def leaves(node: Any = Config, prefix: str = "") -> list[str]:

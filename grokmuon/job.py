@@ -16,11 +16,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from .config import CONF, ConfigError, fail, members, register_configs, validate
+from .records import save_run_records
 from .runfolder import RunLog, decide, read_summary, resumable, set_aside
 from .runid import config_hash, register_resolver
 
 register_configs()
-register_resolver()     # ${run_id:} names sweep folders (grokmuon/conf/train.yaml); workers import this module too
+register_resolver()     # ${run_id:} names sweep folders (conf/train.yaml); workers import this module too
 
 
 class StopFlag:
@@ -106,6 +107,7 @@ def train_job(cfg: DictConfig) -> dict | None:
     resume, carried, resumed_from = start_over(folder, kind, why, own, chash) if action == "set_aside" \
         else (None, None, None)
     try:
+        save_run_records(folder, cfg)       # Hydra's .hydra/, now that this attempt trains (records.py)
         log = RunLog(folder, resolved, str(pick_device(cfg.device)), carried, resumed_from)
     except OSError as err:
         fail(str(err))

@@ -16,7 +16,7 @@ from .config import CONF, Config, ConfigError, fail, register_configs, validate
 from .runid import register_resolver
 
 register_configs()      # compose() below needs the schema in Hydra's ConfigStore
-register_resolver()     # ... and ${run_id:}, which names a sweep's folders (grokmuon/conf/train.yaml)
+register_resolver()     # ... and ${run_id:}, which names a sweep's folders (conf/train.yaml)
 GROUPS = ("task", "model", "head", "optimizer", "logger", "experiment")
 
 

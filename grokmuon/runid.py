@@ -7,7 +7,7 @@ not what it computes, and without keys added since schema version 1 while they h
 `seeds=[its seed]`, since member i of an ensemble equals a solo run with its seed (design rule).
 
 Sweeps write each run to multirun/<experiment>/<task>-<optimizer>-<head>-<config_hash> (`cell_name`, the
-${run_id:} of grokmuon/conf/train.yaml), so re-running a sweep finds each cell's folder again;
+${run_id:} of conf/train.yaml), so re-running a sweep finds each cell's folder again;
 runfolder.decide then says what to do with it. No torch here: `grokmuon collect` and the Hydra
 resolver use it too.
 """

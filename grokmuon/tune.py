@@ -1,6 +1,6 @@
 """`grokmuon tune`: tune each optimizer on a raced grid, then confirm its choice on fresh seeds.
 
-For each optimizer, with the plan's grid (grokmuon/conf/tune.yaml; the same size for every optimizer):
+For each optimizer, with the plan's grid (conf/tune.yaml; the same size for every optimizer):
   1. tune:    one ensemble of every (lr, weight_decay) x tuning seed, stop=race (racing.py): it stops as
               soon as the best setting's Kaplan-Meier median is decided;
   2. choose:  racing.choose picks that setting (ties: racing.RULE), exactly what a run to budget picks;

@@ -5,7 +5,7 @@ paid back. Prints only; nothing is written.
     OMP_NUM_THREADS=1 python scripts/compile_trial.py --model small --members 1,5 --steps 60
 
 A run of experiment=cpu is 10 steps an epoch for 20-300 epochs (200-3000 steps); compile must pay back
-well inside that to be worth a default (README, speed).
+well inside that to be worth a default (docs/speed.md).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@
 #   BUDGET_S=3600 PAPER_S=3300 LANES=4 scripts/gpu_campaign.sh
 #   DEVICE=cpu BUDGET_S=60 PAPER_S=30 TASKS=gcd scripts/gpu_campaign.sh   # dry run of the script, no GPU
 # No network needed: where the machine's Python lacks hydra-core, omegaconf or entmax, put their wheels in
-# .whl/ first (README, "GPU campaign"); they are installed into a scratch folder, not the machine's Python.
+# .whl/ first (docs/gpu.md); they are installed into a scratch folder, not the machine's Python.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${PYTHON:-}" ]; then PY=$PYTHON; elif [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi

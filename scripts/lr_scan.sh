@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Learning-rate scan, one task, both optimizers around their defaults (grokmuon/conf/experiment/lr_scan.yaml):
+# Learning-rate scan, one task, both optimizers around their defaults (conf/experiment/lr_scan.yaml):
 # two sweeps into multirun/lr_scan (resumable), then collect, report (with "By scanned value") and figures
-# (with fig5_scan). Extra args go to both sweeps, e.g. task=moddiv.
+# (with fig5_scan), regenerating the committed results/lr_scan/ (`git diff results/lr_scan` shows what
+# changed). Extra args go to both sweeps, e.g. task=moddiv (new cells beside the committed ones).
 #   scripts/lr_scan.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

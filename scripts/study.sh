@@ -5,6 +5,8 @@
 #   scripts/study.sh 1 &   scripts/study.sh 2 &     # the two lanes, side by side
 #   scripts/study.sh 3 &   scripts/study.sh 4 &     # then the heads at each optimizer's tuned setting
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
+# A lane re-run over complete cells changes no file in multirun/; `report` regenerates the committed
+# results folders from the run folders (`git diff results` shows what changed).
 # Lane 1: the head axis at each optimizer's defaults (experiment=heads; softmax seeds 3-4 beside
 #         results/cpu's 0-2). Lane 2: tune-and-confirm for the four tasks left, then the robustness grid
 #         for moddiv at its tuned settings (results/tune) and what modadd's may still lack.

@@ -17,13 +17,13 @@ from grokmuon.config import CONF, register_configs
 # threads per test process made training steps ~10x slower than one thread (measured on 2 cores).
 torch.set_num_threads(1)
 
-REPO = CONF.parent.parent
+REPO = Path(__file__).resolve().parent.parent
 # Every test config starts small: one tiny layer, no W&B, no progress bar, on the CPU.
 SHRINK = ("model=tiny", "logger=none", "progress=false", "device=cpu")
 
 
 def compose_config(*overrides: str, shrink: bool = True) -> DictConfig:
-    """The config `grokmuon train <overrides>` would run, composed from grokmuon/conf/ (overrides win over SHRINK)."""
+    """The config `grokmuon train <overrides>` would run, composed from conf/ (overrides win over SHRINK)."""
     register_configs()
     keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     base = [o for o in SHRINK if o.split("=", 1)[0] not in keys] if shrink else []

@@ -1,6 +1,7 @@
 """Every option of every config group composes and validates; bad input fails with one clear line."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from grokmuon.config import ConfigError, validate
 from grokmuon.heads import HEADS
 from grokmuon.tasks import TASKS, TRAIN_FRACTIONS
 
-from conftest import CONF, cli_env, compose_config, grokmuon_exe
+from conftest import CONF, REPO, cli_env, compose_config, grokmuon_exe
 
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
@@ -228,10 +229,11 @@ def test_a_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
     """`pip install .` or a wheel must work, not only the editable install: the configs are package data."""
     import shutil
     import zipfile
-    src = tmp_path / "src"
-    shutil.copytree(CONF.parent, src / "grokmuon", ignore=shutil.ignore_patterns("__pycache__"))
+    src = tmp_path / "src"       # the checkout's layout: conf/ at the top, beside grokmuon/
+    for name in ("grokmuon", "conf"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
-        shutil.copy(CONF.parent.parent / name, src / name)
+        shutil.copy(REPO / name, src / name)
     pip = [sys.executable, "-m", "pip", "-q"]
     r = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "whl", src],
                        capture_output=True, text=True, timeout=300)
@@ -251,6 +253,13 @@ def test_a_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
                          cwd=away, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines()[0].startswith(str(tmp_path / "site")) and "name: gcd" in out.stdout
+    assert not (tmp_path / "site" / "conf").exists()            # inside the package, not a top-level folder
+    train = subprocess.run([sys.executable, "-m", "grokmuon", "train", "task=gcd", "task.p=11", "max_epochs=2",
+                            "model=tiny", "logger=none", "progress=false", "device=cpu"],
+                           cwd=away, env=env, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr[-2000:]
+    (summary,) = (away / "outputs").glob("gcd-muon-softmax/*/summary.json")
+    assert json.loads(summary.read_text())["status"] == "complete"
 
 
 def test_checking_a_good_command_line_does_not_import_torch():

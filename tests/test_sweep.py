@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from grokmuon.config import CONF
 
-REPO = CONF.parent.parent
+REPO = Path(__file__).resolve().parent.parent
 GROKMUON = [sys.executable, "-m", "grokmuon.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}   # tiny tensors: one thread is faster
 
