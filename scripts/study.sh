@@ -4,6 +4,7 @@
 # what was cut off (from its checkpoint where it has one), so run the lanes until they say "done".
 #   scripts/study.sh 1 &   scripts/study.sh 2 &     # the two lanes, side by side
 #   scripts/study.sh 3 &   scripts/study.sh 4 &     # then the heads at each optimizer's tuned setting
+#   scripts/study.sh 5 &   scripts/study.sh 6 &     # edge-aware re-tuning: every choice on a grid edge raced past it
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
 # A lane re-run over complete cells changes no file in multirun/; `report` regenerates the committed
 # results folders from the run folders (`git diff results` shows what changed).
@@ -40,6 +41,16 @@ case "${1:-}" in
       $bin/grokmuon train -m experiment=heads_tuned task=$task optimizer=$opt optimizer.lr=$lr optimizer.weight_decay=$wd
     done
     ;;
+  5|6)
+    # `grokmuon tune` again on the plan each task was tuned with: the committed races are skipped, a choice
+    # on an edge is raced in windows past it (docs/tuning.md), the final choice confirmed on fresh seeds.
+    # modexp is left out: both of its choices are inside the grid.
+    if [ "$1" = 5 ]; then
+      for task in gcd modadd moddiv; do $bin/grokmuon tune --plan conf/tune_v1.yaml task=$task; done
+    else
+      for task in modsub modmul parity; do $bin/grokmuon tune task=$task; done
+    fi
+    ;;
   report)
     $bin/grokmuon collect multirun/cpu multirun/heads --name study
     $bin/grokmuon report --runs results/study/runs.csv
@@ -54,6 +65,6 @@ case "${1:-}" in
     $bin/grokmuon report --runs results/robustness/runs.csv
     $bin/grokmuon figures --runs results/robustness/runs.csv
     ;;
-  *) echo "usage: scripts/study.sh 1|2|3|4|report" >&2; exit 2 ;;
+  *) echo "usage: scripts/study.sh 1|2|3|4|5|6|report" >&2; exit 2 ;;
 esac
 echo "study ${1}: done"
