@@ -5,6 +5,7 @@
 #   scripts/study.sh 1 &   scripts/study.sh 2 &     # the two lanes, side by side
 #   scripts/study.sh 3 &   scripts/study.sh 4 &     # then the heads at each optimizer's tuned setting
 #   scripts/study.sh 5 &   scripts/study.sh 6 &     # edge-aware re-tuning: every choice on a grid edge raced past it
+#   scripts/study.sh 7 &   scripts/study.sh 8 &     # batch size and width on fresh seeds, tuned per batch size
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
 # A lane re-run over complete cells changes no file in multirun/; `report` regenerates the committed
 # results folders from the run folders (`git diff results` shows what changed).
@@ -18,6 +19,19 @@ cd "$(dirname "$0")/.."
 bin=.venv/bin
 [ -x $bin/grokmuon ] || make install
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread per process: two lanes fill two cores
+
+tuned() {   # tuned <sweep> <task> <optimizer> <batch>: "lr weight_decay" of that sweep's one confirmation run
+  $bin/python - "$@" <<'PY'
+import json, pathlib, sys
+sweep, task, opt, batch = sys.argv[1:]
+found = {(c["optimizer"]["lr"], c["optimizer"]["weight_decay"])
+         for c in (json.loads(p.read_text()) for p in pathlib.Path("multirun", sweep).glob(f"{task}-{opt}-softmax-*/config.json"))
+         if c.get("role") == "confirm" and c["batch_size"] == int(batch)}
+if len(found) != 1:
+    sys.exit(f"study.sh: {len(found)} confirmation settings for {task} {opt} at batch {batch} in multirun/{sweep}; need one")
+print(*found.pop())
+PY
+}
 case "${1:-}" in
   1)
     $bin/grokmuon train -m experiment=heads
@@ -51,6 +65,21 @@ case "${1:-}" in
       for task in modsub modmul parity; do $bin/grokmuon tune task=$task; done
     fi
     ;;
+  7|8)
+    # Lane 7: modadd, lane 8: moddiv. Tune at batch 128 (experiment=tune_batch), then every optimizer at
+    # each batch size's own tuned setting on fresh seeds, widths 64 and 128 (experiment=robustness_fresh).
+    task=$([ "$1" = 7 ] && echo modadd || echo moddiv)
+    plan=conf/tune_v1.yaml          # the plan modadd and moddiv were tuned with at batch 512
+    $bin/grokmuon tune --plan $plan experiment=tune_batch task=$task batch_size=128
+    for opt in adamw muon; do
+      for pair in tune:512 tune_batch:128; do
+        setting=$(tuned "${pair%%:*}" $task $opt "${pair##*:}")     # stops the lane if there is none
+        read -r lr wd <<< "$setting"
+        $bin/grokmuon train -m experiment=robustness_fresh task=$task batch_size="${pair##*:}" optimizer=$opt \
+          optimizer.lr=$lr optimizer.weight_decay=$wd
+      done
+    done
+    ;;
   report)
     $bin/grokmuon collect multirun/cpu multirun/heads --name study
     $bin/grokmuon report --runs results/study/runs.csv
@@ -65,6 +94,6 @@ case "${1:-}" in
     $bin/grokmuon report --runs results/robustness/runs.csv
     $bin/grokmuon figures --runs results/robustness/runs.csv
     ;;
-  *) echo "usage: scripts/study.sh 1|2|3|4|5|6|report" >&2; exit 2 ;;
+  *) echo "usage: scripts/study.sh 1|2|3|4|5|6|7|8|report" >&2; exit 2 ;;
 esac
 echo "study ${1}: done"
