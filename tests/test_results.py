@@ -276,3 +276,34 @@ def test_the_tuning_members_are_never_judged_but_runs_beside_the_confirmation_ar
     assert "confirmation runs of `grokmuon tune` and 2 members run beside them" in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| modadd | stablemax |"))
     assert "none for this head: softmax's choice" in row
+
+
+def test_collect_adds_the_near_max_epoch_and_the_cost_to_grok(tmp_path):
+    from grokmuon import cost
+    adamw = write_run(tmp_path / "a", config(optimizer="adamw", seeds=(0, 1)), [20, None])
+    muon = write_run(tmp_path / "m", config(optimizer="muon", seeds=(0, 1)), [20, 30])
+    # Seed 1 of the Muon run climbs on to 1.0 three epochs after its first crossing (0.97): the
+    # outside study's rule waits for it, ours does not.
+    m = pd.read_csv(muon / "metrics.csv")
+    m.loc[(m.member == 1) & (m.epoch >= 33), "val_acc"] = 1.0
+    m.to_csv(muon / "metrics.csv", index=False)
+    table, _ = collect_warned(tmp_path)
+    row = lambda run, seed: table[(table.run_dir == str(run)) & (table.seed == seed)].iloc[0]
+    assert row(muon, 1).grokking_epoch == 30 and row(muon, 1).grokking_epoch_near_max == 33
+    assert row(muon, 0).grokking_epoch_near_max == 20 == row(adamw, 0).grokking_epoch_near_max
+    assert pd.isna(row(adamw, 1).grokking_epoch_near_max)          # never reached 0.95
+    # wall_s of the run's clock at the grokking epoch (runfolders writes 0.1 s an epoch from 0).
+    assert row(muon, 1).wall_s_to_grok == pytest.approx(2.9)
+    assert pd.isna(row(adamw, 1).wall_s_to_grok) and pd.isna(row(adamw, 1).flops_to_grok)
+    # modadd at p = 97, train_frac 0.5: 4704 train rows of 9409, batch 512 (10 steps); 1 block, d 32, m 64.
+    fwd = cost.forward_flops(seq=4, layers=1, d=32, m=64, vocab=99)
+    assert row(adamw, 0).flops_to_grok == 20 * (3 * fwd * 4704 + fwd * 9409)
+    assert row(muon, 0).flops_to_grok - row(adamw, 0).flops_to_grok == 20 * 10 * cost.muon_step_flops(1, 32, 64, 5)
+    back = load(_written(tmp_path, table))
+    assert back["flops_to_grok"].dtype == "Int64" and back["grokking_epoch_near_max"].dtype == "Int64"
+
+
+def _written(tmp_path, table):
+    path = tmp_path / "runs.csv"
+    table.to_csv(path, index=False)
+    return path
