@@ -248,7 +248,25 @@ def test_heads_table_gives_each_task_and_head_its_own_exact_test(tmp_path):
     assert rows["softmax"].endswith("| Muon |") and "0.00794 (exact, 252)" in rows["softmax"]
     assert rows["stablemax"].endswith("| AdamW |")
     assert "neither" in rows["sparsemax"]
-    assert cell_verdict(-3.0, 0.1) == "neither (p 0.1)" and cell_verdict(2.0, 0.01) == "AdamW"
+    assert cell_verdict(-3.0, 0.1) == "neither (Holm p 0.1)" and cell_verdict(2.0, 0.01) == "AdamW"
+
+
+def test_sooner_names_an_optimizer_only_where_the_holm_adjusted_p_says_so(tmp_path):
+    # 14 cells, each with every Muon member before every AdamW member: each exact p is 2/252 = 0.0079,
+    # but over a family of 14 Holm adjusts each to 14 x 0.0079 = 0.11: no cell alone names a winner.
+    fast, slow = [20, 21, 22, 23, 24], [60, 61, 62, 63, 64]
+    for task in ("modadd", "modsub", "modmul", "moddiv", "gcd", "modexp", "parity"):
+        for head in ("softmax", "stablemax"):
+            for opt, outs in (("muon", fast), ("adamw", slow)):
+                write_run(tmp_path / f"{task}-{head}-{opt}", config(task, opt, head, seeds=range(5)), outs)
+    text = report(collect([tmp_path]), "t")
+    section = text.split("## By head, per task")[1].split("\n## ")[0]
+    rows = [r for r in section.splitlines() if r.startswith("| ") and "exact" in r]
+    assert len(rows) == 14
+    assert all("0.00794 (exact, 252) | 0.111 | neither (Holm p 0.11) |" in r for r in rows)
+    assert "family of every cell of this table (14 tests)" in section
+    tests = text.split("## Muon vs AdamW")[1].split("\n## ")[0]
+    assert "| all |" in tests and "| primary |" in tests       # the pooled test is the primary, unadjusted
 
 
 def test_a_key_added_since_a_run_reads_as_what_that_run_did(tmp_path):
@@ -307,3 +325,37 @@ def _written(tmp_path, table):
     path = tmp_path / "runs.csv"
     table.to_csv(path, index=False)
     return path
+
+
+def test_the_report_gives_the_cost_to_grok_per_task_and_optimizer(tmp_path):
+    write_run(tmp_path / "a", config(optimizer="adamw", seeds=range(3)), [20, 40, None])
+    write_run(tmp_path / "m", config(optimizer="muon", seeds=range(3)), [10, 12, 14])
+    text = report(collect([tmp_path]), "t")
+    section = text.split("## Cost to grok")[1].split("\n## ")[0]
+    rows = {r.split(" | ")[1]: r.split(" | ") for r in section.splitlines() if r.startswith("| modadd")}
+    # AdamW: grokked at 20 and 40 (median 30), wall 0.1 s an epoch from 0 (1.9, 3.9: median 2.9 -> "3").
+    assert rows["adamw"][2:7] == ["2/3", "30", "2/3", "30", "3"]
+    assert rows["muon"][2:5] == ["3/3", "12", "3/3"]
+    assert "grokked members only" in section.replace("**", "")
+    # FLOPs: the median of 20 and 40 epochs' worth is 30 epochs' (1 block, d 32, m 64; 4704 of 9409 rows).
+    from grokmuon import cost
+    fwd = cost.forward_flops(seq=4, layers=1, d=32, m=64, vocab=99)
+    assert rows["adamw"][7].rstrip(" |") == format(30 * (3 * fwd * 4704 + fwd * 9409) / 1e12, ".3g")
+
+
+def test_the_tuned_report_gives_its_overall_test_without_the_reused_confirmation_strata(tmp_path):
+    fast, slow = [20, 21, 22, 23, 24], [60, 61, 62, 63, 64]
+    for opt in ("adamw", "muon"):
+        write_run(tmp_path / f"race-{opt}", config(optimizer=opt, role="tune"), [40, 50])
+        write_run(tmp_path / f"confirm-{opt}", config(optimizer=opt, role="confirm", seeds=range(100, 105)),
+                  fast if opt == "muon" else slow)
+        write_run(tmp_path / f"stablemax-{opt}", config(optimizer=opt, head="stablemax", seeds=range(100, 105)),
+                  [30, 61, 22, 63, 24] if opt == "muon" else [20, 31, 62, 23, 64])
+    text = report(collect([tmp_path]), "t")
+    section = text.split("## Tuned against tuned")[1].split("\n## ")[0]
+    assert "The primary test, all rows stratified by task and head: z = " in section
+    line = next(s for s in section.splitlines() if s.startswith("Without the 1 of these 2 strata"))
+    # The new stratum alone is the stablemax cell's own exact test: the same z and p as its own row.
+    row = next(r for r in section.splitlines() if r.startswith("| modadd | stablemax"))
+    z, p = row.split(" | ")[-4], row.split(" | ")[-3]
+    assert f"z = {float(z):.3f}, permutation p = {p}" in line
