@@ -126,9 +126,9 @@ def tests_table(done: pd.DataFrame) -> str:
 
 def holm_note(family: str) -> str:
     """How a table's Holm column reads: which tests form its family, and that the primary test is apart."""
-    return (f"*Holm p*: the permutation p adjusted by Holm's step-down over the family of {family} "
-            "(sorted p times the tests left, running maximum, at most 1), so that “Holm p < 0.05” in any "
-            "row has a family-wise error of 0.05; the unadjusted p is beside it.")
+    return (f"*Holm p*: the permutation p adjusted by Holm's step-down over one family, {family}: the "
+            "sorted p times the number of tests left, running maximum, at most 1, so that “Holm p < 0.05” "
+            "anywhere in it keeps a family-wise error of 0.05. The unadjusted p is beside it.")
 
 
 def cell_verdict(z: float, p: float, alpha: float = 0.05) -> str:
@@ -417,10 +417,14 @@ def report(table: pd.DataFrame, source: str) -> str:
     P = stats.PAPER
     val, train = done["grok_val_acc"].iloc[0], done["grok_train_acc"].iloc[0]
     unfinished = len(table) - len(everything)
+    runs = everything.drop_duplicates("run_dir") if "run_dir" in everything else everything.iloc[:0]
+    hours = runs["wall_s"].astype(float).sum() / 3600 if "wall_s" in runs and runs["wall_s"].notna().any() else None
     parts = [
         f"# Grokking epochs: Muon vs AdamW\n\nSource: `{source}`: {len(done)} members of "
         f"{done['run_dir'].nunique() if 'run_dir' in done else '?'} complete runs"
         + (f" ({unfinished} members of unfinished runs left out)" if unfinished else "") + "."
+        + (f" Compute: {hours:.2f} wall-clock hours summed over its {len(runs)} complete run folders"
+           f"{', tuning races included' if len(tune) else ''}." if hours is not None else "")
         + (f" These are the confirmation runs of `grokmuon tune`"
            + (f" and {(done['role'] != 'confirm').sum()} members run beside them at the chosen settings"
               if (done["role"] != "confirm").any() else "")
@@ -449,7 +453,7 @@ def report(table: pd.DataFrame, source: str) -> str:
         "log-rank mixes tasks of different difficulty (and conditions, where the table varies any). Welch t, Mann–Whitney U and the bootstrap CI "
         "(10,000 resamples, seed 0, percentile) compare the grokked members only (the paper's test).\n\n"
         "**One pre-declared primary test:** the *all* row's stratified log-rank with its permutation p. "
-        "Every other row is a subgroup: " + holm_note("every row but *all* (the subgroups of this table)")
+        "Every other row is a subgroup. " + holm_note("every row but *all*")
         + " The other p columns are unadjusted.\n",
         tests_table(done),
         delay_section(done),
