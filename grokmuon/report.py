@@ -289,10 +289,12 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
     if reused.any() and not reused.all():
         new = confirm[~reused]
         t_new = perm_logrank(new[new["optimizer"] == A], new[new["optimizer"] == B], strata_of(confirm))
-        n_reused = stratum_key(confirm[reused], strata_of(confirm)).nunique()
-        n_all = stratum_key(confirm, strata_of(confirm)).nunique()
-        fresh = (f"\nWithout the {n_reused} of these {n_all} strata that are `grokmuon tune`'s own confirmation "
-                 "cells (reused here, already counted in its own report), the new strata alone: z = "
+        key = stratum_key(confirm, strata_of(confirm))
+        both = key.groupby(key).transform(lambda k: confirm.loc[k.index, "optimizer"].nunique() > 1)
+        n_reused, n_all = key[reused & both].nunique(), key[both].nunique()       # strata a test can use
+        fresh = (f"\nWithout the {n_reused} of its {n_all} strata (with both optimizers) that are "
+                 "`grokmuon tune`'s own confirmation cells (reused here, already counted in its own report), "
+                 "the new strata alone: z = "
                  f"{num(t_new.statistic, '.3f')}, permutation p = {perm_text(t_new)}.\n")
     header = ["task", "head"] + [f"{n} {x}" for n in ("AdamW", "Muon") for x in
                                  ("chosen", "tuning race", "grokked", "KM median", "KM median delay")] + \

@@ -354,7 +354,7 @@ def test_the_tuned_report_gives_its_overall_test_without_the_reused_confirmation
     text = report(collect([tmp_path]), "t")
     section = text.split("## Tuned against tuned")[1].split("\n## ")[0]
     assert "The primary test, all rows stratified by task and head: z = " in section
-    line = next(s for s in section.splitlines() if s.startswith("Without the 1 of these 2 strata"))
+    line = next(s for s in section.splitlines() if s.startswith("Without the 1 of its 2 strata (with both optimizers)"))
     # The new stratum alone is the stablemax cell's own exact test: the same z and p as its own row.
     row = next(r for r in section.splitlines() if r.startswith("| modadd | stablemax"))
     z, p = row.split(" | ")[-4], row.split(" | ")[-3]
