@@ -118,9 +118,12 @@ def tests_table(done: pd.DataFrame) -> str:
                      num(lr.statistic, ".3f"), num(lr.p, ".3g"),
                      f"{num(d[0])} [{num(d[1])}, {num(d[2])}]", num(w.statistic, ".3f"), num(w.p, ".3g"),
                      num(u.statistic, ".0f"), num(u.p, ".3g")])
-    adjusted = stats.holm(perms[1:])          # the family: every row but "all", the primary test
-    for row, p in zip(rows, ["primary", *(num(q, ".3g") for q in adjusted)]):
-        row[6] = p
+    # The family: every row but "all" (the primary test) and rows that hold every member again (a head
+    # when the table has one head only): those are the primary test once more, not a subgroup.
+    again = [len(g) == len(done) for _, g, _ in groups]
+    adjusted = iter(stats.holm([p for p, same in zip(perms, again) if not same]))
+    for row, same in zip(rows, again):
+        row[6] = "primary" if row is rows[0] else "= all" if same else num(next(adjusted), ".3g")
     return md_table(header, rows)
 
 
@@ -455,7 +458,8 @@ def report(table: pd.DataFrame, source: str) -> str:
         "log-rank mixes tasks of different difficulty (and conditions, where the table varies any). Welch t, Mann–Whitney U and the bootstrap CI "
         "(10,000 resamples, seed 0, percentile) compare the grokked members only (the paper's test).\n\n"
         "**One pre-declared primary test:** the *all* row's stratified log-rank with its permutation p. "
-        "Every other row is a subgroup. " + holm_note("every row but *all*")
+        "Every other row is a subgroup. " + holm_note("every row but *all* (and those that hold all "
+                                                      "its members again: “= all”)")
         + " The other p columns are unadjusted.\n",
         tests_table(done),
         delay_section(done),

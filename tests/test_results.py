@@ -337,6 +337,9 @@ def test_the_report_gives_the_cost_to_grok_per_task_and_optimizer(tmp_path):
     assert rows["adamw"][2:7] == ["2/3", "30", "2/3", "30", "3"]
     assert rows["muon"][2:5] == ["3/3", "12", "3/3"]
     assert "grokked members only" in section.replace("**", "")
+    # One task and one head: their rows are the primary test again, not subgroups in Holm's family.
+    tests = text.split("## Muon vs AdamW")[1].split("\n## ")[0]
+    assert "| task=modadd |" in tests and tests.count("| = all |") == 2
     # FLOPs: the median of 20 and 40 epochs' worth is 30 epochs' (1 block, d 32, m 64; 4704 of 9409 rows).
     from grokmuon import cost
     fwd = cost.forward_flops(seq=4, layers=1, d=32, m=64, vocab=99)
