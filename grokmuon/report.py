@@ -176,7 +176,7 @@ def versus_section(done: pd.DataFrame) -> str:
         "Each cell alone: AdamW against Muon on the log-rank (censoring included), its permutation p exact "
         "over every arrangement up to 20,000 of them, else drawn (3 against 3 cannot go below 0.1, 5 against "
         "5 below 0.008)" + ("; a cell pools its scanned values (see *By scanned value*)" if scanned_axes(done)
-                            else "") + ". " + holm_note(f"every cell of this table ({len(tests)} tests)") +
+                            else "") + ". " + holm_note(f"every cell of this table with a test ({sum(not np.isnan(t.p) for t in tests)})") +
         " *sooner* names an optimizer only where its Holm p < 0.05. These cells are descriptive; the "
         "pre-declared test is the stratified one (*Muon vs AdamW*). *plateau*: members stuck below the memorisation threshold "
         "(see *Learning speed and grokking delay*). Cells with one optimizer only are left out.\n",
@@ -308,7 +308,7 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
         f"the setting racing picks ({racing.RULE}); the table judges that setting on fresh confirmation seeds "
         "only (choosing and judging on the same seeds would flatter both). The exact p counts every "
         "arrangement of the optimizer labels among the confirmation members; the normal p is beside it. "
-        + holm_note(f"every row of this table ({len(rows)} tests)") + "\n",
+        + holm_note(f"every row of this table with a test ({sum(not np.isnan(p) for p in ps)})") + "\n",
         md_table(header, rows),
         f"\nThe primary test, all rows stratified by {within(strata_of(confirm))}: z = {num(overall.statistic, '.3f')}, "
         f"permutation p = {perm_text(overall)} (z < 0: Muon sooner).\n" + fresh])

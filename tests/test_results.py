@@ -264,7 +264,7 @@ def test_sooner_names_an_optimizer_only_where_the_holm_adjusted_p_says_so(tmp_pa
     rows = [r for r in section.splitlines() if r.startswith("| ") and "exact" in r]
     assert len(rows) == 14
     assert all("0.00794 (exact, 252) | 0.111 | neither (Holm p 0.11) |" in r for r in rows)
-    assert "one family, every cell of this table (14 tests)" in section
+    assert "one family, every cell of this table with a test (14)" in section
     tests = text.split("## Muon vs AdamW")[1].split("\n## ")[0]
     assert "| all |" in tests and "| primary |" in tests       # the pooled test is the primary, unadjusted
 
