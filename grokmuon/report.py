@@ -225,6 +225,34 @@ def delay_section(done: pd.DataFrame) -> str:
         md_table(["quantity", "stratified z", "permutation p", "Holm p"], tests)])
 
 
+def span(x: pd.Series, fmt: str = ".2f") -> str:
+    """The values as "low–high" ("0.66–0.94"), or the one value where they agree to the format."""
+    lo, hi = format(x.min(), fmt), format(x.max(), fmt)
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def stopped_section(done: pd.DataFrame) -> str:
+    """Where the members that did not grok (and did not diverge) stood when they stopped: their train
+    and val accuracy at the last epoch, per cell. A member near the thresholds is late; one far below
+    them, or on a plateau, is stuck."""
+    if not {"final_train_acc", "final_val_acc"} <= set(done):
+        return ""
+    conds, rows = condition_axes(done), []
+    left = done[~done["grokked"] & ~done["diverged"]]
+    for key, g in left.groupby(["task", "head", *conds, "optimizer"], sort=True, dropna=False):
+        rows.append([*(value_text(v) for v in key), len(g), int(g["memorised"].sum()), plateaus(g) or 0,
+                     span(g["epochs_run"].astype(float), ".0f"), span(g["final_train_acc"].astype(float)),
+                     span(g["final_val_acc"].astype(float))])
+    if not rows:
+        return ""
+    return "\n".join([
+        "\n## Where the members that did not grok stopped\n",
+        "Members censored (not grokked, not diverged), per cell: how many memorised, how many sat on a "
+        "plateau, and their train and val accuracy at their last epoch (lowest–highest).\n",
+        md_table(["task", "head", *conds, "optimizer", "not grokked", "memorised", "plateau", "last epoch",
+                  "train acc", "val acc"], rows)])
+
+
 def cost_section(done: pd.DataFrame) -> str:
     """Per task (and condition) and optimizer: the grokking epoch beside the outside study's rule, and
     what grokking cost in the run's wall-clock seconds and in model FLOPs (runs.csv's columns from
@@ -463,6 +491,7 @@ def report(table: pd.DataFrame, source: str) -> str:
         + " The other p columns are unadjusted.\n",
         tests_table(done),
         delay_section(done),
+        stopped_section(done),
         cost_section(done),
         "\n## By optimizer\n", group_table(done, ["optimizer"]),
         "\n## By task\n", group_table(done, ["task", "optimizer"]),

@@ -12,8 +12,9 @@ repository or to the folder; a glob counts as every file it matches), code spans
 for a named results folder (results/tune) or a named README.md, that folder's report.md. Not a CSV:
 runs.csv and metrics.csv hold thousands of accuracies and losses, among which nearly any two-digit
 fraction would find a match, and the check would say nothing. A README's
-number matches a source's number of the same sign when they agree to the README's precision, the
-source's own rounding allowed for (0.0079 matches 0.00794, −3.32 matches -3.321, 0.10 matches 0.1).
+number matches a source's number of the same sign when they are equal (0.10 and 0.1) or when the
+source is at least as precise and rounds to it, its own rounding allowed for (0.0079 matches 0.00794,
+−3.32 matches -3.321; 0.94 does not match a source's 0.9).
 """
 from __future__ import annotations
 
@@ -88,8 +89,10 @@ def matches(value: float, decimals: int, pool: list[tuple[str, float, int]]) -> 
     for _, v, d in pool:
         if (v < 0) != (value < 0) and value != 0:
             continue
-        if abs(v - value) <= 0.5 * 10.0 ** -decimals + 0.5 * 10.0 ** -d + 1e-12:
-            return True
+        if abs(v - value) <= 1e-12 * max(1.0, abs(v)):
+            return True                               # the same number (0.1 and 0.10)
+        if d >= decimals and abs(v - value) <= 0.5 * 10.0 ** -decimals + 0.5 * 10.0 ** -d + 1e-12:
+            return True                               # a source at least as precise, rounded
     return False
 
 
@@ -108,6 +111,8 @@ def test_the_number_finder_on_hand_made_text():
     assert not matches(3.32, 2, pool)                  # the sign counts
     assert not matches(0.0013, 4, pool)                # 0.00119 is not 0.0013
     assert not matches(0.62, 2, pool)                  # 0.606 is not 0.62
+    assert not matches(0.94, 2, numbers("0.9"))        # a coarser source cannot vouch for a finer number
+    assert matches(0.9, 1, numbers("0.93"))
 
 
 @pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)

@@ -362,3 +362,16 @@ def test_the_tuned_report_gives_its_overall_test_without_the_reused_confirmation
     row = next(r for r in section.splitlines() if r.startswith("| modadd | stablemax"))
     z, p = row.split(" | ")[-4], row.split(" | ")[-3]
     assert f"z = {float(z):.3f}, permutation p = {p}" in line
+
+
+def test_the_report_says_where_the_members_that_did_not_grok_stopped(tmp_path):
+    write_run(tmp_path / "a", config(optimizer="adamw", seeds=range(3), max_epochs=60), [20, None, None])
+    write_run(tmp_path / "m", config(optimizer="muon", seeds=range(2), max_epochs=60), [10, 12])
+    text = report(collect([tmp_path]), "t")
+    section = text.split("## Where the members that did not grok stopped")[1].split("\n## ")[0]
+    rows = [r.split(" | ") for r in section.splitlines() if r.startswith("| modadd")]
+    assert len(rows) == 1 and rows[0][2] == "adamw"                # Muon grokked every member: no row
+    # runfolders' censored curve: train saturates at 0.995 by epoch 25, val 0.42 from epoch 50 on.
+    assert rows[0][3:] == ["2", "2", "0", "60", "1.00", "0.42 |"]
+    from grokmuon.report import span
+    assert span(pd.Series([0.94, 0.66])) == "0.66–0.94" and span(pd.Series([0.671, 0.668])) == "0.67"
