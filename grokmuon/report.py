@@ -259,9 +259,10 @@ def cost_section(done: pd.DataFrame) -> str:
     collect; an older table without them gets no section). Medians over the grokked members only."""
     if not {"wall_s_to_grok", "flops_to_grok", "grokking_epoch_near_max"} <= set(done):
         return ""
-    conds, rows = condition_axes(done), []
+    conds, rows = [*condition_axes(done)], []
+    by = ["task", *conds, "optimizer", *scanned_axes(done)]          # a scan's settings kept apart
     median = lambda x, fmt: num(float(np.median(x.dropna().astype(float))) if x.notna().any() else np.nan, fmt)
-    for key, g in done.groupby(["task", *conds, "optimizer"], sort=True, dropna=False):
+    for key, g in done.groupby(by, sort=True, dropna=False):
         grok = g[g["grokked"]]
         near = g["grokking_epoch_near_max"]
         rows.append([*(value_text(v) for v in key), f"{len(grok)}/{len(g)}", median(grok["grokking_epoch"], ".0f"),
@@ -281,7 +282,7 @@ def cost_section(done: pd.DataFrame) -> str:
         "2025): the first epoch within 0.01 of the run's maximum val accuracy, that maximum ≥ the val "
         "threshold, no train condition (runs.csv's grokking_epoch_near_max; the maximum is over the "
         "epochs run, and runs stop once every member has grokked); median over the members it finds.\n",
-        md_table(["task", *conds, "optimizer", "grokked", "median epoch", "near-max: found", "median near-max epoch",
+        md_table([*by, "grokked", "median epoch", "near-max: found", "median near-max epoch",
                   "median wall s", "median TFLOP"], rows)])
 
 
