@@ -176,10 +176,11 @@ def versus_section(done: pd.DataFrame) -> str:
         "Each cell alone: AdamW against Muon on the log-rank (censoring included), its permutation p exact "
         "over every arrangement up to 20,000 of them, else drawn (3 against 3 cannot go below 0.1, 5 against "
         "5 below 0.008)" + ("; a cell pools its scanned values (see *By scanned value*)" if scanned_axes(done)
-                            else "") + ". " + holm_note(f"every cell of this table with a test ({sum(not np.isnan(t.p) for t in tests)})") +
-        " *sooner* names an optimizer only where its Holm p < 0.05. These cells are descriptive; the "
-        "pre-declared test is the stratified one (*Muon vs AdamW*). *plateau*: members stuck below the memorisation threshold "
-        "(see *Learning speed and grokking delay*). Cells with one optimizer only are left out.\n",
+                            else "") + ". "
+        + holm_note(f"every cell of this table with a test ({sum(not np.isnan(t.p) for t in tests)})")
+        + " *sooner* names an optimizer only where its Holm p < 0.05. These cells are descriptive; the "
+        "pre-declared test is the stratified one (*Muon vs AdamW*). *plateau*: members stuck below the "
+        "memorisation threshold (see *Learning speed and grokking delay*). Cells with one optimizer only are left out.\n",
         md_table([*by, "AdamW: grokked, KM median", "Muon: grokked, KM median", "log-rank z",
                   "permutation p", "Holm p", "sooner"], rows)])
 
@@ -220,7 +221,7 @@ def delay_section(done: pd.DataFrame) -> str:
         "Muon sooner), permutation p (labels shuffled within strata). The grokking epoch is the primary "
         "test (as in *Muon vs AdamW*); " + holm_note("the memorisation epoch and the delay (2 tests)") +
         " **The delay is conditional on having memorised**, and the optimizer itself changes who "
-        f"memorises: {never[A]} AdamW and {never[B]} Muon members never memorised and are not in it, so "
+        f"memorises: {never[A]} AdamW and {never[B]} Muon members never memorised (or diverged) and are not in it, so "
         "a delay difference may reflect which members fit, not how long the same members wait.\n",
         md_table(["quantity", "stratified z", "permutation p", "Holm p"], tests)])
 
@@ -259,8 +260,7 @@ def cost_section(done: pd.DataFrame) -> str:
     collect; an older table without them gets no section). Medians over the grokked members only."""
     if not {"wall_s_to_grok", "flops_to_grok", "grokking_epoch_near_max"} <= set(done):
         return ""
-    conds, rows = [*condition_axes(done)], []
-    by = ["task", *conds, "optimizer", *scanned_axes(done)]          # a scan's settings kept apart
+    rows, by = [], ["task", *condition_axes(done), "optimizer", *scanned_axes(done)]   # a scan's settings apart
     median = lambda x, fmt: num(float(np.median(x.dropna().astype(float))) if x.notna().any() else np.nan, fmt)
     for key, g in done.groupby(by, sort=True, dropna=False):
         grok = g[g["grokked"]]
