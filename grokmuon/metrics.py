@@ -28,3 +28,27 @@ def grokking_epoch(train_acc: Sequence[float], val_acc: Sequence[float],
     """First epoch that is_grokked (the first crossing counts, later dips do not undo it).
     None if it never happens: the run is censored at its budget."""
     return first_epoch([is_grokked(t, v, val_threshold, train_threshold) for t, v in zip(train_acc, val_acc)])
+
+
+# Essential AI, "Muon Doesn't Clearly Grok Faster" (2025): "Grokking is defined as the training step where
+# validation accuracy is within 1% of its maximum and exceeds 95% at some point in training."
+NEAR_MAX_WITHIN = 0.01      # "within 1%": one point of accuracy (absolute); see near_max_epoch
+
+
+def near_max_epoch(val_acc: Sequence[float], val_threshold: float = 0.95,
+                   within: float = NEAR_MAX_WITHIN) -> int | None:
+    """The outside study's grokking rule: the first epoch whose val accuracy is within `within` of the
+    run's maximum val accuracy, in a run whose maximum reaches val_threshold (else None: never grokked).
+    - "within 1%" is read as absolute (val >= max - 0.01, one point of accuracy): accuracies are
+      fractions and the threshold beside it (95%) is absolute. Read as relative (val >= 0.99 max) it
+      differs by at most 0.01 (1 - max) <= 0.0005 for any max >= 0.95, below one row of most val splits.
+    - "exceeds 95%" is taken as >= val_threshold, as the first-crossing rule compares (it differs only
+      at exactly 0.95).
+    - No train-accuracy condition: their rule has none. The maximum is over the epochs the run
+      recorded, so a run stopped early (patience, racing) has its maximum from a shorter curve.
+    Blank (NaN) epochs are skipped; a NaN never counts as near the maximum."""
+    vals = [v for v in val_acc if v == v]
+    if not vals or max(vals) < val_threshold:
+        return None
+    top = max(vals)
+    return first_epoch([v == v and v >= top - within for v in val_acc])

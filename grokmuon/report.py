@@ -101,29 +101,43 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA) -> dict:
 
 def tests_table(done: pd.DataFrame) -> str:
     header = ["group", "n AdamW/Muon", "grokked", "KM median AdamW/Muon", "stratified z", "permutation p",
-              "normal p", "log-rank z", "p", "mean AdamW − Muon [95% CI]", "Welch t", "p", "Mann–Whitney U", "p"]
+              "Holm p", "normal p", "log-rank z", "p", "mean AdamW − Muon [95% CI]", "Welch t", "p", "Mann–Whitney U", "p"]
     conds = condition_axes(done)
     groups = [("all", done, (*STRATA, *conds))] + \
              [(f"task={k}", g, ("head", *conds)) for k, g in done.groupby("task")] + \
              [(f"head={k}", g, ("task", *conds)) for k, g in done.groupby("head")] + \
              [(f"{c}={value_text(v)}", g, (*STRATA, *(x for x in conds if x != c)))
               for c in conds for v, g in done.groupby(c, dropna=False)]
-    rows = []
+    rows, perms = [], []
     for name, g, strata in groups:
         c = compare(g, strata)
         d, w, u, lr, st = c["diff"], c["welch"], c["mwu"], c["logrank"], c["stratified"]
+        perms.append(c["perm"].p)
         rows.append([name, "{}/{}".format(*c["n"]), "{}/{}".format(*c["grokked"]), "{}/{}".format(*c["km"]),
-                     num(st.statistic, ".3f"), perm_text(c["perm"]), num(st.p, ".3g"),
+                     num(st.statistic, ".3f"), perm_text(c["perm"]), None, num(st.p, ".3g"),
                      num(lr.statistic, ".3f"), num(lr.p, ".3g"),
                      f"{num(d[0])} [{num(d[1])}, {num(d[2])}]", num(w.statistic, ".3f"), num(w.p, ".3g"),
                      num(u.statistic, ".0f"), num(u.p, ".3g")])
+    # The family: every row but "all" (the primary test) and rows that hold every member again (a head
+    # when the table has one head only): those are the primary test once more, not a subgroup.
+    again = [len(g) == len(done) for _, g, _ in groups]
+    adjusted = iter(stats.holm([p for p, same in zip(perms, again) if not same]))
+    for row, same in zip(rows, again):
+        row[6] = "primary" if row is rows[0] else "= all" if same else num(next(adjusted), ".3g")
     return md_table(header, rows)
 
 
+def holm_note(family: str) -> str:
+    """How a table's Holm column reads: which tests form its family, and that the primary test is apart."""
+    return (f"*Holm p*: the permutation p adjusted by Holm's step-down over one family, {family}: the "
+            "sorted p times the number of tests left, running maximum, at most 1, so that “Holm p < 0.05” "
+            "anywhere in it keeps a family-wise error of 0.05. The unadjusted p is beside it.")
+
+
 def cell_verdict(z: float, p: float, alpha: float = 0.05) -> str:
-    """Which optimizer groks sooner in one cell, only where its permutation p says so."""
+    """Which optimizer groks sooner in one cell, only where its p (the Holm-adjusted one) says so."""
     if np.isnan(p) or p >= alpha:
-        return f"neither (p {num(p, '.2g')})"
+        return f"neither (Holm p {num(p, '.2g')})" if not np.isnan(p) else "–"
     return "Muon" if z < 0 else "AdamW"
 
 
@@ -146,24 +160,29 @@ def versus_section(done: pd.DataFrame) -> str:
     conds = condition_axes(done)
     if done["head"].nunique() < 2 and not conds:
         return ""
-    by, rows = ["task", "head", *conds], []
+    by, rows, tests = ["task", "head", *conds], [], []
     for key, g in done.groupby(by, sort=True, dropna=False):
         a, b = g[g["optimizer"] == "adamw"], g[g["optimizer"] == "muon"]
         if a.empty or b.empty:
             continue
         t = perm_logrank(a, b, ())
+        tests.append(t)
         rows.append([*(value_text(v) for v in key), outcome_text(a), outcome_text(b), num(t.statistic, ".2f"),
-                     perm_text(t), cell_verdict(t.statistic, t.p)])
+                     perm_text(t)])
+    for row, t, p_adj in zip(rows, tests, stats.holm([t.p for t in tests])):
+        row += [num(p_adj, ".3g"), cell_verdict(t.statistic, p_adj)]
     return "\n".join([
         f"\n## By {'condition' if conds else 'head'}, per task\n",
         "Each cell alone: AdamW against Muon on the log-rank (censoring included), its permutation p exact "
         "over every arrangement up to 20,000 of them, else drawn (3 against 3 cannot go below 0.1, 5 against "
         "5 below 0.008)" + ("; a cell pools its scanned values (see *By scanned value*)" if scanned_axes(done)
-                            else "") + ". *sooner* "
-        "names an optimizer only where p < 0.05. *plateau*: members stuck below the memorisation threshold "
-        "(see *Learning speed and grokking delay*). Cells with one optimizer only are left out.\n",
+                            else "") + ". "
+        + holm_note(f"every cell of this table with a test ({sum(not np.isnan(t.p) for t in tests)})")
+        + " *sooner* names an optimizer only where its Holm p < 0.05. These cells are descriptive; the "
+        "pre-declared test is the stratified one (*Muon vs AdamW*). *plateau*: members stuck below the "
+        "memorisation threshold (see *Learning speed and grokking delay*). Cells with one optimizer only are left out.\n",
         md_table([*by, "AdamW: grokked, KM median", "Muon: grokked, KM median", "log-rank z",
-                  "permutation p", "sooner"], rows)])
+                  "permutation p", "Holm p", "sooner"], rows)])
 
 
 def delay_section(done: pd.DataFrame) -> str:
@@ -176,12 +195,16 @@ def delay_section(done: pd.DataFrame) -> str:
                      "–" if plateau is None else plateau, km_median_text(g, "mem_time", "mem_event"),
                      int(g["grokked"].sum()), int(g["no_delay"].sum()),
                      km_median_text(g, "delay_time", "delay_event"), km_median_text(g)])
-    tests = []
+    tests, ps = [], []
     a, b = done[done["optimizer"] == A], done[done["optimizer"] == B]
     for name, time, event in (("memorisation epoch", "mem_time", "mem_event"), ("delay", "delay_time", "delay_event"),
                               ("grokking epoch", "time", "event")):
         t = perm_logrank(a, b, strata, time, event)
+        ps.append(t.p)
         tests.append([name, num(t.statistic, ".3f"), perm_text(t)])
+    for row, p in zip(tests, [*(num(q, ".3g") for q in stats.holm(ps[:2])), "primary"]):
+        row.append(p)
+    never = {opt: int((~g["memorised"]).sum()) for opt, g in ((A, a), (B, b))}
     return "\n".join([
         "\n## Learning speed and grokking delay\n",
         "The grokking epoch g mixes how fast a member fits its training set (memorisation epoch m: train "
@@ -195,13 +218,77 @@ def delay_section(done: pd.DataFrame) -> str:
         md_table([*by, "n", "memorised", "plateau", "KM median m", "grokked", "no delay (d = 0)",
                   "KM median d", "KM median g"], rows),
         f"\nAdamW against Muon on each quantity: stratified log-rank z (within {within(strata)}; z < 0: "
-        "Muon sooner), permutation p (labels shuffled within strata).\n",
-        md_table(["quantity", "stratified z", "permutation p"], tests)])
+        "Muon sooner), permutation p (labels shuffled within strata). The grokking epoch is the primary "
+        "test (as in *Muon vs AdamW*); " + holm_note("the memorisation epoch and the delay (2 tests)") +
+        " **The delay is conditional on having memorised**, and the optimizer itself changes who "
+        f"memorises: {never[A]} AdamW and {never[B]} Muon members never memorised (or diverged) and are not in it, so "
+        "a delay difference may reflect which members fit, not how long the same members wait.\n",
+        md_table(["quantity", "stratified z", "permutation p", "Holm p"], tests)])
+
+
+def span(x: pd.Series, fmt: str = ".2f") -> str:
+    """The values as "low–high" ("0.66–0.94"), or the one value where they agree to the format."""
+    lo, hi = format(x.min(), fmt), format(x.max(), fmt)
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def stopped_section(done: pd.DataFrame) -> str:
+    """Where the members that did not grok (and did not diverge) stood when they stopped: their train
+    and val accuracy at the last epoch, per cell. A member near the thresholds is late; one far below
+    them, or on a plateau, is stuck."""
+    if not {"final_train_acc", "final_val_acc"} <= set(done):
+        return ""
+    conds, rows = condition_axes(done), []
+    left = done[~done["grokked"] & ~done["diverged"]]
+    for key, g in left.groupby(["task", "head", *conds, "optimizer"], sort=True, dropna=False):
+        rows.append([*(value_text(v) for v in key), len(g), int(g["memorised"].sum()), plateaus(g) or 0,
+                     span(g["epochs_run"].astype(float), ".0f"), span(g["final_train_acc"].astype(float)),
+                     span(g["final_val_acc"].astype(float))])
+    if not rows:
+        return ""
+    return "\n".join([
+        "\n## Where the members that did not grok stopped\n",
+        "Members censored (not grokked, not diverged), per cell: how many memorised, how many sat on a "
+        "plateau, and their train and val accuracy at their last epoch (lowest–highest).\n",
+        md_table(["task", "head", *conds, "optimizer", "not grokked", "memorised", "plateau", "last epoch",
+                  "train acc", "val acc"], rows)])
+
+
+def cost_section(done: pd.DataFrame) -> str:
+    """Per task (and condition) and optimizer: the grokking epoch beside the outside study's rule, and
+    what grokking cost in the run's wall-clock seconds and in model FLOPs (runs.csv's columns from
+    collect; an older table without them gets no section). Medians over the grokked members only."""
+    if not {"wall_s_to_grok", "flops_to_grok", "grokking_epoch_near_max"} <= set(done):
+        return ""
+    rows, by = [], ["task", *condition_axes(done), "optimizer", *scanned_axes(done)]   # a scan's settings apart
+    median = lambda x, fmt: num(float(np.median(x.dropna().astype(float))) if x.notna().any() else np.nan, fmt)
+    for key, g in done.groupby(by, sort=True, dropna=False):
+        grok = g[g["grokked"]]
+        near = g["grokking_epoch_near_max"]
+        rows.append([*(value_text(v) for v in key), f"{len(grok)}/{len(g)}", median(grok["grokking_epoch"], ".0f"),
+                     f"{int(near.notna().sum())}/{len(g)}", median(near, ".0f"), median(grok["wall_s_to_grok"], ".0f"),
+                     median(grok["flops_to_grok"].astype(float) / 1e12, ".3g")])
+    return "\n".join([
+        "\n## Cost to grok\n",
+        "Epochs are not time: a Muon step adds its Newton–Schulz iterations. Per member, to its grokking "
+        "epoch: the run's wall-clock seconds (metrics.csv's wall_s; an ensemble's members train together, "
+        "so this is the time waited for all of them, on a shared machine, not a per-member share) and the "
+        "member's model FLOPs (`grokmuon/cost.py`: every matmul of training, 3× the forward, and of the "
+        "per-epoch evaluation; for Muon its 5 quintic Newton–Schulz steps per hidden matrix per step; "
+        "elementwise work and the probes not counted). **Medians over the grokked members only** (the "
+        "grokked column says how many): a member that never grokked has no cost to grok, so an optimizer "
+        "that fails more often looks cheaper here; the Kaplan–Meier medians above count every member. "
+        "*Near-max epoch*: the outside study's rule (Essential AI, “Muon Doesn't Clearly Grok Faster”, "
+        "2025): the first epoch within 0.01 of the run's maximum val accuracy, that maximum ≥ the val "
+        "threshold, no train condition (runs.csv's grokking_epoch_near_max; the maximum is over the "
+        "epochs run, and runs stop once every member has grokked); median over the members it finds.\n",
+        md_table([*by, "grokked", "median epoch", "near-max: found", "median near-max epoch",
+                  "median wall s", "median TFLOP"], rows)])
 
 
 def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
     """`grokmuon tune`: each optimizer's chosen setting, its tuning race, and the confirmation runs."""
-    rows = []
+    rows, ps = [], []
     for (task, head), g in confirm.groupby(["task", "head"]):
         cells = {}
         for opt in (A, B):
@@ -221,21 +308,39 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
         a, b = g[g["optimizer"] == A], g[g["optimizer"] == B]
         t = perm_logrank(a, b, ()) if len(a) and len(b) else stats.PermTest(np.nan, np.nan, 0, False, np.nan)
         lr = stats.logrank(a["time"], a["event"], b["time"], b["event"]) if len(a) and len(b) else stats.Test(np.nan, np.nan)
-        rows.append([task, head, *cells[A], *cells[B], num(t.statistic, ".3f"), perm_text(t), num(lr.p, ".3g")])
+        ps.append(t.p)
+        rows.append([task, head, *cells[A], *cells[B], num(t.statistic, ".3f"), perm_text(t), None, num(lr.p, ".3g")])
+    for row, p in zip(rows, stats.holm(ps)):
+        row[-2] = num(p, ".3g")
     a, b = confirm[confirm["optimizer"] == A], confirm[confirm["optimizer"] == B]
     overall = perm_logrank(a, b, strata_of(confirm))
+    # Strata that are `grokmuon tune`'s own confirmation cells, collected beside new runs at the chosen
+    # settings (experiment=heads_tuned): counted in results/tune already, so not new evidence here.
+    reused = confirm["role"] == "confirm" if "role" in confirm else pd.Series(False, index=confirm.index)
+    fresh = ""
+    if reused.any() and not reused.all():
+        new = confirm[~reused]
+        t_new = perm_logrank(new[new["optimizer"] == A], new[new["optimizer"] == B], strata_of(confirm))
+        key = stratum_key(confirm, strata_of(confirm))
+        both = key.groupby(key).transform(lambda k: confirm.loc[k.index, "optimizer"].nunique() > 1)
+        n_reused, n_all = key[reused & both].nunique(), key[both].nunique()       # strata a test can use
+        fresh = (f"\nWithout the {n_reused} of its {n_all} strata (with both optimizers) that are "
+                 "`grokmuon tune`'s own confirmation cells (reused here, already counted in its own report), "
+                 "the new strata alone: z = "
+                 f"{num(t_new.statistic, '.3f')}, permutation p = {perm_text(t_new)}.\n")
     header = ["task", "head"] + [f"{n} {x}" for n in ("AdamW", "Muon") for x in
                                  ("chosen", "tuning race", "grokked", "KM median", "KM median delay")] + \
-             ["log-rank z", "exact p", "normal p"]
+             ["log-rank z", "exact p", "Holm p", "normal p"]
     return "\n".join([
         "\n## Tuned against tuned\n",
         "Each optimizer raced its own (lr, weight decay) grid, of the same size, on the tuning seeds and took "
         f"the setting racing picks ({racing.RULE}); the table judges that setting on fresh confirmation seeds "
         "only (choosing and judging on the same seeds would flatter both). The exact p counts every "
-        "arrangement of the optimizer labels among the confirmation members; the normal p is beside it.\n",
+        "arrangement of the optimizer labels among the confirmation members; the normal p is beside it. "
+        + holm_note(f"every row of this table with a test ({sum(not np.isnan(p) for p in ps)})") + "\n",
         md_table(header, rows),
-        f"\nAll tasks, stratified by {within(strata_of(confirm))}: z = {num(overall.statistic, '.3f')}, permutation p = "
-        f"{perm_text(overall)} (z < 0: Muon sooner).\n"])
+        f"\nThe primary test, all rows stratified by {within(strata_of(confirm))}: z = {num(overall.statistic, '.3f')}, "
+        f"permutation p = {perm_text(overall)} (z < 0: Muon sooner).\n" + fresh])
 
 
 def tuning_table(tune: pd.DataFrame) -> str:
@@ -316,21 +421,25 @@ def scan_section(done: pd.DataFrame) -> str:
     scanned = scanned_axes(done)
     if not scanned:
         return ""
-    rows, by = [], ["task", "head", *condition_axes(done)]       # a best per condition, never across them
+    rows, ps, by = [], [], ["task", "head", *condition_axes(done)]       # a best per condition, never across them
     for key, g in done.groupby(by, sort=True, dropna=False):
         best = {opt: best_setting(g[g["optimizer"] == opt], scanned) for opt in (A, B)}
         text = [f"{setting_text(scanned, b[0])}: {km_median_text(b[1])}" if b else "none: fewer than half grokked anywhere"
                 for b in best.values()]
         test = stats.logrank(best[A][1]["time"], best[A][1]["event"], best[B][1]["time"], best[B][1]["event"]) \
             if all(best.values()) else stats.Test(np.nan, np.nan)
+        ps.append(test.p)
         rows.append([*(value_text(v) for v in key), *text, num(test.statistic, ".3f"), num(test.p, ".3g")])
+    for row, p in zip(rows, stats.holm(ps)):
+        row.append(num(p, ".3g"))
     return "\n".join([
         "\n## By scanned value\n",
         "Each optimizer at its best setting (the one with the earliest Kaplan–Meier median), then the "
         "log-rank test of the two best settings (z < 0: Muon sooner). The best is chosen on the same runs "
         "it is judged by, so both medians are optimistic and the test is exploratory; confirm on fresh "
-        "seeds before quoting it.\n",
-        md_table([*by, "AdamW best: KM median", "Muon best: KM median", "log-rank z", "p"], rows),
+        "seeds before quoting it. *Holm p*: the (normal) log-rank p adjusted by Holm's step-down over every "
+        f"row of this table ({sum(not np.isnan(p) for p in ps)} tests).\n",
+        md_table([*by, "AdamW best: KM median", "Muon best: KM median", "log-rank z", "p", "Holm p"], rows),
         "", group_table(done, [*by, "optimizer", *scanned])])
 
 
@@ -342,10 +451,14 @@ def report(table: pd.DataFrame, source: str) -> str:
     P = stats.PAPER
     val, train = done["grok_val_acc"].iloc[0], done["grok_train_acc"].iloc[0]
     unfinished = len(table) - len(everything)
+    runs = everything.drop_duplicates("run_dir") if "run_dir" in everything else everything.iloc[:0]
+    hours = runs["wall_s"].astype(float).sum() / 3600 if "wall_s" in runs and runs["wall_s"].notna().any() else None
     parts = [
         f"# Grokking epochs: Muon vs AdamW\n\nSource: `{source}`: {len(done)} members of "
         f"{done['run_dir'].nunique() if 'run_dir' in done else '?'} complete runs"
         + (f" ({unfinished} members of unfinished runs left out)" if unfinished else "") + "."
+        + (f" Compute: {hours:.2f} wall-clock hours summed over its {len(runs)} complete run folders"
+           f"{', tuning races included' if len(tune) else ''}." if hours is not None else "")
         + (f" These are the confirmation runs of `grokmuon tune`"
            + (f" and {(done['role'] != 'confirm').sum()} members run beside them at the chosen settings"
               if (done["role"] != "confirm").any() else "")
@@ -372,9 +485,15 @@ def report(table: pd.DataFrame, source: str) -> str:
         "task has 20, so p ≥ 0.1 there), else 20,000 seeded draws with the Monte Carlo error beside it. "
         "The *normal p* beside it is the usual approximation, rough on strata this small. The pooled "
         "log-rank mixes tasks of different difficulty (and conditions, where the table varies any). Welch t, Mann–Whitney U and the bootstrap CI "
-        "(10,000 resamples, seed 0, percentile) compare the grokked members only (the paper's test).\n",
+        "(10,000 resamples, seed 0, percentile) compare the grokked members only (the paper's test).\n\n"
+        "**One pre-declared primary test:** the *all* row's stratified log-rank with its permutation p. "
+        "Every other row is a subgroup. " + holm_note("every row but *all* (and those that hold all "
+                                                      "its members again: “= all”)")
+        + " The other p columns are unadjusted.\n",
         tests_table(done),
         delay_section(done),
+        stopped_section(done),
+        cost_section(done),
         "\n## By optimizer\n", group_table(done, ["optimizer"]),
         "\n## By task\n", group_table(done, ["task", "optimizer"]),
         "\n## By head\n", group_table(done, ["head", "optimizer"]),

@@ -59,8 +59,11 @@ PER_MEMBER = ("lr", "weight_decay")
 # Per-member outcome, from summary.json's members.
 OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored", "status",
            "diverged_epoch", "epochs_run", "final_train_acc", "final_val_acc")
+# Computed at collect time from each member's metrics.csv curve (see member_extras): the outside study's
+# grokking epoch beside ours (grokking_epoch stays the first crossing), and what grokking cost.
+EXTRAS = ("grokking_epoch_near_max", "wall_s_to_grok", "flops_to_grok")
 COLUMNS = [*FIRST, *OUTCOME, "plateau", "run_status", "wall_s", "device", "config_hash", "member_hash",
-           "written_at", "run_dir", *(c for c in AXES if c not in FIRST)]
+           "written_at", "run_dir", *(c for c in AXES if c not in FIRST), *EXTRAS]      # new columns last
 # Cells every row of runs.csv has (collect always writes them); a blank one means the file was cut.
 REQUIRED = ("task", "optimizer", "head", "seed", "status", "epochs_run", "run_status")
 # Columns that may differ between the members of one cell; a report that pools over them says so. The
@@ -104,6 +107,33 @@ def on_plateau(member_metrics: pd.DataFrame, mem: dict, train_threshold: float) 
                 and tail.max() < PLATEAU_BELOW * train_threshold)
 
 
+def member_extras(member_metrics: pd.DataFrame, mem: dict, cfg: dict) -> dict:
+    """A member's EXTRAS from its own curve: grokking_epoch_near_max (metrics.near_max_epoch at the run's
+    val threshold), and at its grokking epoch (first crossing; blank where it did not grok) the run's
+    wall_s (the ensemble's clock: its E members train together, so this is what one waits, not a share)
+    and the member's model FLOPs (cost.member_flops: training, evaluation and, for Muon, Newton-Schulz)."""
+    from . import cost, metrics
+
+    curve = member_metrics.sort_values("epoch")
+    near = metrics.near_max_epoch(curve["val_acc"].astype(float).tolist(), float(_get(cfg, "grok_val_acc") or 0.95))
+    out = {"grokking_epoch_near_max": near, "wall_s_to_grok": None, "flops_to_grok": None}
+    g = mem.get("grokking_epoch")
+    at = curve[curve["epoch"] == g]
+    if g is None or at.empty:
+        return out
+    if "wall_s" in at and pd.notna(at["wall_s"].iloc[0]):
+        out["wall_s_to_grok"] = float(at["wall_s"].iloc[0])
+    muon = _get(cfg, "optimizer.name") == "muon"
+    flops = cost.member_flops(
+        _get(cfg, "task.name"), int(_get(cfg, "task.p") or 97), int(_get(cfg, "task.n_bits") or 10),
+        float(_get(cfg, "task.train_frac")), int(_get(cfg, "model.n_layers")), int(_get(cfg, "model.d_model")),
+        int(_get(cfg, "model.d_mlp")), int(_get(cfg, "batch_size")),
+        int(_get(cfg, "optimizer.ns_steps") or 5) if muon else None,
+        curve.loc[curve["epoch"] <= g, "train_acc"].notna().tolist())
+    out["flops_to_grok"] = flops[-1]
+    return out
+
+
 def read_run(folder: Path) -> list[dict]:
     """The rows of one run folder, one per member; BadRun if a file is corrupt or partial."""
     summary = read_summary(folder)
@@ -124,9 +154,10 @@ def read_run(folder: Path) -> list[dict]:
         except (KeyError, TypeError, ValueError, AttributeError):
             raise BadRun(f"{folder / SUMMARY}: a member without a seed")
         own = {k: mem[k] for k in PER_MEMBER if mem.get(k) is not None}
+        curve = metrics[metrics["member"] == mem.get("member")]
         rows.append({**{c: _get(cfg, p) for c, p in AXES.items()}, **own, **outcome, **run,
-                     "plateau": on_plateau(metrics[metrics["member"] == mem.get("member")], mem,
-                                           float(_get(cfg, "grok_train_acc") or 0.99)),
+                     **member_extras(curve, mem, cfg),
+                     "plateau": on_plateau(curve, mem, float(_get(cfg, "grok_train_acc") or 0.99)),
                      "member_hash": mem.get("member_hash") or member_hash(cfg, outcome["seed"], **own)})
     return rows
 
@@ -152,7 +183,7 @@ def collect(dirs: Iterable[str | Path], warn: Callable[[str], None] | None = Non
     if table.empty:
         return table
     table = newest_complete(table)
-    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch"):
+    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "grokking_epoch_near_max", "flops_to_grok"):
         table[col] = table[col].astype("Int64")
     return table.sort_values(["experiment", "task", "optimizer", "head", "seed", "config_hash"],
                              kind="stable").reset_index(drop=True)
@@ -179,7 +210,8 @@ def load(path: str | Path) -> pd.DataFrame:
         empty = [c for c in required if pd.isna(table.at[i, c])]
         raise TableError(f"{path}: line {int(i) + 2} has no {', '.join(empty)} (cut off?); "
                          "make the table again with `grokmuon collect`")
-    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "epochs_run", "max_epochs"):
+    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "epochs_run", "max_epochs",
+                "grokking_epoch_near_max", "flops_to_grok"):
         if col in table:
             table[col] = table[col].astype("Int64")
     return table

@@ -258,3 +258,20 @@ def logrank_permutation(time, event, group, strata=None, draws: int = 20_000, se
     hits = int(np.sum(np.abs(_logrank_stat(parts, labels, statistic)) >= abs(observed) - tol))
     p = (hits + 1) / (draws + 1)
     return PermTest(observed, p, draws, False, float(np.sqrt(p * (1 - p) / draws)))
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in the order given: the family-wise error of "p_adj < alpha"
+    stays at alpha over the whole family. Sort the k p-values ascending, multiply the i-th smallest
+    (i = 0, 1, ...) by k - i, take the running maximum (an adjusted p never falls below a smaller one's),
+    cap at 1. A NaN (no test) is no member of the family: it stays NaN and does not count in k."""
+    p = _arr(p)
+    out = np.full(len(p), np.nan)
+    tested = np.nonzero(~np.isnan(p))[0]
+    order = tested[np.argsort(p[tested], kind="stable")]
+    k = len(order)
+    running = 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (k - i) * p[j]))
+        out[j] = running
+    return out

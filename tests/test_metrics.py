@@ -52,3 +52,33 @@ def test_grokking_never_precedes_memorisation():
             assert m is not None and m <= g
             assert train[g - 1] >= 0.99 and val[g - 1] >= 0.95
             assert not any(is_grokked(t, v) for t, v in zip(train[:g - 1], val[:g - 1]))
+
+
+from grokmuon import metrics as m  # noqa: E402  (the near-max rule's tests)
+
+
+def test_near_max_is_the_first_epoch_within_one_point_of_the_runs_maximum():
+    val = [0.1, 0.5, 0.96, 0.97, 0.985, 0.99, 0.98]
+    # max 0.99: within 0.01 means >= 0.98, first reached at epoch 5 (0.985); the first crossing is epoch 3.
+    assert m.near_max_epoch(val) == 5
+    assert m.grokking_epoch([1.0] * len(val), val) == 3
+
+
+def test_near_max_needs_the_maximum_to_reach_the_threshold():
+    assert m.near_max_epoch([0.1, 0.9, 0.94, 0.945]) is None          # never 95%: never grokked
+    assert m.near_max_epoch([0.1, 0.95, 0.94]) == 2                    # reaching 0.95 counts (>=)
+    assert m.near_max_epoch([]) is None
+
+
+def test_near_max_ignores_train_accuracy_and_counts_dips_against_the_maximum():
+    # A run that peaks at 1.0, dips, and is back near the top later: the first epoch near the top counts.
+    assert m.near_max_epoch([0.2, 0.995, 0.6, 1.0, 0.97]) == 2
+    # A run whose later maximum is higher moves the epoch later than the first crossing.
+    assert m.near_max_epoch([0.2, 0.951, 0.96, 0.975, 1.0]) == 5
+
+
+def test_near_max_skips_blank_epochs_and_takes_its_margin():
+    nan = float("nan")
+    assert m.near_max_epoch([0.1, nan, 0.985, 0.99]) == 3
+    assert m.near_max_epoch([0.1, 0.97, 0.99], within=0.001) == 3
+    assert m.near_max_epoch([0.1, 0.97, 0.99], within=0.05) == 2

@@ -248,7 +248,25 @@ def test_heads_table_gives_each_task_and_head_its_own_exact_test(tmp_path):
     assert rows["softmax"].endswith("| Muon |") and "0.00794 (exact, 252)" in rows["softmax"]
     assert rows["stablemax"].endswith("| AdamW |")
     assert "neither" in rows["sparsemax"]
-    assert cell_verdict(-3.0, 0.1) == "neither (p 0.1)" and cell_verdict(2.0, 0.01) == "AdamW"
+    assert cell_verdict(-3.0, 0.1) == "neither (Holm p 0.1)" and cell_verdict(2.0, 0.01) == "AdamW"
+
+
+def test_sooner_names_an_optimizer_only_where_the_holm_adjusted_p_says_so(tmp_path):
+    # 14 cells, each with every Muon member before every AdamW member: each exact p is 2/252 = 0.0079,
+    # but over a family of 14 Holm adjusts each to 14 x 0.0079 = 0.11: no cell alone names a winner.
+    fast, slow = [20, 21, 22, 23, 24], [60, 61, 62, 63, 64]
+    for task in ("modadd", "modsub", "modmul", "moddiv", "gcd", "modexp", "parity"):
+        for head in ("softmax", "stablemax"):
+            for opt, outs in (("muon", fast), ("adamw", slow)):
+                write_run(tmp_path / f"{task}-{head}-{opt}", config(task, opt, head, seeds=range(5)), outs)
+    text = report(collect([tmp_path]), "t")
+    section = text.split("## By head, per task")[1].split("\n## ")[0]
+    rows = [r for r in section.splitlines() if r.startswith("| ") and "exact" in r]
+    assert len(rows) == 14
+    assert all("0.00794 (exact, 252) | 0.111 | neither (Holm p 0.11) |" in r for r in rows)
+    assert "one family, every cell of this table with a test (14)" in section
+    tests = text.split("## Muon vs AdamW")[1].split("\n## ")[0]
+    assert "| all |" in tests and "| primary |" in tests       # the pooled test is the primary, unadjusted
 
 
 def test_a_key_added_since_a_run_reads_as_what_that_run_did(tmp_path):
@@ -276,3 +294,84 @@ def test_the_tuning_members_are_never_judged_but_runs_beside_the_confirmation_ar
     assert "confirmation runs of `grokmuon tune` and 2 members run beside them" in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| modadd | stablemax |"))
     assert "none for this head: softmax's choice" in row
+
+
+def test_collect_adds_the_near_max_epoch_and_the_cost_to_grok(tmp_path):
+    from grokmuon import cost
+    adamw = write_run(tmp_path / "a", config(optimizer="adamw", seeds=(0, 1)), [20, None])
+    muon = write_run(tmp_path / "m", config(optimizer="muon", seeds=(0, 1)), [20, 30])
+    # Seed 1 of the Muon run climbs on to 1.0 three epochs after its first crossing (0.97): the
+    # outside study's rule waits for it, ours does not.
+    m = pd.read_csv(muon / "metrics.csv")
+    m.loc[(m.member == 1) & (m.epoch >= 33), "val_acc"] = 1.0
+    m.to_csv(muon / "metrics.csv", index=False)
+    table, _ = collect_warned(tmp_path)
+    row = lambda run, seed: table[(table.run_dir == str(run)) & (table.seed == seed)].iloc[0]
+    assert row(muon, 1).grokking_epoch == 30 and row(muon, 1).grokking_epoch_near_max == 33
+    assert row(muon, 0).grokking_epoch_near_max == 20 == row(adamw, 0).grokking_epoch_near_max
+    assert pd.isna(row(adamw, 1).grokking_epoch_near_max)          # never reached 0.95
+    # wall_s of the run's clock at the grokking epoch (runfolders writes 0.1 s an epoch from 0).
+    assert row(muon, 1).wall_s_to_grok == pytest.approx(2.9)
+    assert pd.isna(row(adamw, 1).wall_s_to_grok) and pd.isna(row(adamw, 1).flops_to_grok)
+    # modadd at p = 97, train_frac 0.5: 4704 train rows of 9409, batch 512 (10 steps); 1 block, d 32, m 64.
+    fwd = cost.forward_flops(seq=4, layers=1, d=32, m=64, vocab=99)
+    assert row(adamw, 0).flops_to_grok == 20 * (3 * fwd * 4704 + fwd * 9409)
+    assert row(muon, 0).flops_to_grok - row(adamw, 0).flops_to_grok == 20 * 10 * cost.muon_step_flops(1, 32, 64, 5)
+    back = load(_written(tmp_path, table))
+    assert back["flops_to_grok"].dtype == "Int64" and back["grokking_epoch_near_max"].dtype == "Int64"
+
+
+def _written(tmp_path, table):
+    path = tmp_path / "runs.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_the_report_gives_the_cost_to_grok_per_task_and_optimizer(tmp_path):
+    write_run(tmp_path / "a", config(optimizer="adamw", seeds=range(3)), [20, 40, None])
+    write_run(tmp_path / "m", config(optimizer="muon", seeds=range(3)), [10, 12, 14])
+    text = report(collect([tmp_path]), "t")
+    section = text.split("## Cost to grok")[1].split("\n## ")[0]
+    rows = {r.split(" | ")[1]: r.split(" | ") for r in section.splitlines() if r.startswith("| modadd")}
+    # AdamW: grokked at 20 and 40 (median 30), wall 0.1 s an epoch from 0 (1.9, 3.9: median 2.9 -> "3").
+    assert rows["adamw"][2:7] == ["2/3", "30", "2/3", "30", "3"]
+    assert rows["muon"][2:5] == ["3/3", "12", "3/3"]
+    assert "grokked members only" in section.replace("**", "")
+    # One task and one head: their rows are the primary test again, not subgroups in Holm's family.
+    tests = text.split("## Muon vs AdamW")[1].split("\n## ")[0]
+    assert "| task=modadd |" in tests and tests.count("| = all |") == 2
+    # FLOPs: the median of 20 and 40 epochs' worth is 30 epochs' (1 block, d 32, m 64; 4704 of 9409 rows).
+    from grokmuon import cost
+    fwd = cost.forward_flops(seq=4, layers=1, d=32, m=64, vocab=99)
+    assert rows["adamw"][7].rstrip(" |") == format(30 * (3 * fwd * 4704 + fwd * 9409) / 1e12, ".3g")
+
+
+def test_the_tuned_report_gives_its_overall_test_without_the_reused_confirmation_strata(tmp_path):
+    fast, slow = [20, 21, 22, 23, 24], [60, 61, 62, 63, 64]
+    for opt in ("adamw", "muon"):
+        write_run(tmp_path / f"race-{opt}", config(optimizer=opt, role="tune"), [40, 50])
+        write_run(tmp_path / f"confirm-{opt}", config(optimizer=opt, role="confirm", seeds=range(100, 105)),
+                  fast if opt == "muon" else slow)
+        write_run(tmp_path / f"stablemax-{opt}", config(optimizer=opt, head="stablemax", seeds=range(100, 105)),
+                  [30, 61, 22, 63, 24] if opt == "muon" else [20, 31, 62, 23, 64])
+    text = report(collect([tmp_path]), "t")
+    section = text.split("## Tuned against tuned")[1].split("\n## ")[0]
+    assert "The primary test, all rows stratified by task and head: z = " in section
+    line = next(s for s in section.splitlines() if s.startswith("Without the 1 of its 2 strata (with both optimizers)"))
+    # The new stratum alone is the stablemax cell's own exact test: the same z and p as its own row.
+    row = next(r for r in section.splitlines() if r.startswith("| modadd | stablemax"))
+    z, p = row.split(" | ")[-4], row.split(" | ")[-3]
+    assert f"z = {float(z):.3f}, permutation p = {p}" in line
+
+
+def test_the_report_says_where_the_members_that_did_not_grok_stopped(tmp_path):
+    write_run(tmp_path / "a", config(optimizer="adamw", seeds=range(3), max_epochs=60), [20, None, None])
+    write_run(tmp_path / "m", config(optimizer="muon", seeds=range(2), max_epochs=60), [10, 12])
+    text = report(collect([tmp_path]), "t")
+    section = text.split("## Where the members that did not grok stopped")[1].split("\n## ")[0]
+    rows = [r.split(" | ") for r in section.splitlines() if r.startswith("| modadd")]
+    assert len(rows) == 1 and rows[0][2] == "adamw"                # Muon grokked every member: no row
+    # runfolders' censored curve: train saturates at 0.995 by epoch 25, val 0.42 from epoch 50 on.
+    assert rows[0][3:] == ["2", "2", "0", "60", "1.00", "0.42 |"]
+    from grokmuon.report import span
+    assert span(pd.Series([0.94, 0.66])) == "0.66–0.94" and span(pd.Series([0.671, 0.668])) == "0.67"

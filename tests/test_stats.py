@@ -141,3 +141,53 @@ def test_describe():
     assert (d["n"], d["mean"], d["median"]) == (4, 4, 2.5)
     assert d["sd"] == pytest.approx(np.std([1, 2, 3, 10], ddof=1))
     assert math.isnan(stats.describe([]).get("mean"))
+
+
+def test_holm_by_hand():
+    # k = 3, sorted 0.01, 0.02, 0.04: 3 x 0.01 = 0.03, 2 x 0.02 = 0.04, 1 x 0.04 = 0.04; back in input order.
+    assert stats.holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    # The running maximum: 4 x 0.01 = 0.04, 3 x 0.011 = 0.033 -> 0.04 (never below a smaller p's).
+    assert stats.holm([0.011, 0.01, 0.5, 0.3]) == pytest.approx([0.04, 0.04, 0.6, 0.6])
+    assert stats.holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])           # capped at 1
+    assert stats.holm([0.0123]) == pytest.approx([0.0123])               # a family of one: unchanged
+
+
+def test_holm_the_issue_numbers():
+    # 7 tuned tasks at the 5-vs-5 exact minimum 2/252 can adjust no lower than 7 x 0.0079 = 0.056;
+    # 19 default cells no lower than 19 x 0.0079 = 0.15.
+    assert stats.holm([2 / 252] * 2 + [0.5] * 5).min() == pytest.approx(7 * 2 / 252)
+    assert stats.holm([2 / 252] * 19).min() == pytest.approx(19 * 2 / 252)
+
+
+def test_holm_nan_is_not_a_member_of_the_family():
+    out = stats.holm([0.01, float("nan"), 0.02])
+    assert math.isnan(out[1])
+    assert out[[0, 2]] == pytest.approx([0.02, 0.02])                    # k = 2, not 3
+    assert stats.holm([]).shape == (0,)
+
+
+def _holm_statsmodels_style(p):
+    """statsmodels' multipletests(method="holm") as written there: sort, cumulative max of
+    (k - i) p_(i), clip at 1, unsort."""
+    p = np.asarray(p, float)
+    order = np.argsort(p)
+    k = len(p)
+    adjusted = np.maximum.accumulate((k - np.arange(k)) * p[order]).clip(max=1)
+    out = np.empty(k)
+    out[order] = adjusted
+    return out
+
+
+def test_holm_matches_the_statsmodels_definition_on_random_families():
+    rng = np.random.default_rng(0)
+    for k in (2, 5, 17, 40):
+        p = rng.uniform(0, 0.2, k) ** 2
+        assert stats.holm(p) == pytest.approx(_holm_statsmodels_style(p))
+        # Holm rejects at 0.05 exactly what the step-down procedure rejects, step by step.
+        order = np.argsort(p)
+        rejected = set()
+        for i, j in enumerate(order):
+            if p[j] > 0.05 / (k - i):
+                break
+            rejected.add(j)
+        assert set(np.nonzero(stats.holm(p) <= 0.05)[0]) == rejected
