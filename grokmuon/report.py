@@ -443,6 +443,11 @@ def scan_section(done: pd.DataFrame) -> str:
         "", group_table(done, [*by, "optimizer", *scanned])])
 
 
+def rule_near_max(done: pd.DataFrame) -> bool:
+    """Whether the members are judged by the near-max rule (results.finished swapped their epochs)."""
+    return "grokking_epoch_first" in done
+
+
 def report(table: pd.DataFrame, source: str) -> str:
     """The whole markdown report for a results table (rows of unfinished runs are counted, then left out)."""
     everything = finished(table, source)
@@ -464,8 +469,13 @@ def report(table: pd.DataFrame, source: str) -> str:
               if (done["role"] != "confirm").any() else "")
            + f"; its {len(tune)} tuning members are in *Tuning races* at the end and in no test."
            if len(tune) else "") + "\n",
-        f"Grokking epoch: the first epoch with validation accuracy ≥ {val} while train accuracy ≥ {train}. "
-        "**Mean, sd and median are over the members that grokked only.** *Censored*: did not grok within "
+        (f"Grokking epoch: the first epoch with validation accuracy ≥ {val} while train accuracy ≥ {train}. "
+         if not rule_near_max(done) else
+         f"Grokking epoch, by the later study's rule (`grok_rule=near_max`; Essential AI, “Muon Doesn't Clearly "
+         f"Grok Faster”, 2025): the first epoch whose validation accuracy is within 0.01 of the run's maximum, "
+         f"which must reach {val}; no train-accuracy condition. The first crossing (validation ≥ {val} while "
+         f"train ≥ {train}) is `grokking_epoch_first` in the table. ")
+        + "**Mean, sd and median are over the members that grokked only.** *Censored*: did not grok within "
         "its budget; *diverged*: its loss became NaN/inf (counted apart, not censored). *KM median*: "
         "Kaplan–Meier median over all members, censored ones included (a diverged member counts as "
         "censored at the budget); “> N” when fewer than half grokked.\n",

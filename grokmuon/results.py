@@ -228,6 +228,12 @@ def finished(table: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
     if done.empty:
         raise TableError(f"{source} holds no complete runs ({len(table)} rows, all unfinished)")
     done = done.copy()
+    if "grok_rule" in done and (done["grok_rule"] == "near_max").any():
+        # Rows run under the later study's rule are judged by it: their grokking epoch is the near-max
+        # one from here on (every table, test and figure), the first crossing kept beside it.
+        near = done["grok_rule"] == "near_max"
+        done["grokking_epoch_first"] = done["grokking_epoch"]
+        done["grokking_epoch"] = done["grokking_epoch"].where(~near, done["grokking_epoch_near_max"])
     done["diverged"] = done["status"] == "diverged"
     done["grokked"] = done["grokking_epoch"].notna() & ~done["diverged"]
     budget = done["max_epochs"] if "max_epochs" in done else done["epochs_run"]
