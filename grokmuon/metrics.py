@@ -1,4 +1,11 @@
-"""Grokking and memorisation epochs: pure functions on per-epoch accuracy curves (epoch 1 = first row)."""
+"""Grokking and memorisation epochs: pure functions on per-epoch accuracy curves (epoch 1 = first row).
+
+One rule, two shapes: `update` carries both epochs one epoch further (what train() calls after each
+epoch's evaluation, without keeping the curves), and `memorisation_epoch` / `grokking_epoch` fold it over
+whole curves (what a test or a reader of metrics.csv calls). An epoch whose train accuracy was not
+measured (NaN: eval_train=lazy, a blank cell in metrics.csv) meets neither rule; the lazy trainer measures
+the train split wherever one of them could be met (train.needs_train), so its epochs are every run's.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,6 +17,7 @@ def first_epoch(condition: Sequence[bool]) -> int | None:
 
 
 def is_memorised(train_acc: float, train_threshold: float = 0.99) -> bool:
+    """Train acc at or above its threshold (False for NaN: not measured)."""
     return train_acc >= train_threshold
 
 
@@ -18,13 +26,32 @@ def is_grokked(train_acc: float, val_acc: float, val_threshold: float = 0.95, tr
     return train_acc >= train_threshold and val_acc >= val_threshold
 
 
+def update(memorised: int | None, grokked: int | None, epoch: int, train_acc: float, val_acc: float,
+           val_threshold: float = 0.95, train_threshold: float = 0.99) -> tuple[int | None, int | None]:
+    """(memorisation epoch, grokking epoch) over epochs 1..epoch, from their values over 1..epoch-1 and
+    this epoch's accuracies: the first epoch that meets each rule is kept (later dips do not undo it)."""
+    if memorised is None and is_memorised(train_acc, train_threshold):
+        memorised = epoch
+    if grokked is None and is_grokked(train_acc, val_acc, val_threshold, train_threshold):
+        grokked = epoch
+    return memorised, grokked
+
+
+def _fold(train_acc: Sequence[float], val_acc: Sequence[float], val_threshold: float,
+          train_threshold: float) -> tuple[int | None, int | None]:
+    epochs: tuple[int | None, int | None] = (None, None)
+    for epoch, (t, v) in enumerate(zip(train_acc, val_acc), start=1):
+        epochs = update(*epochs, epoch, t, v, val_threshold, train_threshold)
+    return epochs
+
+
 def memorisation_epoch(train_acc: Sequence[float], train_threshold: float = 0.99) -> int | None:
     """First epoch whose train accuracy reaches the threshold."""
-    return first_epoch([is_memorised(a, train_threshold) for a in train_acc])
+    return _fold(train_acc, [float("nan")] * len(train_acc), 1.0, train_threshold)[0]
 
 
 def grokking_epoch(train_acc: Sequence[float], val_acc: Sequence[float],
                    val_threshold: float = 0.95, train_threshold: float = 0.99) -> int | None:
     """First epoch that is_grokked (the first crossing counts, later dips do not undo it).
     None if it never happens: the run is censored at its budget."""
-    return first_epoch([is_grokked(t, v, val_threshold, train_threshold) for t, v in zip(train_acc, val_acc)])
+    return _fold(train_acc, val_acc, val_threshold, train_threshold)[1]
