@@ -1,10 +1,11 @@
 """Grokking and memorisation epochs: pure functions on per-epoch accuracy curves (epoch 1 = first row).
 
-One rule, two shapes: `update` carries both epochs one epoch further (what train() calls after each
-epoch's evaluation, without keeping the curves), and `memorisation_epoch` / `grokking_epoch` fold it over
-whole curves (what a test or a reader of metrics.csv calls). An epoch whose train accuracy was not
-measured (NaN: eval_train=lazy, a blank cell in metrics.csv) meets neither rule; the lazy trainer measures
-the train split wherever one of them could be met (train.needs_train), so its epochs are every run's.
+One rule (is_memorised, is_grokked), two shapes: `update` carries both epochs one epoch further (what
+train() calls after each epoch's evaluation, without keeping the curves), and `memorisation_epoch` /
+`grokking_epoch` read them off whole curves (what a reader of metrics.csv calls; tested equal). An epoch
+whose train accuracy was not measured (NaN: eval_train=lazy, a blank cell in metrics.csv) meets neither
+rule; the lazy trainer measures the train split wherever one of them could be met (train.needs_train),
+so its epochs are every run's.
 """
 from __future__ import annotations
 
@@ -37,21 +38,13 @@ def update(memorised: int | None, grokked: int | None, epoch: int, train_acc: fl
     return memorised, grokked
 
 
-def _fold(train_acc: Sequence[float], val_acc: Sequence[float], val_threshold: float,
-          train_threshold: float) -> tuple[int | None, int | None]:
-    epochs: tuple[int | None, int | None] = (None, None)
-    for epoch, (t, v) in enumerate(zip(train_acc, val_acc), start=1):
-        epochs = update(*epochs, epoch, t, v, val_threshold, train_threshold)
-    return epochs
-
-
 def memorisation_epoch(train_acc: Sequence[float], train_threshold: float = 0.99) -> int | None:
     """First epoch whose train accuracy reaches the threshold."""
-    return _fold(train_acc, [float("nan")] * len(train_acc), 1.0, train_threshold)[0]
+    return first_epoch([is_memorised(a, train_threshold) for a in train_acc])
 
 
 def grokking_epoch(train_acc: Sequence[float], val_acc: Sequence[float],
                    val_threshold: float = 0.95, train_threshold: float = 0.99) -> int | None:
     """First epoch that is_grokked (the first crossing counts, later dips do not undo it).
     None if it never happens: the run is censored at its budget."""
-    return _fold(train_acc, val_acc, val_threshold, train_threshold)[1]
+    return first_epoch([is_grokked(t, v, val_threshold, train_threshold) for t, v in zip(train_acc, val_acc)])

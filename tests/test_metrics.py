@@ -76,6 +76,22 @@ def test_update_carries_both_epochs_one_epoch_further():
     assert update(None, None, 2, 0.9, 0.7, val_threshold=0.7, train_threshold=0.9) == (2, 2)
 
 
+def test_update_epoch_by_epoch_equals_the_curve_functions():
+    """What the trainer does (update after each epoch) against the epochs read off the whole curves, on
+    random curves with unmeasured (NaN) train cells and values on the thresholds."""
+    import random
+
+    from grokmuon.metrics import update
+    rng = random.Random(1)
+    for _ in range(300):
+        train = [rng.choice([rng.random(), 0.99, 1.0, float("nan")]) for _ in range(25)]
+        val = [rng.choice([rng.random(), 0.95, 0.9499]) for _ in range(25)]
+        epochs = (None, None)
+        for epoch, (t, v) in enumerate(zip(train, val), start=1):
+            epochs = update(*epochs, epoch, t, v)
+        assert epochs == (memorisation_epoch(train), grokking_epoch(train, val))
+
+
 # --- the trainer's epochs are this rule's -----------------------------------------------------------
 
 # Scripted accuracies (member -> epoch 1..), fed to train() in place of its evaluation. The expected epochs
