@@ -202,6 +202,8 @@ def read_curves(done: pd.DataFrame, warn) -> pd.DataFrame:
     A member that stopped early (grokked, then held for `patience` epochs) is held at its last value
     up to the longest run of its cell, so the mean is not taken over a shrinking set."""
     keep, cell = done[~done["diverged"]], curve_cell(done)
+    if keep.empty:
+        raise TableError("every member of this table diverged: no accuracy curve to draw")
     frames = []
     for run_dir, rows in keep.groupby("run_dir"):
         try:     # a file corrupted or cut short since `collect` read it is left out, with one line
@@ -379,18 +381,23 @@ PROBE_PANELS = {"weight_norm": "weight norm", "spectral_max": "max spectral norm
 def read_probes(done: pd.DataFrame, warn) -> pd.DataFrame:
     """Long table of the probe columns of every non-diverged member's metrics.csv (runs without probes
     are left out)."""
-    frames = []
-    for run_dir, rows in done[~done["diverged"]].groupby("run_dir"):
+    keep, frames, unread = done[~done["diverged"]], [], 0
+    if keep.empty:
+        raise TableError("every member of this table diverged: no probe curve to draw")
+    for run_dir, rows in keep.groupby("run_dir"):
         try:
             m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True,
                               blank_ok=("train_acc",))
         except BadRun as err:
             warn(str(err))
+            unread += 1
             continue
         if not set(PROBE_PANELS) <= set(m.columns):
             continue
         m = m[m["member"].isin(rows["member"])].merge(rows[["member", "task", "head", "optimizer"]], on="member")
         frames.append(m[["epoch", "member", "task", "head", "optimizer", *PROBE_PANELS]].assign(run_dir=run_dir))
+    if not frames and unread == keep["run_dir"].nunique():
+        raise TableError("no metrics.csv could be read for the probe curves (see the lines above)")
     if not frames:
         raise TableError("no run in this table was trained with probes (metrics.csv has no probe columns)")
     return pd.concat(frames, ignore_index=True)

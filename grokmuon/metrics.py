@@ -1,4 +1,12 @@
-"""Grokking and memorisation epochs: pure functions on per-epoch accuracy curves (epoch 1 = first row)."""
+"""Grokking and memorisation epochs: pure functions on per-epoch accuracy curves (epoch 1 = first row).
+
+One rule (is_memorised, is_grokked), two shapes: `update` carries both epochs one epoch further (what
+train() calls after each epoch's evaluation, without keeping the curves), and `memorisation_epoch` /
+`grokking_epoch` read them off whole curves (what a reader of metrics.csv calls; tested equal). An epoch
+whose train accuracy was not measured (NaN: eval_train=lazy, a blank cell in metrics.csv) meets neither
+rule; the lazy trainer measures the train split wherever one of them could be met (train.needs_train),
+so its epochs are every run's.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,12 +18,24 @@ def first_epoch(condition: Sequence[bool]) -> int | None:
 
 
 def is_memorised(train_acc: float, train_threshold: float = 0.99) -> bool:
+    """Train acc at or above its threshold (False for NaN: not measured)."""
     return train_acc >= train_threshold
 
 
 def is_grokked(train_acc: float, val_acc: float, val_threshold: float = 0.95, train_threshold: float = 0.99) -> bool:
     """Val acc at or above its threshold while train acc is at or above its own (paper §2.3)."""
     return train_acc >= train_threshold and val_acc >= val_threshold
+
+
+def update(memorised: int | None, grokked: int | None, epoch: int, train_acc: float, val_acc: float,
+           val_threshold: float = 0.95, train_threshold: float = 0.99) -> tuple[int | None, int | None]:
+    """(memorisation epoch, grokking epoch) over epochs 1..epoch, from their values over 1..epoch-1 and
+    this epoch's accuracies: the first epoch that meets each rule is kept (later dips do not undo it)."""
+    if memorised is None and is_memorised(train_acc, train_threshold):
+        memorised = epoch
+    if grokked is None and is_grokked(train_acc, val_acc, val_threshold, train_threshold):
+        grokked = epoch
+    return memorised, grokked
 
 
 def memorisation_epoch(train_acc: Sequence[float], train_threshold: float = 0.99) -> int | None:

@@ -334,11 +334,9 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
                 alive[e] = False
                 newly_diverged = True
                 continue
-            tr, va = numbers["train_acc"][e], numbers["val_acc"][e]
-            if r.memorisation_epoch is None and metrics.is_memorised(tr, cfg.grok_train_acc):
-                r.memorisation_epoch = epoch
-            if r.grokking_epoch is None and metrics.is_grokked(tr, va, cfg.grok_val_acc, cfg.grok_train_acc):
-                r.grokking_epoch = epoch
+            r.memorisation_epoch, r.grokking_epoch = metrics.update(     # NaN train acc (lazy): neither
+                r.memorisation_epoch, r.grokking_epoch, epoch, numbers["train_acc"][e], numbers["val_acc"][e],
+                cfg.grok_val_acc, cfg.grok_train_acc)
         if newly_diverged:      # the weights diverged members keep from now on (earlier ones included)
             frozen = [p.detach().clone() for p in model.parameters()]
         if on_epoch is not None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
+import textwrap
 
 import pytest
 import torch
@@ -96,8 +95,23 @@ def test_damaged_or_foreign_checkpoints_are_refused(tmp_path):
 # --- through the CLI: Ctrl-C, re-run resumes; a damaged checkpoint starts over ------------------------
 
 ARGS = ["-m", "task=modadd", "task.p=23", "model=tiny", "logger=none", "progress=false", "device=cpu",
-        "seeds=[0,1]", "max_epochs=200", "checkpoint_every=10"]
+        "seeds=[0,1]", "max_epochs=24", "checkpoint_every=5", "probes=false"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+CTRL_C_AT = 12          # after a periodic checkpoint (10), before the end: the interruption saves its own
+# `grokmuon train` that sends itself Ctrl-C once epoch CTRL_C_AT is written: a real signal at a known
+# epoch, with no clock to wait on.
+CTRL_C_AFTER = textwrap.dedent(f"""
+    import os, signal, sys
+    import grokmuon.runfolder as runfolder
+    real = runfolder.RunLog.log_epoch
+    def log_epoch(self, epoch, numbers, results):
+        real(self, epoch, numbers, results)
+        if epoch == {CTRL_C_AT}:
+            os.kill(os.getpid(), signal.SIGINT)
+    runfolder.RunLog.log_epoch = log_epoch
+    from grokmuon.cli import main
+    main(sys.argv[1:])
+""")
 
 
 def grokmuon(*args, **kw):
@@ -106,37 +120,33 @@ def grokmuon(*args, **kw):
 
 
 def interrupted_cell(sweep):
-    proc = subprocess.Popen([sys.executable, "-m", "grokmuon", "train", *ARGS, f"hydra.sweep.dir={sweep}"],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:                  # wait for some epochs, then Ctrl-C
-        cells = [p for p in sweep.glob("modadd-*") if (p / "metrics.csv").exists()]
-        if cells and len((cells[0] / "metrics.csv").read_text().splitlines()) > 2 * 25:
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_AFTER, "train", *ARGS, f"hydra.sweep.dir={sweep}"],
+                          env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 130, proc.stderr[-3000:]
     (cell,) = [p for p in sweep.glob("modadd-*")]
     assert (cell / checkpoint.CHECKPOINT).exists()
+    assert json.loads((cell / "summary.json").read_text())["members"][0]["epochs_run"] == CTRL_C_AT
     return cell
 
 
 def test_a_rerun_resumes_an_interrupted_cell_and_says_so(tmp_path):
     cell = interrupted_cell(tmp_path / "sweep")
-    stopped = json.loads((cell / "summary.json").read_text())["members"][0]["epochs_run"]
     r = grokmuon(f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert r.returncode == 0, r.stderr
-    assert f"resuming from its checkpoint after epoch {stopped}" in r.stderr
+    assert f"resuming from its checkpoint after epoch {CTRL_C_AT}" in r.stderr
     summary = json.loads((cell / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["resumed_from"]["epoch"] == stopped
-    fresh = grokmuon(f"hydra.sweep.dir={tmp_path / 'fresh'}")
-    assert fresh.returncode == 0
-    (other,) = (tmp_path / "fresh").glob("modadd-*")
+    assert summary["status"] == "complete" and summary["resumed_from"]["epoch"] == CTRL_C_AT
+    # The same numbers as an uninterrupted run of the same config, written in this process.
+    from omegaconf import OmegaConf
+
+    from grokmuon.runfolder import RunLog
+    cfg = compose_config(*[a for a in ARGS if a != "-m"], shrink=False)
+    log = RunLog(tmp_path / "fresh", OmegaConf.to_container(cfg, resolve=True), "cpu")
+    log.finish(train(cfg, on_epoch=log.log_epoch))
     import csv
     numbers = lambda p: [{k: v for k, v in row.items() if k != "wall_s"}                     # noqa: E731
                          for row in csv.DictReader(open(p / "metrics.csv"))]
-    assert numbers(cell) == numbers(other)                        # the same numbers as an uninterrupted run
+    assert len(numbers(cell)) == 2 * 24 and numbers(cell) == numbers(tmp_path / "fresh")
 
 
 def test_a_damaged_checkpoint_starts_the_cell_over_in_one_line(tmp_path):

@@ -1,37 +1,59 @@
 """The evaluation's fast paths change no number. eval_train=lazy: the train split is measured only where a
 grokking or memorisation epoch can fall, and every such epoch, every val number and every measured train
-number equals the eval_train=every run. eval_chunk and train_chunk: any chunking gives the same numbers."""
+number equals the eval_train=every run. eval_chunk and train_chunk: any chunking gives the same numbers.
+The trainer's epochs are grokmuon.metrics' rule applied to the curves its metrics.csv records."""
 from __future__ import annotations
 
 import csv
+import json
 import math
-import subprocess
 from types import SimpleNamespace
 
 import pytest
-
-from grokmuon.results import read_run
-from grokmuon.runfolder import BadRun, check_metrics
 import torch
+from omegaconf import OmegaConf
 
+from grokmuon import metrics
+from grokmuon.results import read_run
+from grokmuon.runfolder import BadRun, RunLog, check_metrics
 from grokmuon.train import Data, MemberResult, build_model, evaluate, evaluate_split, needs_train, train
 
-from conftest import cli_env, grokmuon_exe
+from conftest import compose_config
 
 # modadd mod 11 with lowered thresholds: the members memorise at epochs 17-24 and grok at 18-24.
 LAZY_RUN = ("task=modadd", "task.p=11", "optimizer=muon", "seeds=[0,1,2,3]", "max_epochs=40", "batch_size=16",
             "patience=5", "grok_train_acc=0.9", "grok_val_acc=0.5", "eval_train_every=7")
 
 
-def recorded(cfg):
+def recorded(cfg, log=None):
     rows = []
-    results = train(cfg, on_epoch=lambda epoch, numbers, rs: rows.append((epoch, {k: list(v) for k, v in numbers.items()})))
+
+    def on_epoch(epoch, numbers, results):
+        rows.append((epoch, {k: list(v) for k, v in numbers.items()}))
+        if log is not None:
+            log.log_epoch(epoch, numbers, results)
+    results = train(cfg, on_epoch=on_epoch)
+    if log is not None:
+        log.finish(results)
     return results, rows
 
 
-def test_lazy_gives_the_same_epochs_and_numbers_and_skips_train_evaluations(compose_cfg):
-    every, every_rows = recorded(compose_cfg(*LAZY_RUN, "eval_train=every"))
-    lazy, lazy_rows = recorded(compose_cfg(*LAZY_RUN, "eval_train=lazy"))
+@pytest.fixture(scope="module")
+def every_and_lazy(tmp_path_factory):
+    """LAZY_RUN with eval_train every and lazy, each written to a run folder as `grokmuon train` writes it:
+    {mode: (results, rows, folder)}."""
+    out = {}
+    for mode in ("every", "lazy"):
+        cfg = compose_config(*LAZY_RUN, f"eval_train={mode}")
+        folder = tmp_path_factory.mktemp(mode)
+        log = RunLog(folder, OmegaConf.to_container(cfg, resolve=True), "cpu")
+        out[mode] = (*recorded(cfg, log), folder)
+    return out
+
+
+def test_lazy_gives_the_same_epochs_and_numbers_and_skips_train_evaluations(every_and_lazy):
+    every, every_rows, _ = every_and_lazy["every"]
+    lazy, lazy_rows, _ = every_and_lazy["lazy"]
     assert any(r.grokking_epoch for r in every), "the run must grok for the comparison to mean anything"
     for a, b in zip(every, lazy):
         assert (a.memorisation_epoch, a.grokking_epoch, a.status, a.epochs_run) == \
@@ -67,15 +89,31 @@ def test_needs_train_follows_its_rule():
     assert not needs_train([fitted, stopped], [0.1, math.nan], 13, cfg)
 
 
-def test_a_lazy_run_folder_collects_and_a_blank_in_an_every_run_is_refused(tmp_path):
-    run_dir = tmp_path / "run"
-    cmd = [grokmuon_exe(), "train", "model=tiny", *LAZY_RUN, "eval_train=lazy", "logger=none", "progress=false",
-           "device=cpu", f"hydra.run.dir={run_dir}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=cli_env(), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    with open(run_dir / "metrics.csv") as f:
-        blanks = sum(row["train_acc"] == "" for row in csv.DictReader(f))
-    assert blanks > 0
+@pytest.mark.parametrize("mode", ["every", "lazy"])
+def test_each_members_epochs_are_the_rule_applied_to_its_recorded_curves(every_and_lazy, mode):
+    """summary.json's epochs, member by member, against grokmuon.metrics on metrics.csv's curves (a blank
+    train cell, not measured, read as NaN); and the run stops at the last grokking epoch + patience."""
+    folder = every_and_lazy[mode][2]
+    cfg = json.loads((folder / "config.json").read_text())
+    members = json.loads((folder / "summary.json").read_text())["members"]
+    with open(folder / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for m in members:
+        mine = [r for r in rows if int(r["member"]) == m["member"]]
+        assert [int(r["epoch"]) for r in mine] == list(range(1, m["epochs_run"] + 1))
+        train_acc = [float(r["train_acc"]) if r["train_acc"] != "" else math.nan for r in mine]
+        val_acc = [float(r["val_acc"]) for r in mine]
+        assert m["memorisation_epoch"] == metrics.memorisation_epoch(train_acc, cfg["grok_train_acc"]), m
+        assert m["grokking_epoch"] == metrics.grokking_epoch(train_acc, val_acc, cfg["grok_val_acc"],
+                                                             cfg["grok_train_acc"]), m
+    grokked = [m["grokking_epoch"] for m in members]
+    assert all(grokked) and len(set(grokked)) > 1, grokked      # epochs to compare, and not all the same
+    assert {m["epochs_run"] for m in members} == {max(grokked) + cfg["patience"]} and max(grokked) + 5 < 40
+    assert (mode == "lazy") == any(r["train_acc"] == "" for r in rows)
+
+
+def test_a_lazy_run_folder_collects_and_a_blank_in_an_every_run_is_refused(every_and_lazy):
+    run_dir = every_and_lazy["lazy"][2]
     rows = read_run(run_dir)
     assert len(rows) == 4 and any(r["grokking_epoch"] for r in rows)
     members = [{"member": r["member"], "epochs_run": r["epochs_run"]} for r in rows]

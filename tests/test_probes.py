@@ -13,20 +13,27 @@ from conftest import compose_config
 CPU = torch.device("cpu")
 
 
+# The groups of the README's probe table, by parameter name: attention q, k, v (fused) and o; MLP w1, w3
+# (fused) and w2; norm gains only in weight_norm.
+GROUPS = {"norm_embed": ["embed"], "norm_head": ["head"], "norm_attn": ["wqkv", "wo"], "norm_mlp": ["w13", "w2"]}
+
+
 def test_weight_probes_equal_a_plain_recomputation():
     cfg = compose_config("task=modadd", "task.p=13", "model.n_layers=2", "seeds=[0,1,2]")
     model = build_model(cfg, [0, 1, 2], CPU)
-    with torch.no_grad():
-        model.layers[0]["wo"][1].mul_(3.0)                  # members must differ
+    with torch.no_grad():                                   # members must differ, each group on its own
+        model.layers[0]["wo"][1].mul_(3.0)
+        model.layers[1]["w2"][2].mul_(2.0)
+        model.head[0].mul_(0.5)
     got = probes.weight_probes(model)
-    named = dict(model.named_parameters())
+    named = {n: p.detach() for n, p in model.named_parameters()}
     for e in range(3):
-        total = math.sqrt(sum(float((p[e].detach().double() ** 2).sum()) for p in model.parameters()))
-        assert got["weight_norm"][e].item() == pytest.approx(total, rel=1e-5)
-        attn = math.sqrt(sum(float((named[f"layers.{i}.{k}"][e].double() ** 2).sum())
-                             for i in range(2) for k in ("wqkv", "wo")))
-        assert got["norm_attn"][e].item() == pytest.approx(attn, rel=1e-5)
-        assert got["norm_embed"][e].item() == pytest.approx(float(model.embed[e].double().norm()), rel=1e-5)
+        def norm(names):
+            return math.sqrt(sum(float((p[e].double() ** 2).sum()) for n, p in named.items()
+                                 if n.rsplit(".", 1)[-1] in names))
+        assert got["weight_norm"][e].item() == pytest.approx(norm({n.rsplit(".", 1)[-1] for n in named}), rel=1e-5)
+        for probe, names in GROUPS.items():
+            assert got[probe][e].item() == pytest.approx(norm(names), rel=1e-5), (probe, e)
         sigmas, ranks = [], []
         for p in model.hidden_matrices():
             k = getattr(p, "row_blocks", 1)
@@ -36,7 +43,8 @@ def test_weight_probes_equal_a_plain_recomputation():
                 ranks.append(float((s ** 2).sum() / s[0] ** 2))
         assert got["spectral_max"][e].item() == pytest.approx(max(sigmas), rel=1e-4)
         assert got["stable_rank_mean"][e].item() == pytest.approx(sum(ranks) / len(ranks), rel=1e-4)
-    assert got["norm_attn"][1] > got["norm_attn"][0]
+    assert got["norm_attn"][1] > got["norm_attn"][0] and got["norm_mlp"][2] > got["norm_mlp"][0]
+    assert got["norm_head"][0] < got["norm_head"][1]
 
 
 def test_softmax_collapse_counts_rows_whose_probability_rounds_to_one():
@@ -74,4 +82,7 @@ def test_probes_reach_metrics_csv(tmp_path):
     assert len(rows) == 4
     for name in probes.PROBES:
         assert all(r[name] not in ("", None) and math.isfinite(float(r[name])) for r in rows), name
-    assert float(rows[0]["lr_factor"]) < 1.0 or cfg.optimizer.warmup_steps == 0   # warm-up still on after epoch 1
+    # Linear warm-up over warmup_steps steps: after k steps the factor is k / warmup_steps. modadd mod 13
+    # at train_frac 0.8 has 135 training rows, one batch (512 rows at most): one step an epoch.
+    assert (cfg.optimizer.warmup_steps, cfg.batch_size, cfg.task.train_frac) == (10, 512, 0.8)
+    assert [float(r["lr_factor"]) for r in rows] == pytest.approx([0.1, 0.1, 0.2, 0.2])

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from grokmuon import cli
 from grokmuon.runfolder import decide, set_aside
-from grokmuon.runid import NOT_RESULTS, config_hash, member_hash
+from grokmuon.runid import config_hash, member_hash
 from grokmuon.config import leaves
 from grokmuon.report import report
 from grokmuon.results import AXES, COLUMNS, TableError, collect, finished, judged, load, scanned_axes, varying_axes
@@ -179,12 +179,25 @@ def test_load_errors_are_one_line(tmp_path):
 
 # --- run identity ---------------------------------------------------------------------------------
 
+# Written from what each key does, not read from runid: where or how a run is watched, saved or labelled
+# (the same numbers), against what it computes.
+WATCHED = {"logger": {"name": "wandb", "mode": "offline"}, "progress": True, "eval_chunk": 7, "train_chunk": 1,
+           "experiment": "another", "device": "cuda", "role": "tune", "checkpoint_every": 5,
+           "keep_weights": False, "probes": False, "eval_train": "lazy", "eval_train_every": 3}
+COMPUTED = {"max_epochs": 301, "patience": 11, "batch_size": 256, "seeds": [0, 2], "grok_val_acc": 0.9,
+            "grok_train_acc": 0.98, "precision": "bf16", "stop": "race", "dropout_masks": "hash",
+            "task": {"name": "modadd", "p": 97, "train_frac": 0.3, "n_bits": 10},
+            "head": {"name": "stablemax"}, "grid": {"lr": [0.01, 0.02], "weight_decay": None}}
+
+
 def test_config_hash_ignores_what_does_not_change_results():
     cfg = config("modadd")
-    for key in NOT_RESULTS:
-        assert config_hash({**cfg, key: "something else"}) == config_hash(cfg)
-    assert config_hash({**cfg, "max_epochs": 301}) != config_hash(cfg)
+    for key, value in WATCHED.items():
+        assert config_hash({**cfg, key: value}) == config_hash(cfg), key
+    for key, value in COMPUTED.items():
+        assert config_hash({**cfg, key: value}) != config_hash(cfg), key
     assert config_hash({**cfg, "optimizer": {**cfg["optimizer"], "lr": 0.03}}) != config_hash(cfg)
+    assert config_hash({**cfg, "model": {**cfg["model"], "dropout": 0.0}}) != config_hash(cfg)
     assert config_hash(OmegaConf.create({**cfg, "hydra": {"x": 1}})) == config_hash(cfg)
 
 

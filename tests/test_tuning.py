@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from omegaconf import OmegaConf
 
 from grokmuon import racing, stats
 from grokmuon.config import ConfigError, validate
+from grokmuon.runfolder import RunLog
 from grokmuon.runid import config_hash, member_hash
 from grokmuon.train import train
 from conftest import REPO, compose_config
@@ -63,21 +67,58 @@ def test_choose_from_race_knowledge_equals_choose_from_the_full_run():
 
 # --- racing through the trainer ---------------------------------------------------------------------
 
-# A tiny grid where some settings reach lowered thresholds within 60 epochs on modadd mod 11.
-TINY_GRID = ["task=modadd", "task.p=11", "optimizer=adamw", "seeds=[0,1,2]", "grid.lr=[0.003,0.01,0.03]",
-             "grid.weight_decay=[0.1,1.0]", "max_epochs=60", "batch_size=16", "patience=100",
-             "grok_train_acc=0.9", "grok_val_acc=0.5"]
+# A tiny Muon grid on modadd mod 11 with lowered thresholds: 2 lr x 2 weight decay x 3 seeds, every
+# setting but one grokking in 2 of its 3 seeds within the 30-epoch budget, the best near epoch 15.
+TINY_GRID = ["task=modadd", "task.p=11", "optimizer=muon", "seeds=[0,1,2]", "grid.lr=[0.01,0.05]",
+             "grid.weight_decay=[0.0,0.15]", "max_epochs=30", "batch_size=16", "patience=100",
+             "grok_train_acc=0.9", "grok_val_acc=0.5", "probes=false"]
 
 
 def chosen(results):
     return racing.choose(racing.by_config((r.lr, r.weight_decay, r.status, r.grokking_epoch) for r in results))
 
 
-def test_raced_grid_stops_early_and_chooses_what_the_run_to_budget_chooses():
-    full = train(compose_config(*TINY_GRID, "stop=patience"))
-    raced = train(compose_config(*TINY_GRID, "stop=race"))
+def plain_race(members) -> tuple[int | None, tuple, int | None]:
+    """The race written out for 3 seeds a setting, from (lr, weight_decay, grokking epoch or None) per
+    member in grid order: it stops at the first epoch by which some setting has 2 of its 3 seeds grokked
+    (None: never, it runs to the budget); it picks, from what is known there, the setting whose 2nd
+    grokking epoch is earliest, then the one with more seeds grokked by that epoch, then the earlier mean
+    of those, then the first in grid order. Returns (stop, (lr, weight_decay), its 2nd grokking epoch)."""
+    settings: dict[tuple, list] = {}
+    for lr, wd, epoch in members:
+        settings.setdefault((lr, wd), []).append(epoch)
+    seconds = [sorted(e for e in eps if e is not None)[1] for eps in settings.values()
+               if sum(e is not None for e in eps) >= 2]
+    stop = min(seconds) if seconds else None
+    best = None
+    for i, (key, eps) in enumerate(settings.items()):
+        known = sorted(e for e in eps if e is not None and (stop is None or e <= stop))
+        second = known[1] if len(known) >= 2 else None
+        by = [e for e in known if second is None or e <= second]
+        rank = (second if second is not None else math.inf, -len(by), sum(by) / len(by) if by else math.inf, i)
+        if best is None or rank < best[0]:
+            best = (rank, key, second)
+    return stop, best[1], best[2]
+
+
+def raced_run(cfg, folder, **kw):
+    """train(cfg) with its run folder written as `grokmuon train` writes it: (results, summary.json)."""
+    log = RunLog(folder, OmegaConf.to_container(cfg, resolve=True), "cpu")
+    results = train(cfg, on_epoch=log.log_epoch, **kw)
+    return results, log.finish(results)
+
+
+@pytest.fixture(scope="module")
+def grid_runs(tmp_path_factory):
+    """TINY_GRID to its budget and raced: {"full": results, "raced": (results, summary)}."""
+    return {"full": train(compose_config(*TINY_GRID, "stop=patience")),
+            "raced": raced_run(compose_config(*TINY_GRID, "stop=race"), tmp_path_factory.mktemp("raced"))}
+
+
+def test_raced_grid_stops_early_and_chooses_what_the_run_to_budget_chooses(grid_runs):
+    full, (raced, _) = grid_runs["full"], grid_runs["raced"]
     stop = max(r.epochs_run for r in raced)
-    assert stop < max(r.epochs_run for r in full) == 60          # it saved epochs
+    assert stop < max(r.epochs_run for r in full) == 30          # it saved epochs
     assert chosen(raced) == chosen(full)
     assert {r.status for r in raced} == {"grokked", "raced_out"}
     for f, r in zip(full, raced):               # same members, same order; the race only cut them short
@@ -86,6 +127,60 @@ def test_raced_grid_stops_early_and_chooses_what_the_run_to_budget_chooses():
             assert r.grokking_epoch == f.grokking_epoch <= stop
         else:
             assert r.epochs_run == stop and (f.grokking_epoch is None or f.grokking_epoch > stop)
+
+
+def test_the_race_fields_say_where_it_stopped_and_what_it_chose(grid_runs):
+    full, (raced, summary) = grid_runs["full"], grid_runs["raced"]
+    stop, (lr, wd), median = plain_race((r.lr, r.weight_decay, r.grokking_epoch) for r in full)
+    assert stop is not None and stop < 30 and median == stop
+    assert summary["race"] == {"stopped_at": stop, "chosen": {"lr": lr, "weight_decay": wd},
+                               "chosen_median": median, "rule": racing.RULE}
+    assert all(r.epochs_run == stop for r in raced)
+    assert summary["counts"]["raced_out"] == sum(r.grokking_epoch is None or r.grokking_epoch > stop for r in full)
+
+
+def test_a_diverged_member_of_a_raced_grid_counts_as_never_grokked(grid_runs, monkeypatch, tmp_path):
+    """The member that grokked first in the setting the race picks diverges after epoch 1: the race goes
+    on without it (the others train as they would without it) and may pick another setting."""
+    import grokmuon.train as train_mod
+    full = grid_runs["full"]
+    _, (lr, wd), _ = plain_race((r.lr, r.weight_decay, r.grokking_epoch) for r in full)
+    bad = min((r.grokking_epoch, e) for e, r in enumerate(full) if (r.lr, r.weight_decay) == (lr, wd)
+              and r.grokking_epoch is not None)[1]
+    real, seen = train_mod.build_model, {}
+    monkeypatch.setattr(train_mod, "build_model", lambda *a, **kw: seen.setdefault("model", real(*a, **kw)))
+
+    def poison(epoch, numbers, results):
+        if epoch == 1:
+            with torch.no_grad():
+                for p in seen["model"].parameters():
+                    p[bad] = float("nan")
+    results = train(compose_config(*TINY_GRID, "stop=race"), on_epoch=poison)
+    assert (results[bad].status, results[bad].diverged_epoch, results[bad].grokking_epoch) == ("diverged", 2, None)
+    epochs = [None if e == bad else r.grokking_epoch for e, r in enumerate(full)]
+    stop, want, _ = plain_race((r.lr, r.weight_decay, g) for r, g in zip(full, epochs))
+    assert stop is not None and max(r.epochs_run for r in results) == stop
+    assert stop > grid_runs["raced"][1]["race"]["stopped_at"]          # the fault mattered: it raced on
+    assert chosen(results) == want
+    for e, (r, g) in enumerate(zip(results, epochs)):
+        if e != bad:       # the others: the epochs of the run without the fault, up to the race's stop
+            assert r.grokking_epoch == (g if g is not None and g <= stop else None)
+            assert r.status == ("grokked" if r.grokking_epoch else "raced_out")
+
+
+def test_an_interrupted_raced_run_resumes_to_the_same_race(grid_runs, tmp_path):
+    from grokmuon import checkpoint
+    raced, summary = grid_runs["raced"]
+    stop_after = summary["race"]["stopped_at"] // 2
+    cfg = compose_config(*TINY_GRID, "stop=race")
+    saver, epochs = checkpoint.Saver(tmp_path, "h", every=0), []
+    cut = train(cfg, saver=saver, should_stop=lambda: len(epochs) >= stop_after,
+                on_epoch=lambda e, numbers, rs: epochs.append(e))
+    assert {r.status for r in cut} == {"interrupted"} and epochs == list(range(1, stop_after + 1))
+    state = checkpoint.load(tmp_path / checkpoint.CHECKPOINT, "h")
+    rest = train(cfg, resume=state, on_epoch=lambda e, numbers, rs: epochs.append(e))
+    assert epochs == list(range(1, summary["race"]["stopped_at"] + 1))
+    assert [vars(r) for r in rest] == [vars(r) for r in raced]      # every member's outcome, exactly
 
 
 # --- grokmuon tune end to end -----------------------------------------------------------------------
@@ -105,11 +200,16 @@ def tuned(tmp_path_factory):
     plan.write_text("tune_seeds: [0, 1, 2]\nconfirm_seeds: [10, 11, 12, 13, 14]\nmax_extensions: 0\ngrids:\n"
                     "  adamw: {lr: [0.003, 0.01], weight_decay: [0.1, 1.0]}\n"
                     "  muon: {lr: [0.01, 0.05], weight_decay: [0.0, 0.15]}\n")
-    over = ["task=modadd", "task.p=11", "model=tiny", "max_epochs=40", "batch_size=16", "grok_train_acc=0.9",
-            "grok_val_acc=0.5", "device=cpu", f"hydra.sweep.dir={root / 'sweep'}"]
-    r = run("tune", "--plan", plan, *over, cwd=root)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return root, r
+    over = ["task=modadd", "task.p=11", "model=tiny", "max_epochs=30", "batch_size=16", "grok_train_acc=0.9",
+            "grok_val_acc=0.5", "device=cpu", "probes=false", f"hydra.sweep.dir={root / 'sweep'}"]
+    # One process per optimizer, side by side (as the README suggests on two cores): half the wall time.
+    procs = [subprocess.Popen([sys.executable, "-m", "grokmuon.cli", "tune", "--plan", str(plan), "--optimizers",
+                               opt, *over], cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for opt in ("adamw", "muon")]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, out + err
+    return root, subprocess.CompletedProcess([], 0, "".join(o for o, _ in outs), "".join(e for _, e in outs))
 
 
 def test_tune_races_chooses_and_confirms_on_fresh_seeds(tuned):
@@ -123,20 +223,26 @@ def test_tune_races_chooses_and_confirms_on_fresh_seeds(tuned):
         conf_name = next(n for n in summaries if configs[n]["optimizer"]["name"] == opt and configs[n]["role"] == "confirm")
         confirm = summaries[conf_name]
         assert len(tune["members"]) == 12 and len({(m["lr"], m["weight_decay"]) for m in tune["members"]}) == 4
-        choice = racing.choose(racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"])
-                                                for m in tune["members"]))
-        assert tune["race"]["chosen"] == {"lr": choice[0], "weight_decay": choice[1]}
+        stop, choice, median = plain_race((m["lr"], m["weight_decay"], m["grokking_epoch"]) for m in tune["members"])
+        assert tune["race"] == {"stopped_at": stop, "chosen": {"lr": choice[0], "weight_decay": choice[1]},
+                                "chosen_median": median, "rule": racing.RULE}
         assert {(m["lr"], m["weight_decay"]) for m in confirm["members"]} == {choice}
         assert [m["seed"] for m in confirm["members"]] == [10, 11, 12, 13, 14]
         assert configs[conf_name]["stop"] == "patience"
-        assert f"tune {opt}: chose lr {choice[0]:g} weight_decay {choice[1]:g}" in r.stdout
+        told = median if median is not None else "none: fewer than half grokked anywhere"
+        assert f"tune {opt}: chose lr {choice[0]:g} weight_decay {choice[1]:g} (median on the tuning seeds: " \
+               f"{told})" in r.stdout
+    # Muon's race stopped early; AdamW's grid grokked nowhere in half its seeds, so it ran to the budget and
+    # chose by the fallback (more seeds grokked, then the earlier mean).
+    races = {configs[n]["optimizer"]["name"]: s["race"] for n, s in summaries.items() if configs[n]["role"] == "tune"}
+    assert races["muon"]["stopped_at"] < 30 and races["adamw"]["stopped_at"] is None
 
 
-def test_tune_result_collects_with_roles_and_reports_tuned_against_tuned(tuned, tmp_path):
+def test_tune_result_collects_with_roles_and_reports_tuned_against_tuned(tuned, tmp_path, capsys):
+    from grokmuon.cli import main
     root, _ = tuned
     out = tmp_path / "runs.csv"
-    c = run("collect", root / "sweep", "--out", out, cwd=root)
-    assert c.returncode == 0, c.stderr
+    main(["collect", str(root / "sweep"), "--out", str(out)])
     import pandas as pd
     table = pd.read_csv(out)
     for col in ("task", "optimizer", "head", "seed", "lr", "weight_decay", "role", "status",
@@ -145,13 +251,22 @@ def test_tune_result_collects_with_roles_and_reports_tuned_against_tuned(tuned, 
     assert sorted(table["role"].unique()) == ["confirm", "tune"]
     assert len(table) == 2 * (12 + 5)
     assert set(table.loc[table.role == "tune", "seed"]).isdisjoint(table.loc[table.role == "confirm", "seed"])
-    rep = run("report", "--runs", out, "--out", tmp_path / "report.md", cwd=root)
-    assert rep.returncode == 0, rep.stderr
+    main(["report", "--runs", str(out), "--out", str(tmp_path / "report.md")])
+    capsys.readouterr()
     text = (tmp_path / "report.md").read_text()
     assert "## Tuned against tuned" in text and "## Tuning races" in text and "What racing saved" in text
     assert "## Learning speed and grokking delay" in text
-    assert "exact, 252" in text or "–" in text.split("## Tuned against tuned")[1].split("\n\n")[2]
     assert "These are the confirmation runs" in text
+    # The exact p of the confirmation runs, by brute force over every arrangement of the optimizer labels
+    # among the 10 members (C(10, 5) = 252); time: the grokking epoch, else the budget (censored).
+    confirm = table[table.role == "confirm"]
+    time = np.where(confirm.status == "grokked", confirm.grokking_epoch.fillna(0), confirm.max_epochs)
+    _, p = brute_force_p(time, confirm.status == "grokked", confirm.optimizer == "adamw", ["modadd"] * 10)
+    section = text.split("## Tuned against tuned")[1].split("\n## ")[0]
+    header = next(ln for ln in section.splitlines() if ln.startswith("| task |")).split("|")
+    row = next(ln for ln in section.splitlines() if ln.startswith("| modadd | softmax |")).split("|")
+    assert row[[h.strip() for h in header].index("exact p")].strip() == f"{p:.3g} (exact, {math.comb(10, 5)})", row
+    assert f"permutation p = {p:.3g} (exact, 252)" in section
 
 
 def test_tune_refuses_bad_plans_and_overrides_in_one_line(tmp_path):

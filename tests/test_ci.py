@@ -1,0 +1,51 @@
+"""The test run CI makes: .ci/run calls `make test`, the README's test command, which runs pytest; a test
+skipped outside the gpu marker fails that run (tests/skipcheck.py), with the reason printed; the
+command-line tests find a `grokmuon` to run even without the console script."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, grokmuon_exe
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_ci_runs_make_test_which_is_the_readmes_test_command_and_runs_pytest():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert [ln for ln in ci.splitlines() if ln and not ln.startswith("#")][-1] == "make test"
+    assert "make test" in (REPO / "README.md").read_text()
+    make = (REPO / "Makefile").read_text()
+    recipe = make.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "-m pytest" in recipe
+
+
+def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "skipcheck", "-rs", "-p", "no:cacheprovider",
+                           *args, str(folder)], capture_output=True, text=True, env=env, cwd=folder, timeout=120)
+
+
+def test_a_skip_outside_the_gpu_marker_fails_the_run_and_says_why(tmp_path):
+    (tmp_path / "test_some.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.gpu\ndef test_needs_cuda():\n    pytest.skip('no CUDA GPU here')\n\n"
+        "def test_runs():\n    pass\n")
+    allowed = pytest_in(tmp_path)
+    assert allowed.returncode == 0, allowed.stdout
+    assert "no CUDA GPU here" in allowed.stdout and "1 passed, 1 skipped" in allowed.stdout
+    (tmp_path / "test_other.py").write_text(
+        "import pytest\n\ndef test_needs_a_tool():\n    pytest.skip('the tool is missing')\n")
+    failed = pytest_in(tmp_path)
+    assert failed.returncode == 1, failed.stdout
+    assert "the tool is missing" in failed.stdout                       # -rs: the reason
+    assert "1 test(s) skipped outside the gpu marker" in failed.stdout and "test_needs_a_tool" in failed.stdout
+
+
+def test_without_the_console_script_the_cli_tests_run_python_m_grokmuon(tmp_path):
+    shim = grokmuon_exe(bindir=tmp_path)                   # as if the interpreter's folder had no script
+    assert shim != str(tmp_path / "grokmuon") and Path(shim).exists()
+    done = subprocess.run([shim, "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("grokmuon "), done.stderr
