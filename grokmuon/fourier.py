@@ -11,10 +11,12 @@ Each task is read as a cyclic group of order n in which the answer is a + s·b (
           (5 for p = 97), so a·b becomes log a + log b mod p - 1. The number 0 is outside the group: its
           embedding row and every row with a = 0 or b = 0 are left out.
   moddiv  Z_p^*, s = -1: a·b⁻¹ becomes log a - log b; the rows with a = 0 are left out (b = 0 has none).
-  modexp, gcd, parity: left out (`applies` is False), nothing is returned. a^b mod p is log a · b in the
-          log coordinates, a product of a group element and an integer mod p - 1, not a sum of two group
-          elements; gcd is not a group operation at all; parity is a sum mod 2 of ten bits, whose only
-          frequency is the trivial one. Neither key frequencies nor their 2D components are defined there.
+  modexp, gcd, parity: left out (`applies` is False), nothing is returned. a^b mod p is b · log a in the
+          log coordinates, a product of a group element and an exponent, not a sum of two group elements,
+          so no cos/sin(w(a ± b)) components carry it (the embedding norms could be computed, but there
+          is no circuit they are known to feed). gcd is not a group operation at all. Parity's inputs are
+          ten bits, not two numbers: its Fourier basis is the Walsh basis of {0, 1}^10, in which the
+          answer is the one top-degree character, and its two bit tokens have no frequencies.
 
 Basis over n elements (x = 0..n-1, w_k = 2πk/n): the constant 1/√n, and for k = 1..m, m = ⌊n/2⌋ = 48 for
 n = 97 and n = 96, cos(w_k x) and sin(w_k x) each scaled to unit norm. For even n (the group of order 96)
@@ -33,6 +35,9 @@ from . import heads
 ADDITIVE = {"modadd": 1, "modsub": -1}           # task -> sign s of b in a + s·b, over Z_p
 MULTIPLICATIVE = {"modmul": 1, "moddiv": -1}     # the same over Z_p^*, in discrete-log coordinates
 N_KEY = 5                                        # key frequencies kept (the "up to 5")
+# The per-member columns these probes would add to metrics.csv (not wired in yet): key_freq_i is the
+# i-th largest frequency norm's k.
+PROBES = ("fourier_gini", *(f"key_freq_{i}" for i in range(1, N_KEY + 1)), "restricted_loss", "excluded_loss")
 
 
 def applies(task: str) -> bool:

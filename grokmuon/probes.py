@@ -26,6 +26,7 @@ WEIGHT_PROBES = ("weight_norm", "norm_embed", "norm_attn", "norm_mlp", "norm_hea
                  "stable_rank_mean")
 LOGIT_PROBES = ("logit_scale", "softmax_collapse")
 PROBES = (*WEIGHT_PROBES, *LOGIT_PROBES, "lr_factor")
+UPDATE_PROBES = ("update_stable_rank", "grad_stable_rank")      # update_spectra's; not in metrics.csv yet
 
 
 def _sq(p: torch.Tensor) -> torch.Tensor:
