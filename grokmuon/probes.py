@@ -14,6 +14,9 @@ accuracies. Each probe is a small pure function returning one value per member [
                          float32: the gradient of the cross-entropy there is exactly 0 (floating-point
                          absorption). Measured on softmax of the logits whatever the head.
   lr_factor              the warm-up factor in force at the epoch's last step (1 after warm-up)
+
+`update_spectra` (not yet called by the trainer) gives the mean stable rank of the update an optimizer
+step applied and of the gradient it was given, over the same blocks (issue 22, item 3).
 """
 from __future__ import annotations
 
@@ -23,16 +26,28 @@ WEIGHT_PROBES = ("weight_norm", "norm_embed", "norm_attn", "norm_mlp", "norm_hea
                  "stable_rank_mean")
 LOGIT_PROBES = ("logit_scale", "softmax_collapse")
 PROBES = (*WEIGHT_PROBES, *LOGIT_PROBES, "lr_factor")
+UPDATE_PROBES = ("update_stable_rank", "grad_stable_rank")      # update_spectra's; not in metrics.csv yet
 
 
 def _sq(p: torch.Tensor) -> torch.Tensor:
     return p.detach().float().pow(2).flatten(1).sum(1)
 
 
-def blocks(p: torch.Tensor) -> torch.Tensor:
-    """A hidden matrix [E, rows, cols] as its blocks [E, k, rows/k, cols] (fused q, k, v: k = 3)."""
-    k = getattr(p, "row_blocks", 1)
+def blocks(p: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    """A hidden matrix [E, rows, cols] as its k blocks [E, k, rows/k, cols] (fused q, k, v: k = 3);
+    k defaults to the parameter's row_blocks."""
+    k = getattr(p, "row_blocks", 1) if k is None else k
     return p.detach().float().view(p.shape[0], k, p.shape[1] // k, p.shape[2])
+
+
+def spectra(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(||B||_2, stable rank ||B||_F^2 / ||B||_2^2) of each matrix of b [..., m, n], batched over the
+    leading axes. A matrix with a NaN or inf gives NaN for both (a diverged member: NaN, not an error);
+    the zero matrix has stable rank 0."""
+    finite = b.isfinite().flatten(-2).all(-1)
+    s2 = torch.linalg.matrix_norm(torch.where(finite[..., None, None], b, 0.0), ord=2)
+    s2 = torch.where(finite, s2, float("nan"))
+    return s2, b.pow(2).sum((-2, -1)) / s2.pow(2).clamp(min=1e-30)
 
 
 @torch.no_grad()
@@ -44,15 +59,26 @@ def weight_probes(model) -> dict[str, torch.Tensor]:
     out["weight_norm"] = torch.stack([_sq(p) for p in model.parameters()]).sum(0).sqrt()
     spectral, stable = [], []
     for p in model.hidden_matrices():
-        b = blocks(p)                                                      # [E, k, m, n]
-        finite = b.isfinite().flatten(2).all(2)                            # a diverged member: NaN, not an error
-        s2 = torch.linalg.matrix_norm(torch.where(finite[..., None, None], b, 0.0), ord=2)   # [E, k]
-        s2 = torch.where(finite, s2, float("nan"))
+        s2, sr = spectra(blocks(p))                                        # [E, k] each
         spectral.append(s2)
-        stable.append(b.pow(2).sum((-2, -1)) / s2.pow(2).clamp(min=1e-30))
+        stable.append(sr)
     out["spectral_max"] = torch.cat(spectral, 1).amax(1)
     out["stable_rank_mean"] = torch.cat(stable, 1).mean(1)
     return out
+
+
+@torch.no_grad()
+def update_spectra(before: list[torch.Tensor], after: list[torch.Tensor], grads: list[torch.Tensor],
+                   row_blocks: list[int]) -> dict[str, torch.Tensor]:
+    """Per member [E], over the hidden-matrix blocks as Muon sees them (q, k, v and w1, w3 separately;
+    row_blocks[i] blocks in matrix i, model.hidden_matrices' row_blocks):
+      update_stable_rank  mean stable rank of after - before, the update one optimizer step applied
+                          (lr times the optimizer's direction, plus its decoupled weight decay)
+      grad_stable_rank    mean stable rank of the gradient that step was given
+    Stable rank is scale-free, so the learning rate does not enter. Lists hold [E, rows, cols] tensors."""
+    upd = [spectra(blocks(a.float() - b.float(), k))[1] for b, a, k in zip(before, after, row_blocks)]
+    grd = [spectra(blocks(g, k))[1] for g, k in zip(grads, row_blocks)]
+    return {"update_stable_rank": torch.cat(upd, 1).mean(1), "grad_stable_rank": torch.cat(grd, 1).mean(1)}
 
 
 @torch.no_grad()
