@@ -51,7 +51,8 @@ def test_nothing_grokked_reports_counts_and_no_test(tables):
         assert rows(text, "By optimizer", opt) == [[opt, "3", "0", "3", "0", "– ± –", "–", "> 300"]]
     (row,) = rows(text, "Muon vs AdamW", "all")
     assert row[1:4] == ["3/3", "0/0", "> 300/> 300"]
-    assert set(row[4:]) == {"–", "– [–, –]"}                # no event anywhere: no test has anything to say
+    # no event anywhere: no test has anything to say (row[6], the Holm column, names the primary test)
+    assert row[6] == "primary" and set(row[4:6] + row[7:]) == {"–", "– [–, –]"}
     assert rows(text, "Beside the paper", "runs grokked, AdamW / Muon") == [["runs grokked, AdamW / Muon",
                                                                            "not given", "0 / 0"]]
 
@@ -74,7 +75,8 @@ def test_one_optimizer_only_is_described_not_compared(tables, monkeypatch, tmp_p
     # grokked at 30, 40, 50, 60, two censored at 300: the KM curve falls to 3/6 at 50, its median
     assert rows(text, "By optimizer", "muon") == [["muon", "6", "4", "2", "0", "45.0 ± 12.9", "45.0", "50"]]
     (row,) = rows(text, "Muon vs AdamW", "all")
-    assert row[1:4] == ["0/6", "0/4", "–/50"] and set(row[4:]) == {"–", "– [–, –]"}
+    assert row[1:4] == ["0/6", "0/4", "–/50"] and row[6] == "primary"
+    assert set(row[4:6] + row[7:]) == {"–", "– [–, –]"}
     assert rows(text, "Beside the paper", "mean grokking epoch, Muon")[0][2] == "45.00"      # (30+40+50+60)/4
     done = judged(finished(table))
     ax = drawn(monkeypatch, figures.fig1_boxplot_optimizer, done, tmp_path).axes[0]
