@@ -42,11 +42,13 @@ def train_cmd(overrides: list[str]) -> None:
     if len(modes) > 1:      # Hydra would raise a ValueError with a traceback
         fail(f"use one of {', '.join(modes)}: Hydra runs, sweeps or prints the config, one at a time")
     if not any(o in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") or o.startswith("--cfg") for o in overrides):
-        from .precheck import check_output_dir, output_dir, precheck
+        from .precheck import check_output_dir, output_dir, precheck, resume_override
         precheck(overrides)
         folder = output_dir(overrides)
         if folder is not None:
             check_output_dir(folder)
+        resume = resume_override(overrides)     # a single run continues the run it interrupted
+        overrides = [*overrides, resume] if resume else overrides
     from .job import main as hydra_job
     hydra_job(overrides)
 

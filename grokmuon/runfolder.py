@@ -8,7 +8,8 @@ decides what a re-run does with a folder it finds.
 Every file that later code trusts is written atomically (temp file + rename), so a kill mid-write
 leaves the previous complete version, never half a file. Each member is mirrored to W&B when asked.
 
-A re-run of a sweep finds each cell's folder again (its name holds the config hash) and `decide` says
+A re-run of a sweep finds each cell's folder again (its name holds the config hash), a re-run of a single
+run the newest unfinished folder of its hash under its output root (`interrupted_run`), and `decide` says
 what to do with it: skip it (complete, same hash), or set its files aside and train again (anything
 else), resuming from its checkpoint where there is one (`resumable`). Nothing is deleted: files of an
 unfinished attempt move to <folder>.incomplete-<time>, those of a finished run of another config (only
@@ -391,3 +392,40 @@ def resumable(aside: Path, chash: str) -> tuple[dict | None, list[dict] | None, 
     if {int(r["epoch"]) for r in rows} != set(range(1, state["epoch"] + 1)):
         return None, None, f"its metrics.csv lacks epochs before {state['epoch']}; training again from epoch 1"
     return state, rows, f"resuming from its checkpoint after epoch {state['epoch']}"
+
+
+def is_set_aside(folder: Path) -> bool:
+    """Whether folder is an earlier attempt's files that set_aside moved (<name>.<kind>-<time>)."""
+    return any(f".{kind}-" in Path(folder).name for kind in ("incomplete", "superseded"))
+
+
+def interrupted_run(root: Path, chash: str) -> tuple[Path | None, str]:
+    """A single run (no -m) gets a new timestamped folder under root (outputs/<task>-<optimizer>-<head>/),
+    so a re-run of its command line would never find the run it interrupted. This finds it: (the newest
+    folder under root that an unfinished run of hash chash left with a checkpoint, what was found in a
+    few words); (None, why a new folder is right) when there is none. Set-aside folders are earlier
+    attempts' files, never a run to continue; a folder a live process trains is left to it."""
+    from .checkpoint import CHECKPOINT
+    root = Path(root)
+    found = [p for p in root.iterdir() if p.is_dir() and not is_set_aside(p)] if root.is_dir() else []
+    found.sort(key=lambda p: (p / SUMMARY).stat().st_mtime if (p / SUMMARY).exists() else 0, reverse=True)
+    others, notes = 0, []
+    for folder in found:
+        summary = read_summary(folder)
+        if summary is None or summary.get("status") == "complete":
+            continue
+        if summary.get("config_hash") != chash:
+            others += 1
+            continue
+        action, _, why = decide(folder, chash)
+        if action == "busy":
+            notes.append(f"{folder} is being trained now ({why})")
+        elif not (folder / CHECKPOINT).exists():
+            notes.append(f"{folder} stopped without a checkpoint")
+        else:
+            epoch = max((m.get("epochs_run") or 0 for m in summary.get("members", [])), default=0)
+            return folder, f"status {summary.get('status')!r} after epoch {epoch}"
+    if others:
+        notes.append(f"{others} unfinished run{'s' if others > 1 else ''} there {'are' if others > 1 else 'is'} "
+                     "of another config")
+    return None, "; ".join(notes) or "no unfinished run of this config there"
