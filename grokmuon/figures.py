@@ -241,6 +241,7 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
 def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     keys = sorted(done[by].unique())
     fig, axes = grid(len(keys), min(len(keys), 4), sharey=True)
+    fig.set_figheight(fig.get_figheight() + 0.2)        # room for the legend's two rows below
     rng, y = np.random.default_rng(0), YLayout.of(done)
     for ax, k in zip(axes, keys):
         boxplot(ax, done[done[by] == k], rng, y, box="all")
@@ -251,7 +252,7 @@ def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     fig.suptitle(f"Grokking epoch by optimizer, per {by}{pooled(done)}\n(box over every member: its grokking "
                  "epoch, or the budget if it did not grok)", fontsize=12)
     _legend_once(fig, axes, ncol=3)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     return save(fig, out, f"fig2_boxplot_{by}")
 
 
@@ -406,10 +407,10 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                  fontsize=12)
     axes[0].plot([], [], "^", color="gray", ms=4, lw=0, label="a member's grokking epoch")
     axes[0].fill_between([], [], [], color="gray", alpha=0.15, lw=0, label="min–max of val accuracy")
-    _legend_once(fig, axes)
-    fig.text(0.5, -0.02, "Members that stopped early (grokked and held) are carried at their last value; "
-             "diverged members are left out.", ha="center", fontsize=8, color="dimgray")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    _legend_once(fig, axes, ncol=4)
+    fig.text(0.5, -0.03, "Members that stopped early (grokked and held) are carried at their last value; "
+             "diverged members are left out.", ha="center", va="top", fontsize=8, color="dimgray")
+    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
     return save(fig, out, "fig4_curves_task")
 
 
