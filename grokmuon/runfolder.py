@@ -91,20 +91,47 @@ def check_writable(folder: Path) -> None:
         raise OSError(f"cannot write the run folder {folder}: {err.strerror or err}") from None
 
 
-def git_sha() -> str | None:
+def git_sha() -> str:
+    """The commit of the code that runs: git's HEAD where this package is a checkout's own grokmuon/ (run
+    from the repo, or an editable install); else the commit pip recorded when it installed from a git URL
+    (direct_url.json); else "installed package <version>" (a wheel or a copy: its commit is not known)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+    sha = checkout_sha(Path(__file__).resolve())
+    if sha:
+        return sha
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None if out.returncode == 0 else None
+        dist = distribution("grokmuon")
+        return installed_sha(json.loads(dist.read_text("direct_url.json") or "{}"), dist.version)
+    except (PackageNotFoundError, ValueError):
+        return "installed package (version unknown)"
+
+
+def checkout_sha(here: Path) -> str | None:
+    """HEAD of the git checkout whose grokmuon/ holds the file `here`; None when there is none, or when
+    the repo around it is another one (a virtual environment inside someone's project)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=here.parent)
     except (OSError, subprocess.SubprocessError):
         return None
+    lines = out.stdout.splitlines()
+    if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() / "grokmuon" / here.name != here:
+        return None
+    return lines[1].strip()
+
+
+def installed_sha(direct_url: dict, version: str) -> str:
+    """The commit an installed package came from, if pip recorded one (`pip install git+URL@ref`)."""
+    commit = (direct_url.get("vcs_info") or {}).get("commit_id")
+    return commit or f"installed package {version}"
 
 
 def device_name(device: str) -> str:
     import torch
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({platform.processor() or platform.machine()}, {n} thread{'' if n == 1 else 's'})"
 
 
 class RunLog:

@@ -23,7 +23,7 @@ for r in $(seq "$rounds"); do
         end=$(date +%s.%N)
         printf '%s %s %s\n' "$t" "$(echo "$end - $start" | bc)" "$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$tmp/times"
     done
-done | awk '{printf "round run: %s thread(s) %6.1f s  (load average %s)\n", $1, $2, $3}'
+done | awk '{printf "%s thread(s): %6.1f s  (load average %s)\n", $1, $2, $3; fflush()}'
 python3 - "$tmp/times" <<'EOF'
 import statistics, sys
 times = {}
