@@ -184,7 +184,7 @@ def outcome_lines(summary: dict) -> list[str]:
     for m in summary["members"]:
         memo = "never memorised" if m["memorisation_epoch"] is None else f"memorised at {m['memorisation_epoch']}"
         if m["status"] == "diverged":
-            what = f"diverged at epoch {m['diverged_epoch']}: loss or weights became NaN/inf"
+            what = f"diverged: loss or weights became NaN/inf at epoch {m['diverged_epoch']}"
         elif m["grokking_epoch"]:
             what = f"grokked at epoch {m['grokking_epoch']}"
         elif m["status"] == "raced_out":

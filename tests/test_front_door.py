@@ -36,7 +36,7 @@ def test_the_run_summary_is_in_plain_words():
                            member(seed=2, status="interrupted", grokking_epoch=None, epochs_run=170)],
                "counts": {"censored": 1, "diverged": 1, "interrupted": 1}}
     one, two, three, total = outcome_lines(summary)
-    assert one.endswith("seed 0: diverged at epoch 2: loss or weights became NaN/inf (never memorised), "
+    assert one.endswith("seed 0: diverged: loss or weights became NaN/inf at epoch 2 (never memorised), "
                         "final train nan val 0.970")
     assert "seed 1: did not grok in 1 epoch (memorised at 41)" in two
     assert "seed 2: interrupted after 170 epochs, not grokked yet (memorised at 12)" in three
