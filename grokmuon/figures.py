@@ -512,9 +512,16 @@ def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
         for col, (probe, title) in enumerate(PROBE_PANELS.items()):
             ax = axes[row][col]
             for (opt, head), g in long[long["task"] == task].groupby(["optimizer", "head"]):
-                mean = g.groupby("epoch")[probe].mean()
-                ax.plot(mean.index, mean.values, styles[head], color=COLOR.get(opt), lw=1.2,
-                        label=f"{label(opt)}" + (f", {head}" if len(heads) > 1 else ""))
+                by_epoch = g.groupby("epoch")[probe]
+                mean, n = by_epoch.mean(), by_epoch.count()
+                # Where some members have stopped (grokked and held), the mean is over fewer of them and
+                # jumps as each leaves: drawn faint there, so a jump is not read as the model changing.
+                last_full = n.index[n == n.max()].max()
+                ax.plot(mean.index[mean.index <= last_full], mean[mean.index <= last_full], styles[head],
+                        color=COLOR.get(opt), lw=1.2, label=f"{label(opt)}" + (f", {head}" if len(heads) > 1 else ""))
+                if last_full < mean.index.max():
+                    ax.plot(mean.index[mean.index >= last_full], mean[mean.index >= last_full], styles[head],
+                            color=COLOR.get(opt), lw=0.8, alpha=0.35, label="faint: some members had stopped")
                 cell = done[(done.task == task) & (done.optimizer == opt) & (done["head"] == head)]
                 median = stats.km_median(cell["time"], cell["event"]) if len(cell) else None
                 if median is not None:      # where half the members had grokked
@@ -528,11 +535,11 @@ def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                 ax.set_ylabel(task)
             if row == len(tasks) - 1:
                 ax.set_xlabel("epoch", fontsize=9)
-    fig.suptitle("Probes over training: mean over the members still training at each epoch; vertical lines: "
-                 "Kaplan–Meier median grokking epoch",
-                 fontsize=11)
+    fig.suptitle(f"Probes over training: mean over members{pooled(done)}; vertical lines: Kaplan–Meier median "
+                 "grokking epoch", fontsize=11)
     _legend_once(fig, list(axes.flat))
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    h = fig.get_figheight()         # in inches: room for the title above and the legend below, however tall
+    fig.tight_layout(rect=(0, 0.5 / h, 1, 1 - 0.35 / h))
     return save(fig, out, "fig6_probes")
 
 
