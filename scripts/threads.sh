@@ -21,7 +21,7 @@ for r in $(seq "$rounds"); do
         OMP_NUM_THREADS=$t .venv/bin/grokmuon train task=modadd "${args[@]}" logger=none progress=false \
             keep_weights=false "hydra.run.dir=$tmp/r$r-t$t" > /dev/null
         end=$(date +%s.%N)
-        printf '%s %s %s\n' "$t" "$(echo "$end - $start" | bc)" "$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$tmp/times"
+        printf '%s %s %s\n' "$t" "$(awk "BEGIN {print $end - $start}")" "$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$tmp/times"
     done
 done | awk '{printf "%s thread(s): %6.1f s  (load average %s)\n", $1, $2, $3; fflush()}'
 python3 - "$tmp/times" <<'EOF'
