@@ -92,7 +92,7 @@ def check_out(path: Path, folder: bool = False) -> None:
     not with a traceback after it. Creates nothing: it tries a temp file in the nearest existing folder."""
     import tempfile
     if not folder and path.is_dir():
-        fail(f"cannot write {path}: it is a folder; give a file path, e.g. {path / 'report.md'}")
+        fail(f"cannot write {path}: it is a folder; give a file path (e.g. one inside it)")
     probe = (path if folder else path.parent).absolute()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
