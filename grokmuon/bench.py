@@ -27,7 +27,7 @@ from torch import nn
 
 from .config import CONF, Parser, fail
 from .model import apply_rope, rope_tables
-from .tasks import make_task, split_indices, vocab_size
+from .tasks import TASKS, make_task, split_indices, vocab_size
 
 
 # ----------------------------------------------------------------------------- (a) the peer-style loop
@@ -245,17 +245,20 @@ def sizes(text: str) -> list[int]:
 
 def main(argv: list[str]) -> None:
     ap = Parser(prog="grokmuon bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--task", default="modadd")
-    ap.add_argument("--train-frac", type=float, default=0.5, help="0.5: 4704 train rows on modadd")
-    ap.add_argument("--models", default="default,small", help="model configs to time, e.g. default,small")
-    ap.add_argument("--members", type=sizes, default="1,3,8,32", help="ensemble sizes for our trainer, e.g. 1,8,32")
-    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per row (after 1 warm-up)")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved repeats; the fastest counts")
-    ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--task", default="modadd", choices=list(TASKS),
+                    help="the task whose data is timed (default: %(default)s)")
+    ap.add_argument("--train-frac", type=float, default=0.5, help="share of the rows used for training (default: %(default)s; 0.5: 4704 train rows on modadd)")
+    ap.add_argument("--models", default="default,small", help="model configs to time, comma-separated (default: %(default)s)")
+    ap.add_argument("--members", type=sizes, default="1,3,8,32", help="ensemble sizes for our trainer, comma-separated (default: %(default)s)")
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per row, after 1 warm-up (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved repeats; the fastest counts (default: %(default)s)")
+    ap.add_argument("--batch", type=int, default=512, help="training batch size (default: %(default)s, as train)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="cpu, cuda or cuda:N (default: cuda when torch sees a GPU, else cpu)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: autocast for the forward pass (default: %(default)s)")
     ap.add_argument("--profile", action="store_true", help="also: where an epoch goes (phases, operators)")
-    ap.add_argument("--peak-size", type=int, default=2048, help="n of the n x n matmul that measures the peak")
+    ap.add_argument("--peak-size", type=int, default=2048, help="n of the n x n matmul that measures the peak (default: %(default)s)")
     ap.add_argument("--out", default="outputs/bench",
                     help="folder for the JSON record (default: %(default)s; results/bench holds the committed ones)")
     args = ap.parse_args(argv)

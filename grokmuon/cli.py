@@ -38,15 +38,23 @@ def version() -> str:
 
 def train_cmd(overrides: list[str]) -> None:
     """`grokmuon train <overrides>`: check the command line (precheck.py), then hand it to Hydra (job.py)."""
+    from . import threads
+    threads.apply()         # one intra-op thread per process unless OMP_NUM_THREADS is set (threads.py)
     modes = [o for o in overrides if o in ("-m", "--multirun") or o.split("=")[0] in ("--cfg", "-c", "--info", "-i")]
     if len(modes) > 1:      # Hydra would raise a ValueError with a traceback
         fail(f"use one of {', '.join(modes)}: Hydra runs, sweeps or prints the config, one at a time")
+    if any(o in ("--help", "-h") for o in overrides):      # ours: the keys and -m (Hydra's: --hydra-help)
+        from .usage import train_help
+        print(train_help())
+        return
     if not any(o in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") or o.startswith("--cfg") for o in overrides):
-        from .precheck import check_output_dir, output_dir, precheck
+        from .precheck import check_output_dir, output_dir, precheck, resume_override
         precheck(overrides)
         folder = output_dir(overrides)
         if folder is not None:
             check_output_dir(folder)
+        resume = resume_override(overrides)     # a single run continues the run it interrupted
+        overrides = [*overrides, resume] if resume else overrides
     from .job import main as hydra_job
     hydra_job(overrides)
 
@@ -79,6 +87,33 @@ def record(folder: Path, command: str, args: list[str]) -> None:
             f.write(line)
 
 
+def check_out(path: Path, folder: bool = False) -> None:
+    """Fail now, in one line, if the file (or folder) an --out names cannot be written: before the work,
+    not with a traceback after it. Creates nothing: it tries a temp file in the nearest existing folder."""
+    import tempfile
+    if not folder and path.is_dir():
+        fail(f"cannot write {path}: it is a folder; give a file path (e.g. one inside it)")
+    probe = (path if folder else path.parent).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        fail(f"cannot write {path}: {probe} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        fail(f"cannot write {path}: {probe}: {err.strerror or err}")
+
+
+def written(path: Path, write) -> None:
+    """write(), with the folder made first; a failure (disk full, a folder gone) is one line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write()
+    except OSError as err:
+        fail(f"cannot write {path}: {err.strerror or err}")
+
+
 def collect_cmd(args: list[str]) -> None:
     from .results import DEFAULT_DIRS, collect
     ap = Parser(prog="grokmuon collect", description="Gather run folders into "
@@ -101,9 +136,8 @@ def collect_cmd(args: list[str]) -> None:
         fail(f"no readable runs{' of experiment ' + a.experiment if a.experiment else ''} in {', '.join(a.dirs)}")
     exps = sorted(table["experiment"].dropna().unique())
     out = a.out or RESULTS / (a.name or (exps[0] if len(exps) == 1 else "all")) / "runs.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    record(out.parent, "collect", args)
+    check_out(out)
+    written(out, lambda: (table.to_csv(out, index=False), record(out.parent, "collect", args)))
     done = int((table["run_status"] == "complete").sum())
     print(f"{out}: {len(table)} members ({done} of complete runs) from {table['run_dir'].nunique()} "
           f"run folders; experiments: {', '.join(exps)}")
@@ -117,11 +151,12 @@ def report_cmd(args: list[str]) -> None:
     ap.add_argument("--runs", type=Path, help="a runs.csv from collect (required)")
     ap.add_argument("--out", type=Path, help="the markdown file (default: report.md beside runs.csv)")
     a = ap.parse_args(args)
+    if a.runs is not None:
+        check_out(a.out or a.runs.parent / "report.md")
     runs, text = from_table(a.runs, lambda table, name: report(load(table), name))
     out = a.out or runs.parent / "report.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    record(out.parent, "report", args)       # beside what it wrote: a report sent elsewhere leaves no trace here
+    # the command is recorded beside what it wrote: a report sent elsewhere leaves no trace here
+    written(out, lambda: (out.write_text(text), record(out.parent, "report", args)))
     print(text)
     print(f"written: {out}")
 
@@ -135,6 +170,8 @@ def figures_cmd(args: list[str]) -> None:
     ap.add_argument("--out", type=Path, help="folder for the files (default: figures/ beside runs.csv)")
     ap.add_argument("--only", nargs="+", choices=list(FIGURES), help="make only these figures")
     a = ap.parse_args(args)
+    if a.runs is not None:
+        check_out(a.out or a.runs.parent / "figures", folder=True)
     runs, done = from_table(a.runs, lambda table, name: judged(finished(load(table), name)))
     out, failed = a.out or runs.parent / "figures", []
     optional = {"scan": lambda: bool(scanned_axes(done) or condition_axes(done)), "probes": lambda: has_probes(done)}
@@ -145,9 +182,11 @@ def figures_cmd(args: list[str]) -> None:
                 print(path)
         except TableError as err:
             failed.append(f"figure {name}: {err}")
-    if a.out is not None:
-        out.mkdir(parents=True, exist_ok=True)      # even when every figure failed: the record goes here
-    record(runs.parent if a.out is None else out, "figures", args)
+        except OSError as err:          # the folder went or filled up since check_out
+            fail(f"cannot write the figures to {out}: {err.strerror or err}")
+    # even when every figure failed: the record goes here
+    where = runs.parent if a.out is None else out
+    written(where / "commands.txt", lambda: record(where, "figures", args))
     if failed:
         fail("; ".join(failed))
 

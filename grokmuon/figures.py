@@ -9,7 +9,9 @@ files its run_dir column points to). Each writes <out>/<name>.png and .pdf and r
   fig6_probes             weight norm, spectral norm, stable rank, logit scale, softmax collapse against
                           epoch, Muon vs AdamW, per task (runs trained with probes), grokking marked
 Members that never grokked are drawn as crosses at the budget (the epoch they were censored), never
-dropped: a box over grokked members alone would flatter the optimizer that fails more often.
+dropped, and the boxes are drawn over every member (those at the budget): a box over grokked members
+alone would flatter the optimizer that fails more often. fig1 keeps that box (the paper's) as its third,
+labelled panel, beside the Kaplan-Meier median with its CI.
 """
 from __future__ import annotations
 
@@ -73,94 +75,184 @@ def budget(done: pd.DataFrame) -> float:
 
 @dataclass(frozen=True)
 class YLayout:
-    """Where the boxplots put things. Members that did not grok sit at the budget; when the budget is
-    far above every grokking epoch, a true-scale axis would squash the boxes into its bottom, so they
-    go to a row of their own above a dashed break, its tick labelled with the budget."""
+    """The boxplots' y axis. Members that did not grok are drawn at the budget; when the budget is far
+    above every grokking epoch, a true-scale axis would squash the boxes into its bottom, so the axis is
+    compressed above a dashed break (`brk`): true scale below it, the stretch from it to the budget
+    squeezed into a narrow band, the budget's tick labelled. Every value is drawn at its true epoch."""
     top: float
-    no_grok_y: float
+    budget: float
     brk: float | None = None
+    squeeze: float = 1.0
 
     @classmethod
     def of(cls, done: pd.DataFrame) -> "YLayout":
         b, any_miss = budget(done), bool((~done["grokked"]).any())
         g = float(done.loc[done["grokked"], "grokking_epoch"].max()) if done["grokked"].any() else 0.0
-        if any_miss and g > 0 and b > 1.3 * g:
-            return cls(top=g * 1.3, no_grok_y=g * 1.2, brk=g * 1.1)
-        return cls(top=(b if any_miss else g) * 1.06, no_grok_y=b)
+        if any_miss and g > 0 and b > 1.3 * g:      # the budget lands at 1.2 g on screen, the top at 1.3 g
+            brk = 1.1 * g
+            squeeze = 0.1 * g / (b - brk)
+            return cls(top=b + 0.1 * g / squeeze, budget=b, brk=brk, squeeze=squeeze)
+        return cls(top=(b if any_miss else g) * 1.06, budget=b)
+
+    def forward(self, y):
+        y = np.asarray(y, dtype=float)
+        return np.where(y <= self.brk, y, self.brk + (y - self.brk) * self.squeeze)
+
+    def inverse(self, v):
+        v = np.asarray(v, dtype=float)
+        return np.where(v <= self.brk, v, self.brk + (v - self.brk) / self.squeeze)
+
+    def apply(self, ax) -> None:
+        if self.brk is None:
+            ax.set_ylim(0, self.top)
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            if self.budget < self.top:
+                ax.axhline(self.budget, ls=":", lw=0.8, color="gray", zorder=0, label="budget (max_epochs)")
+            return
+        ax.set_yscale("function", functions=(self.forward, self.inverse))
+        ax.set_ylim(0, self.top)
+        ax.axhline(self.brk, ls="--", lw=0.8, color="gray", zorder=0, label="axis break: compressed above")
+        ticks = [t for t in matplotlib.ticker.MaxNLocator(integer=True).tick_values(0, self.brk)
+                 if 0 <= t < self.brk * 0.95]
+        ax.set_yticks([*ticks, self.budget], [f"{t:g}" for t in ticks] + [f"budget {self.budget:g}"])
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
-def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, y: YLayout) -> None:
-    """One box per optimizer over grokked members, their points jittered on top; members that did not
-    grok as crosses at the budget (see YLayout), diverged ones as red triangles there."""
-    opts = optimizers(done)
+def box_values(g: pd.DataFrame, box: str) -> np.ndarray:
+    """What one box is drawn over. "all": every member, at its grokking epoch or, if it did not grok, at
+    the epoch it was censored (the budget; a diverged member too), so with censoring at the budget only,
+    the box's median is the Kaplan-Meier median (the budget where half or more did not grok; for an even
+    count, the mean of the middle pair where Kaplan-Meier takes the lower one). "grokked":
+    the grokked members only, as the paper draws it, which leaves out the members that did not grok."""
+    return (g["time"] if box == "all" else g.loc[g["grokked"], "grokking_epoch"]).astype(float).to_numpy()
+
+
+def tick_labels(done: pd.DataFrame, opts: list[str]) -> list[str]:
+    return [f"{label(o)}\n{int(done.loc[done.optimizer == o, 'grokked'].sum())}/"
+            f"{int((done.optimizer == o).sum())} grokked" for o in opts]
+
+
+def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, y: YLayout, box: str = "all") -> dict:
+    """One box per optimizer over box_values(box), the grokked members as jittered points on top
+    (hollow: no delay); the members that did not grok as one cross at the epoch they were censored
+    (the budget) with their count beside it, diverged ones as a red triangle there with theirs.
+    Returns each optimizer's box median (None: no box)."""
+    opts, medians = optimizers(done), {}
     for i, opt in enumerate(opts):
         g, color = done[done["optimizer"] == opt], COLOR.get(opt, "gray")
-        ep = g.loc[g["grokked"], "grokking_epoch"].astype(float).to_numpy()
-        if len(ep):
-            ax.boxplot(ep, positions=[i], widths=0.5, showfliers=False, medianprops={"color": "black"},
+        values = box_values(g, box)
+        medians[opt] = float(np.median(values)) if len(values) else None
+        if len(values):
+            ax.boxplot(values, positions=[i], widths=0.5, showfliers=False, medianprops={"color": "black"},
                        boxprops={"color": color}, whiskerprops={"color": color}, capprops={"color": color})
-            x = i + rng.uniform(-0.15, 0.15, len(ep))
-            flat = g.loc[g["grokked"], "no_delay"].to_numpy(dtype=bool) if "no_delay" in g else np.zeros(len(ep), bool)
-            ax.scatter(x[~flat], ep[~flat], s=8, alpha=0.5, color=color, linewidths=0)
-            if flat.any():      # grokked while it memorised (delay 0): learned fast, did not grok late
-                ax.scatter(x[flat], ep[flat], s=16, facecolors="none", edgecolors=color, linewidths=0.8)
-                ax.scatter([], [], s=16, facecolors="none", edgecolors="black", linewidths=0.8,
-                           label="no delay (grokked as it memorised)")
-        for rows, style in ((~g["grokked"] & ~g["diverged"], {"marker": "x", "color": "black",
-                                                               "label": "did not grok (at the budget)"}),
-                            (~g["grokked"] & g["diverged"], {"marker": "v", "color": "tab:red",
-                                                             "label": "diverged (drawn at the budget)"})):
-            n = int(rows.sum())
-            if n:
-                ax.scatter(i + rng.uniform(-0.2, 0.2, n), np.full(n, y.no_grok_y), s=18, linewidths=0.8, **style)
-    ax.set_xticks(range(len(opts)),
-                  [f"{label(o)}\n{int(done.loc[done.optimizer == o, 'grokked'].sum())}/"
-                   f"{int((done.optimizer == o).sum())} grokked" for o in opts])
+        ep = g.loc[g["grokked"], "grokking_epoch"].astype(float).to_numpy()
+        x = i + rng.uniform(-0.15, 0.15, len(ep))
+        flat = g.loc[g["grokked"], "no_delay"].to_numpy(dtype=bool) if "no_delay" in g else np.zeros(len(ep), bool)
+        ax.scatter(x[~flat], ep[~flat], s=8, alpha=0.5, color=color, linewidths=0)
+        ax.scatter(x[flat], ep[flat], s=16, facecolors="none", edgecolors=color, linewidths=0.8)
+        missed = [(rows, style) for rows, style in
+                  ((~g["grokked"] & ~g["diverged"], {"marker": "x", "color": "black"}),
+                   (~g["grokked"] & g["diverged"], {"marker": "v", "color": "tab:red"})) if rows.any()]
+        for k, (rows, style) in enumerate(missed):
+            at = i + (0.16 * (2 * k - 1) if len(missed) == 2 else 0.0)
+            for where, n in g.loc[rows, "time"].astype(float).value_counts().sort_index().items():
+                ax.scatter([at], [where], s=36, linewidths=1.2, zorder=3, **style)
+                ax.annotate(f"{n}", (at, where), xytext=(5, -1), textcoords="offset points", va="center",
+                            fontsize=7, color=style["color"])
+    marks(ax, done)
+    ax.set_xticks(range(len(opts)), tick_labels(done, opts))
     ax.set_xlim(-0.6, len(opts) - 0.4)
-    ax.set_ylim(0, y.top)
-    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    if y.brk is None:
-        if y.no_grok_y < y.top:
-            ax.axhline(y.no_grok_y, ls=":", lw=0.8, color="gray", zorder=0, label="budget (max_epochs)")
-        return
-    ax.axhline(y.brk, ls="--", lw=0.8, color="gray", zorder=0)
-    ticks = [t for t in ax.get_yticks() if 0 <= t < y.brk * 0.95]
-    ax.set_yticks([*ticks, y.no_grok_y], [f"{t:g}" for t in ticks] + [f"budget {budget(done):g}"])
+    y.apply(ax)
+    return medians
 
 
-def _legend_once(fig, axes) -> None:
+def marks(ax, done: pd.DataFrame) -> None:
+    """Legend entries for the markers the table has (gray: each optimizer draws them in its colour)."""
+    ax.scatter([], [], s=12, color="gray", alpha=0.7, linewidths=0, label="grokked (one member)")
+    if "no_delay" in done and done["no_delay"].any():
+        ax.scatter([], [], s=16, facecolors="none", edgecolors="gray", linewidths=0.8,
+                   label="grokked as it memorised (no delay)")
+    if (~done["grokked"] & ~done["diverged"]).any():
+        ax.scatter([], [], marker="x", s=36, color="black", linewidths=1.2,
+                   label="did not grok: drawn at the budget, their count beside it")
+    if done["diverged"].any():
+        ax.scatter([], [], marker="v", s=36, color="tab:red", linewidths=1.2,
+                   label="diverged: drawn at the budget, their count beside it")
+
+
+def km_medians(ax, done: pd.DataFrame, y: YLayout) -> None:
+    """Each optimizer's Kaplan-Meier median grokking epoch (every member counted, censoring included)
+    with its 95% CI; a median or CI end that the data never reach is drawn as an arrow at the budget."""
+    opts, beyond_drawn = optimizers(done), False
+    for i, opt in enumerate(opts):
+        g, color = done[done["optimizer"] == opt], COLOR.get(opt, "gray")
+        med = stats.km_median(g["time"], g["event"])
+        low, high = stats.km_median_ci(g["time"], g["event"])
+        beyond = y.top * 0.995        # drawn at the top of the axis, above the budget: "later than that"
+        ax.vlines(i, y.budget if low is None else low, beyond if high is None else high, color=color, lw=2)
+        ax.hlines([v for v in (low, high) if v is not None], i - 0.08, i + 0.08, color=color, lw=2)
+        if high is None or med is None:
+            ax.scatter([i], [beyond], marker="^", s=50, color=color, zorder=3, clip_on=False)
+            beyond_drawn = True
+        if med is not None:
+            ax.scatter([i], [med], marker="D", s=40, color=color, edgecolors="black", zorder=4)
+        text = (f"median {med:g}" if med is not None else "median beyond the budget") + \
+            f"\n95% CI {'–' if low is None else f'{low:g}'} to {'beyond the budget' if high is None else f'{high:g}'}"
+        ax.annotate(text, (i, med if med is not None else beyond), xytext=(10, 0), textcoords="offset points",
+                    va="center", fontsize=7)
+    ax.scatter([], [], marker="D", s=40, color="gray", edgecolors="black",
+               label="Kaplan–Meier median, bar: its 95% CI")
+    if beyond_drawn:
+        ax.scatter([], [], marker="^", s=50, color="gray", label="median or CI end beyond the budget")
+    ax.set_xticks(range(len(opts)), tick_labels(done, opts))
+    ax.set_xlim(-0.6, len(opts) - 0.4 + 0.5)       # room for the numbers right of the last optimizer
+    y.apply(ax)
+
+
+def _legend_once(fig, axes, ncol: int | None = None) -> None:
     handles = {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     if handles:
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), frameon=False,
-                   bbox_to_anchor=(0.5, -0.02))
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol or len(handles),
+                   frameon=False, bbox_to_anchor=(0.5, -0.02))
 
 
 def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(4.5, 4.2))
-    boxplot(ax, done, np.random.default_rng(0), YLayout.of(done))
-    ax.set_ylabel("grokking epoch")
-    ax.set_title(f"Grokking epoch by optimizer\n(all tasks and heads{pooled(done)})", fontsize=11)
-    _legend_once(fig, [ax])
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    """The paper's Fig. 4, told straight: a box over every member (those that did not grok at the budget),
+    the Kaplan-Meier median with its CI, and the paper's own box over the grokked members only, each
+    labelled, on one shared axis."""
+    y = YLayout.of(done)
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4.8), sharey=True)
+    boxplot(axes[0], done, np.random.default_rng(0), y, box="all")
+    axes[0].set_title("every member: its grokking epoch,\nor the budget if it did not grok", fontsize=10)
+    km_medians(axes[1], done, y)
+    axes[1].set_title("Kaplan–Meier median grokking epoch\n(every member, censoring counted)", fontsize=10)
+    boxplot(axes[2], done, np.random.default_rng(0), y, box="grokked")
+    axes[2].set_title("the paper's style: box over grokked members\nonly (it leaves out every ×)", fontsize=10)
+    axes[0].set_ylabel("grokking epoch")
+    fig.suptitle(f"Grokking epoch by optimizer (all tasks and heads{pooled(done)})", fontsize=12)
+    _legend_once(fig, axes, ncol=3)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return save(fig, out, "fig1_boxplot_optimizer")
 
 
 def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     keys = sorted(done[by].unique())
     fig, axes = grid(len(keys), min(len(keys), 4), sharey=True)
+    fig.set_figheight(fig.get_figheight() + 0.2)        # room for the legend's two rows below
     rng, y = np.random.default_rng(0), YLayout.of(done)
     for ax, k in zip(axes, keys):
-        boxplot(ax, done[done[by] == k], rng, y)
+        boxplot(ax, done[done[by] == k], rng, y, box="all")
         ax.set_title(f"{by} = {k}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
     for ax in axes[:: min(len(keys), 4)]:
         ax.set_ylabel("grokking epoch")
-    fig.suptitle(f"Grokking epoch by optimizer, per {by}{pooled(done)}", fontsize=12)
-    _legend_once(fig, axes)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.suptitle(f"Grokking epoch by optimizer, per {by}{pooled(done)}\n(box over every member: its grokking "
+                 "epoch, or the budget if it did not grok)", fontsize=12)
+    _legend_once(fig, axes, ncol=3)
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     return save(fig, out, f"fig2_boxplot_{by}")
 
 
@@ -183,11 +275,13 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
                 ax.plot(cens, at, "|", color=COLOR.get(opt), ms=8, mew=1.2)
             t, frac = np.r_[0.0, t, end], np.r_[0.0, frac, frac[-1] if len(frac) else 0.0]
             ax.step(t, frac, where="post", color=COLOR.get(opt), label=f"{label(opt)}")
-        ax.axhline(0.5, ls=":", lw=0.8, color="gray", zorder=0)     # where the KM median is read
+        ax.axhline(0.5, ls=":", lw=0.8, color="gray", zorder=0, label="one half: the median is read here")
         ax.set_title(f"{name} (n={len(g)})", fontsize=10)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlim(0, end * 1.03)            # room for the censoring ticks at the budget
         ax.set_xlabel("epoch", fontsize=9)
+    axes[0].plot([], [], "|", color="gray", ms=8, mew=1.2, label="censored: did not grok by then")
+    axes[0].fill_between([], [], [], color="gray", alpha=0.15, lw=0, label="95% band")
     for ax in axes[:: min(len(panels), 4)]:
         ax.set_ylabel("fraction grokked")
     fig.suptitle(f"Fraction of members grokked by each epoch (Kaplan–Meier, 95% band; | censored){pooled(done)}",
@@ -295,7 +389,7 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
             if len(cell):           # each member's grokking epoch, as a tick at the bottom
                 ax.plot(cell["grokking_epoch"].astype(float), np.full(len(cell), 0.01), "^", color=COLOR.get(opt),
                         ms=4, alpha=0.7, lw=0)
-        ax.axhline(0.95, ls=":", lw=0.8, color="gray", zorder=0)        # the grokking threshold
+        ax.axhline(0.95, ls=":", lw=0.8, color="gray", zorder=0, label="0.95: the grokking threshold")
         if log_x:
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
@@ -313,10 +407,12 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                  "each member's grokking epoch (▲), the 0.95 threshold (dotted)"
                  + (f"\neach optimizer at its best {', '.join(cols)} (earliest Kaplan–Meier median)" if cols else ""),
                  fontsize=12)
-    _legend_once(fig, axes)
-    fig.text(0.5, -0.02, "Members that stopped early (grokked and held) are carried at their last value; "
-             "diverged members are left out.", ha="center", fontsize=8, color="dimgray")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    axes[0].plot([], [], "^", color="gray", ms=4, lw=0, label="a member's grokking epoch")
+    axes[0].fill_between([], [], [], color="gray", alpha=0.15, lw=0, label="min–max of val accuracy")
+    _legend_once(fig, axes, ncol=4)
+    fig.text(0.5, -0.03, "Members that stopped early (grokked and held) are carried at their last value; "
+             "diverged members are left out.", ha="center", va="top", fontsize=8, color="dimgray")
+    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
     return save(fig, out, "fig4_curves_task")
 
 
@@ -423,9 +519,16 @@ def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
         for col, (probe, title) in enumerate(PROBE_PANELS.items()):
             ax = axes[row][col]
             for (opt, head), g in long[long["task"] == task].groupby(["optimizer", "head"]):
-                mean = g.groupby("epoch")[probe].mean()
-                ax.plot(mean.index, mean.values, styles[head], color=COLOR.get(opt), lw=1.2,
-                        label=f"{label(opt)}" + (f", {head}" if len(heads) > 1 else ""))
+                by_epoch = g.groupby("epoch")[probe]
+                mean, n = by_epoch.mean(), by_epoch.count()
+                # Where some members have stopped (grokked and held), the mean is over fewer of them and
+                # jumps as each leaves: drawn faint there, so a jump is not read as the model changing.
+                last_full = n.index[n == n.max()].max()
+                ax.plot(mean.index[mean.index <= last_full], mean[mean.index <= last_full], styles[head],
+                        color=COLOR.get(opt), lw=1.2, label=f"{label(opt)}" + (f", {head}" if len(heads) > 1 else ""))
+                if last_full < mean.index.max():
+                    ax.plot(mean.index[mean.index >= last_full], mean[mean.index >= last_full], styles[head],
+                            color=COLOR.get(opt), lw=0.8, alpha=0.35, label="faint: some members had stopped")
                 cell = done[(done.task == task) & (done.optimizer == opt) & (done["head"] == head)]
                 median = stats.km_median(cell["time"], cell["event"]) if len(cell) else None
                 if median is not None:      # where half the members had grokked
@@ -439,10 +542,11 @@ def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                 ax.set_ylabel(task)
             if row == len(tasks) - 1:
                 ax.set_xlabel("epoch", fontsize=9)
-    fig.suptitle("Probes over training: mean over members; vertical lines: Kaplan–Meier median grokking epoch",
-                 fontsize=11)
+    fig.suptitle(f"Probes over training: mean over members{pooled(done)}; vertical lines: Kaplan–Meier median "
+                 "grokking epoch", fontsize=11)
     _legend_once(fig, list(axes.flat))
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    h = fig.get_figheight()         # in inches: room for the title above and the legend below, however tall
+    fig.tight_layout(rect=(0, 0.5 / h, 1, 1 - 0.35 / h))
     return save(fig, out, "fig6_probes")
 
 

@@ -83,6 +83,13 @@ def progress_bar(cfg: DictConfig):
                 bar_format="{desc}: {n_fmt}/{total_fmt} epochs (budget) |{bar}| {elapsed}, {rate_fmt}{postfix}")
 
 
+def span(values) -> str:
+    """The members' range for the progress bar: "0.787" for one member (or all alike), "0.712-0.787" for
+    several, "-" when none was measured (the train split on an epoch eval_train=lazy skipped)."""
+    seen = [f"{v:.3f}" for v in sorted(v for v in values if v == v)]
+    return "-" if not seen else seen[0] if seen[0] == seen[-1] else f"{seen[0]}-{seen[-1]}"
+
+
 def train_job(cfg: DictConfig) -> dict | None:
     """One Hydra job: an ensemble of cfg.seeds members, written to the job's output folder."""
     from . import checkpoint
@@ -121,11 +128,9 @@ def train_job(cfg: DictConfig) -> dict | None:
         log.log_epoch(epoch, numbers, results)
         seen["epoch"] = epoch
         grokked = sum(r.grokking_epoch is not None for r in results)
-        tr = [a for a in numbers["train_acc"] if a == a]         # none on an epoch eval_train=lazy skipped
-        va = numbers["val_acc"]
         bar.update(1)
-        bar.set_postfix_str((f"train {min(tr):.3f}-{max(tr):.3f} " if tr else "train - ") +
-                            f"val {min(va):.3f}-{max(va):.3f} grokked {grokked}/{len(results)}")
+        bar.set_postfix_str(f"train {span(numbers['train_acc'])} val {span(numbers['val_acc'])} "
+                            f"grokked {grokked}/{len(results)}")
 
     start = time.time()
     try:
@@ -166,28 +171,41 @@ def train_job(cfg: DictConfig) -> dict | None:
 
 
 def print_outcome(summary: dict) -> None:
-    """Each member's outcome, the counts by status and, for a raced grid, what the race chose."""
+    print("\n".join(outcome_lines(summary)))
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def outcome_lines(summary: dict) -> list[str]:
+    """Each member's outcome in plain words, the counts by status and, for a raced grid, what the race
+    chose: e.g. "modadd muon softmax seed 0: grokked at epoch 13 (memorised at 12), final train ...". """
     grid = len({(m["lr"], m["weight_decay"]) for m in summary["members"]}) > 1
+    lines = []
     for m in summary["members"]:
+        memo = "never memorised" if m["memorisation_epoch"] is None else f"memorised at {m['memorisation_epoch']}"
         if m["status"] == "diverged":
-            when = f"loss or weights became NaN/inf at epoch {m['diverged_epoch']}"
+            what = f"diverged: loss or weights became NaN/inf at epoch {m['diverged_epoch']}"
         elif m["grokking_epoch"]:
-            when = f"grokked at epoch {m['grokking_epoch']}"
+            what = f"grokked at epoch {m['grokking_epoch']}"
         elif m["status"] == "raced_out":
-            when = f"stopped by the race after {m['epochs_run']} epochs"
+            what = f"stopped by the race after {plural(m['epochs_run'], 'epoch')}"
+        elif m["status"] in ("interrupted", "failed", "running"):
+            what = f"{m['status']} after {plural(m['epochs_run'], 'epoch')}, not grokked yet"
         else:
-            when = f"did not grok in {m['epochs_run']} epochs"
+            what = f"did not grok in {plural(m['epochs_run'], 'epoch')}"
         setting = f" lr {m['lr']:g} wd {m['weight_decay']:g}" if grid else ""
-        print(f"  {m['task']} {m['optimizer']} {m['head']} seed {m['seed']}{setting}: {m['status']}, {when} "
-              f"(memorised at {m['memorisation_epoch']}), final train {_num(m.get('final_train_acc'))} "
-              f"val {_num(m.get('final_val_acc'))}")
+        lines.append(f"  {m['task']} {m['optimizer']} {m['head']} seed {m['seed']}{setting}: {what} ({memo}), "
+                     f"final train {_num(m.get('final_train_acc'))} val {_num(m.get('final_val_acc'))}")
     counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
-    print(f"  {len(summary['members'])} members: {counts}")
+    lines.append(f"  {plural(len(summary['members']), 'member')}: {counts}")
     if summary.get("race"):
         race = summary["race"]
         where = f"stopped at epoch {race['stopped_at']}" if race["stopped_at"] else "ran to the end"
-        print(f"  race: {where}; best lr {race['chosen']['lr']:g} weight_decay "
-              f"{race['chosen']['weight_decay']:g} (median {race['chosen_median']}); rule: {race['rule']}")
+        lines.append(f"  race: {where}; best lr {race['chosen']['lr']:g} weight_decay "
+                     f"{race['chosen']['weight_decay']:g} (median {race['chosen_median']}); rule: {race['rule']}")
+    return lines
 
 
 def _num(x) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -115,6 +117,36 @@ def output_dir(overrides: list[str]) -> Path | None:
             return Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
     except Exception:       # noqa: BLE001 (a best-effort check; Hydra reports what it cannot compose)
         return None
+
+
+def resume_override(overrides: list[str]) -> str | None:
+    """A single run (no -m) writes to a new timestamped folder, so its command line run again would
+    start over. Instead it continues the newest run of the same config hash that was interrupted under
+    the same output root (outputs/<task>-<optimizer>-<head>/, runfolder.interrupted_run), as a sweep
+    continues its cell: the hydra.run.dir override that sends Hydra there, or None for a new folder.
+    Says which on stderr. A command line with its own hydra.run.dir keeps it (that folder resumes)."""
+    from hydra import compose, initialize_config_dir
+
+    from .runfolder import interrupted_run
+    from .runid import config_hash
+    if any(o in ("-m", "--multirun") for o in overrides) or \
+            any(o.split("=", 1)[0].lstrip("+~") == "hydra.run.dir" for o in overrides):
+        return None
+    try:
+        with initialize_config_dir(str(CONF), version_base=None):
+            cfg = compose("train", overrides=[o for o in overrides if not o.startswith("-")],
+                          return_hydra_config=True)
+            root, chash = Path(str(cfg.hydra.run.dir)).parent, config_hash(cfg)
+    except Exception:       # noqa: BLE001 (precheck has composed it; Hydra reports what it cannot)
+        return None
+    folder, why = interrupted_run(root, chash)
+    if folder is None:
+        print(f"grokmuon: a new run folder under {root}/ ({why})", file=sys.stderr)
+        return None
+    print(f"grokmuon: continuing the interrupted run of this config in {folder} ({why})", file=sys.stderr)
+    path = str(folder)      # quoted for Hydra's override grammar unless it is a plain path
+    return f"hydra.run.dir={path}" if re.fullmatch(r"[\w./-]+", path) else \
+        "hydra.run.dir='" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def check_output_dir(folder: Path) -> None:

@@ -8,7 +8,8 @@ decides what a re-run does with a folder it finds.
 Every file that later code trusts is written atomically (temp file + rename), so a kill mid-write
 leaves the previous complete version, never half a file. Each member is mirrored to W&B when asked.
 
-A re-run of a sweep finds each cell's folder again (its name holds the config hash) and `decide` says
+A re-run of a sweep finds each cell's folder again (its name holds the config hash), a re-run of a single
+run the newest unfinished folder of its hash under its output root (`interrupted_run`), and `decide` says
 what to do with it: skip it (complete, same hash), or set its files aside and train again (anything
 else), resuming from its checkpoint where there is one (`resumable`). Nothing is deleted: files of an
 unfinished attempt move to <folder>.incomplete-<time>, those of a finished run of another config (only
@@ -90,20 +91,47 @@ def check_writable(folder: Path) -> None:
         raise OSError(f"cannot write the run folder {folder}: {err.strerror or err}") from None
 
 
-def git_sha() -> str | None:
+def git_sha() -> str:
+    """The commit of the code that runs: git's HEAD where this package is a checkout's own grokmuon/ (run
+    from the repo, or an editable install); else the commit pip recorded when it installed from a git URL
+    (direct_url.json); else "installed package <version>" (a wheel or a copy: its commit is not known)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+    sha = checkout_sha(Path(__file__).resolve())
+    if sha:
+        return sha
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None if out.returncode == 0 else None
+        dist = distribution("grokmuon")
+        return installed_sha(json.loads(dist.read_text("direct_url.json") or "{}"), dist.version)
+    except (PackageNotFoundError, ValueError):
+        return "installed package (version unknown)"
+
+
+def checkout_sha(here: Path) -> str | None:
+    """HEAD of the git checkout whose grokmuon/ holds the file `here`; None when there is none, or when
+    the repo around it is another one (a virtual environment inside someone's project)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=here.parent)
     except (OSError, subprocess.SubprocessError):
         return None
+    lines = out.stdout.splitlines()
+    if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() / "grokmuon" / here.name != here:
+        return None
+    return lines[1].strip()
+
+
+def installed_sha(direct_url: dict, version: str) -> str:
+    """The commit an installed package came from, if pip recorded one (`pip install git+URL@ref`)."""
+    commit = (direct_url.get("vcs_info") or {}).get("commit_id")
+    return commit or f"installed package {version}"
 
 
 def device_name(device: str) -> str:
     import torch
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({platform.processor() or platform.machine()}, {n} thread{'' if n == 1 else 's'})"
 
 
 class RunLog:
@@ -391,3 +419,40 @@ def resumable(aside: Path, chash: str) -> tuple[dict | None, list[dict] | None, 
     if {int(r["epoch"]) for r in rows} != set(range(1, state["epoch"] + 1)):
         return None, None, f"its metrics.csv lacks epochs before {state['epoch']}; training again from epoch 1"
     return state, rows, f"resuming from its checkpoint after epoch {state['epoch']}"
+
+
+def is_set_aside(folder: Path) -> bool:
+    """Whether folder is an earlier attempt's files that set_aside moved (<name>.<kind>-<time>)."""
+    return any(f".{kind}-" in Path(folder).name for kind in ("incomplete", "superseded"))
+
+
+def interrupted_run(root: Path, chash: str) -> tuple[Path | None, str]:
+    """A single run (no -m) gets a new timestamped folder under root (outputs/<task>-<optimizer>-<head>/),
+    so a re-run of its command line would never find the run it interrupted. This finds it: (the newest
+    folder under root that an unfinished run of hash chash left with a checkpoint, what was found in a
+    few words); (None, why a new folder is right) when there is none. Set-aside folders are earlier
+    attempts' files, never a run to continue; a folder a live process trains is left to it."""
+    from .checkpoint import CHECKPOINT
+    root = Path(root)
+    found = [p for p in root.iterdir() if p.is_dir() and not is_set_aside(p)] if root.is_dir() else []
+    found.sort(key=lambda p: (p / SUMMARY).stat().st_mtime if (p / SUMMARY).exists() else 0, reverse=True)
+    others, notes = 0, []
+    for folder in found:
+        summary = read_summary(folder)
+        if summary is None or summary.get("status") == "complete":
+            continue
+        if summary.get("config_hash") != chash:
+            others += 1
+            continue
+        action, _, why = decide(folder, chash)
+        if action == "busy":
+            notes.append(f"{folder} is being trained now ({why})")
+        elif not (folder / CHECKPOINT).exists():
+            notes.append(f"{folder} stopped without a checkpoint")
+        else:
+            epoch = max((m.get("epochs_run") or 0 for m in summary.get("members", [])), default=0)
+            return folder, f"status {summary.get('status')!r} after epoch {epoch}"
+    if others:
+        notes.append(f"{others} unfinished run{'s' if others > 1 else ''} there {'are' if others > 1 else 'is'} "
+                     "of another config")
+    return None, "; ".join(notes) or "no unfinished run of this config there"

@@ -103,6 +103,19 @@ def km_median(time, event) -> float | None:
     return float(t[reached[0]]) if len(reached) else None
 
 
+def km_median_ci(time, event, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Confidence interval of the Kaplan-Meier median, read off km_band where it crosses one half (the
+    band's inversion, as Brookmeyer-Crowley): low = first epoch whose upper band reaches 1/2, high = first
+    epoch whose lower band does; None where the band never gets there (high None: the data cannot rule
+    out a median beyond the last epoch)."""
+    t, low, high = km_band(time, event, level)
+
+    def first(frac):
+        reached = np.nonzero(np.nan_to_num(frac, nan=-1.0) >= 0.5 - 1e-12)[0]
+        return float(t[reached[0]]) if len(reached) else None
+    return first(high), first(low)
+
+
 def logrank(time_x, event_x, time_y, event_y) -> Test:
     """Log-rank test (two-sided) of equal grokking-time distributions, censoring included.
     statistic > 0 when x groks sooner than it would if both curves were equal (scipy's sign)."""

@@ -292,7 +292,8 @@ def test_accuracy_curves_have_a_panel_per_cell_and_one_legend(table, heads, monk
     shown = [ax for ax in fig.axes if ax.get_visible()]
     assert len(shown) == 2 * len(heads)                     # tasks x heads
     assert [t.get_text() for t in fig.legends[0].get_texts()] == \
-        ["AdamW val", "AdamW train", "Muon val", "Muon train"]
+        ["AdamW val", "AdamW train", "Muon val", "Muon train", "0.95: the grokking threshold",
+         "a member's grokking epoch", "min–max of val accuracy"]
     assert all(ax.get_xlabel() == "epoch" for ax in shown[-2:])
     assert all(ax.get_xlabel() == "" for ax in shown[:-2])              # none above the bottom row
 

@@ -1,0 +1,83 @@
+"""Fig. 4 told straight: boxes over every member (those that did not grok at the budget), the Kaplan-Meier
+median with its CI, the paper's grokked-only box as one labelled panel, counts and a legend for every
+marker; the median's CI from a hand-worked case; the compressed axis above a break."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from grokmuon import figures, stats
+from grokmuon.results import collect, finished
+from runfolders import config, write_run
+
+
+def test_km_median_ci_of_a_hand_worked_case():
+    # No censoring, n = 10, one event at each epoch 1..10: F(k) = k/10 and Greenwood's variance reduces
+    # to F(1-F)/n, so the 95% band is F ± 1.96 sqrt(F(1-F)/10). Upper band reaches 1/2 first at k = 3
+    # (0.3 + 0.284; at k = 2: 0.2 + 0.248 < 0.5), the lower band at k = 8 (0.8 - 0.248; at 7: 0.7 - 0.284).
+    t, e = np.arange(1, 11), np.ones(10, bool)
+    assert stats.km_median(t, e) == 5
+    assert stats.km_median_ci(t, e) == (3.0, 8.0)
+    # Half censored at 300: the lower band never reaches 1/2, so the CI is open above.
+    t, e = np.r_[np.arange(1, 6), [300] * 5], np.r_[np.ones(5, bool), np.zeros(5, bool)]
+    assert stats.km_median_ci(t, e) == (3.0, None)
+
+
+@pytest.fixture
+def done(tmp_path):
+    """AdamW groks early when it groks (4 of 10), Muon groks later but always (10 of 10)."""
+    write_run(tmp_path / "a", config("modadd", optimizer="adamw", seeds=range(10)), [40, 50, 60, 70] + [None] * 6)
+    write_run(tmp_path / "m", config("modadd", optimizer="muon", seeds=range(10)), list(range(100, 200, 10)))
+    return finished(collect([tmp_path]))
+
+
+def test_a_box_over_every_member_does_not_flatter_the_optimizer_that_fails_more_often(done):
+    y = figures.YLayout.of(done)
+    fig, ax = plt.subplots()
+    paper = figures.boxplot(ax, done, np.random.default_rng(0), y, box="grokked")
+    every = figures.boxplot(ax, done, np.random.default_rng(0), y, box="all")
+    plt.close(fig)
+    assert paper == {"adamw": 55.0, "muon": 145.0}             # grokked only: AdamW looks faster
+    assert every == {"adamw": 300.0, "muon": 145.0}            # 6 of 10 at the budget: it is not
+    assert stats.km_median(*done.loc[done.optimizer == "adamw", ["time", "event"]].T.to_numpy()) is None
+
+
+def test_fig1_has_the_three_panels_counts_and_a_legend_for_every_marker(done, tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(figures, "save", lambda fig, out, name: seen.setdefault("fig", fig) and [])
+    figures.fig1_boxplot_optimizer(done, tmp_path)
+    fig = seen["fig"]
+    every, km, paper = fig.axes
+    assert "every member" in every.get_title() and "Kaplan–Meier" in km.get_title()
+    assert "paper's style" in paper.get_title() and "grokked members" in paper.get_title()
+    for ax in (every, km, paper):
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["AdamW\n4/10 grokked", "Muon\n10/10 grokked"]
+    # the 6 that did not grok: one cross at the budget with its count, in both box panels
+    for ax in (every, paper):
+        assert [t.get_text() for t in ax.texts] == ["6"]
+    assert any("median beyond the budget" in t.get_text() for t in km.texts)
+    assert any(t.get_text().startswith("median 140\n") for t in km.texts)      # Muon's: its 5th of 10
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    for wanted in ("grokked (one member)", "did not grok: drawn at the budget, their count beside it",
+                   "Kaplan–Meier median, bar: its 95% CI", "median or CI end beyond the budget",
+                   "axis break: compressed above"):     # (the budget, 300, is far above 190: a break)
+        assert wanted in legend
+    assert every.get_yticklabels()[-1].get_text() == "budget 300"
+    assert not any("diverged" in t for t in legend)            # no marker without a member behind it
+    plt.close(fig)
+
+
+def test_a_far_budget_compresses_the_axis_above_a_break_and_keeps_true_values():
+    import pandas as pd
+    done = pd.DataFrame({"grokked": [True, True, False], "grokking_epoch": [50, 100, None],
+                         "max_epochs": [3000] * 3})
+    y = figures.YLayout.of(done)
+    assert y.brk == pytest.approx(110) and float(y.forward(3000)) == pytest.approx(120)
+    values = np.array([0, 50, 110, 500, 3000])
+    assert np.allclose(y.inverse(y.forward(values)), values)
+    assert np.all(np.diff(y.forward(values)) > 0)              # monotone: order on screen is order in epochs
+    fig, ax = plt.subplots()
+    y.apply(ax)
+    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "budget 3000"
+    plt.close(fig)
