@@ -141,6 +141,10 @@ class Config:
     # interruption; 0: only then. An interrupted cell resumes from its last checkpoint (checkpoint.py).
     checkpoint_every: int = 0
     probes: bool = True         # weight and logit probes each epoch (probes.py) into metrics.csv
+    # The Fourier probes (fourier.py: modadd, modsub, modmul, moddiv) every N epochs and at a run's last
+    # epoch, blank between; 0: never. Each costs about one evaluation (~2% of a model=small epoch on a
+    # CPU), so every 10th epoch keeps them near 0.2%.
+    probe_every: int = 10
     keep_weights: bool = True   # weights.pt with every member's final weights (sweeps committed to git: false)
     experiment: str = "default"  # set by conf/experiment/*.yaml; names the sweep
 
@@ -221,6 +225,7 @@ def validate(cfg: Any) -> None:
     _check(cfg.train_chunk >= 0, f"train_chunk={cfg.train_chunk} must be >= 0 (0: auto)")
     _check(cfg.eval_train in ("every", "lazy"), f"eval_train={cfg.eval_train!r} is unknown; allowed: every, lazy")
     _check(cfg.eval_train_every >= 1, f"eval_train_every={cfg.eval_train_every} must be >= 1")
+    _check(cfg.probe_every >= 0, f"probe_every={cfg.probe_every} must be >= 0 (0: never)")
     _check(cfg.checkpoint_every >= 0, f"checkpoint_every={cfg.checkpoint_every} must be >= 0 (0: only at an interruption)")
 
 

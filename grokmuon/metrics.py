@@ -72,3 +72,28 @@ def near_max_epoch(val_acc: Sequence[float], val_threshold: float = 0.95,
         return None
     top = max(vals)
     return first_epoch([v == v and v >= top - within for v in val_acc])
+
+
+# Whether grokking holds (a 2026 report found Muon-trained transformers losing it after grokking):
+# measured over the epochs a member ran past its grokking epoch (patience=N gives each at least N).
+REGRESS_RUN = 5     # epochs in a row below the val threshold after grokking that count as regressed
+
+
+def after_grokking(val_acc: Sequence[float], grok_epoch: int | None, val_threshold: float = 0.95,
+                   run: int = REGRESS_RUN) -> dict:
+    """Over the epochs after `grok_epoch` (1-based) that the curve holds: how many (post_grok_epochs), the
+    share whose val accuracy is below the threshold (post_grok_below), the lowest val accuracy
+    (post_grok_min_val), and regressed: at least `run` epochs in a row below the threshold. Blank (NaN)
+    epochs are skipped. All None for a member that did not grok or ran no epoch past it."""
+    none = {"post_grok_epochs": None, "post_grok_below": None, "post_grok_min_val": None, "regressed": None}
+    if grok_epoch is None:
+        return none
+    after = [v for v in val_acc[grok_epoch:] if v == v]
+    if not after:
+        return none
+    longest = streak = 0
+    for v in after:
+        streak = streak + 1 if v < val_threshold else 0
+        longest = max(longest, streak)
+    return {"post_grok_epochs": len(after), "post_grok_below": sum(v < val_threshold for v in after) / len(after),
+            "post_grok_min_val": min(after), "regressed": longest >= run}

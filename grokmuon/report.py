@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import racing, stats
+from . import metrics, racing, stats
 from .results import CONDITIONS, SCANNED, best_setting, condition_axes, finished, judged, scanned_axes, varying_axes
 
 A, B = "adamw", "muon"          # the paper's t is AdamW minus Muon (positive: Muon groks earlier)
@@ -183,6 +183,34 @@ def versus_section(done: pd.DataFrame) -> str:
         "memorisation threshold (see *Learning speed and grokking delay*). Cells with one optimizer only are left out.\n",
         md_table([*by, "AdamW: grokked, KM median", "Muon: grokked, KM median", "log-rank z",
                   "permutation p", "Holm p", "sooner"], rows)])
+
+
+def held_section(done: pd.DataFrame) -> str:
+    """Whether grokking held: per task and optimizer, the grokked members' epochs past their grokking epoch
+    (metrics.after_grokking), how many regressed, the median share of those epochs below the threshold
+    and the lowest val accuracy after it. Only where some member ran past its grokking epoch."""
+    if "post_grok_epochs" not in done or not done["post_grok_epochs"].notna().any():
+        return ""
+    rows = []
+    for (task, opt), g in done[done["grokked"]].groupby(["task", "optimizer"]):
+        g = g[g["post_grok_epochs"].notna()]
+        if g.empty:
+            continue
+        rows.append([task, opt, len(g), int(g["post_grok_epochs"].astype(float).median()),
+                     f"{int(g['regressed'].astype(bool).sum())}/{len(g)}",
+                     num(g["post_grok_below"].astype(float).median(), ".3f"),
+                     num(g["post_grok_min_val"].astype(float).min(), ".3f")])
+    if not rows:
+        return ""
+    return "\n".join([
+        "\n## Whether grokking held\n",
+        "Over each grokked member's epochs past its grokking epoch (as many as it ran: `patience` gives each "
+        f"at least that many): *regressed* when val accuracy stayed below the threshold {metrics.REGRESS_RUN} "
+        "epochs in a row or more; the share of those epochs below the threshold (median over members) and the "
+        "lowest val accuracy after grokking (over all members). Runs that stop soon after grokking "
+        "(patience 0-10) say little here.\n",
+        md_table(["task", "optimizer", "grokked members", "epochs after (median)", "regressed",
+                  "share below (median)", "lowest val acc"], rows)])
 
 
 def delay_section(done: pd.DataFrame) -> str:
@@ -502,6 +530,7 @@ def report(table: pd.DataFrame, source: str) -> str:
         + " The other p columns are unadjusted.\n",
         tests_table(done),
         delay_section(done),
+        held_section(done),
         stopped_section(done),
         cost_section(done),
         "\n## By optimizer\n", group_table(done, ["optimizer"]),

@@ -60,8 +60,10 @@ PER_MEMBER = ("lr", "weight_decay")
 OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored", "status",
            "diverged_epoch", "epochs_run", "final_train_acc", "final_val_acc")
 # Computed at collect time from each member's metrics.csv curve (see member_extras): the outside study's
-# grokking epoch beside ours (grokking_epoch stays the first crossing), and what grokking cost.
-EXTRAS = ("grokking_epoch_near_max", "wall_s_to_grok", "flops_to_grok")
+# grokking epoch beside ours (grokking_epoch stays the first crossing), what grokking cost, and whether
+# it held (metrics.after_grokking).
+EXTRAS = ("grokking_epoch_near_max", "wall_s_to_grok", "flops_to_grok", "post_grok_epochs", "post_grok_below",
+          "post_grok_min_val", "regressed")
 COLUMNS = [*FIRST, *OUTCOME, "plateau", "run_status", "wall_s", "device", "config_hash", "member_hash",
            "written_at", "run_dir", *(c for c in AXES if c not in FIRST), *EXTRAS]      # new columns last
 # Cells every row of runs.csv has (collect always writes them); a blank one means the file was cut.
@@ -109,15 +111,16 @@ def on_plateau(member_metrics: pd.DataFrame, mem: dict, train_threshold: float) 
 
 def member_extras(member_metrics: pd.DataFrame, mem: dict, cfg: dict) -> dict:
     """A member's EXTRAS from its own curve: grokking_epoch_near_max (metrics.near_max_epoch at the run's
-    val threshold), and at its grokking epoch (first crossing; blank where it did not grok) the run's
+    val threshold), whether grokking held after it (metrics.after_grokking), and at its grokking epoch (first crossing; blank where it did not grok) the run's
     wall_s (the ensemble's clock: its E members train together, so this is what one waits, not a share)
     and the member's model FLOPs (cost.member_flops: training, evaluation and, for Muon, Newton-Schulz)."""
     from . import cost, metrics
 
     curve = member_metrics.sort_values("epoch")
-    near = metrics.near_max_epoch(curve["val_acc"].astype(float).tolist(), float(_get(cfg, "grok_val_acc") or 0.95))
-    out = {"grokking_epoch_near_max": near, "wall_s_to_grok": None, "flops_to_grok": None}
+    val, threshold = curve["val_acc"].astype(float).tolist(), float(_get(cfg, "grok_val_acc") or 0.95)
     g = mem.get("grokking_epoch")
+    out = {"grokking_epoch_near_max": metrics.near_max_epoch(val, threshold), "wall_s_to_grok": None,
+           "flops_to_grok": None, **metrics.after_grokking(val, g, threshold)}
     at = curve[curve["epoch"] == g]
     if g is None or at.empty:
         return out
@@ -183,7 +186,8 @@ def collect(dirs: Iterable[str | Path], warn: Callable[[str], None] | None = Non
     if table.empty:
         return table
     table = newest_complete(table)
-    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "grokking_epoch_near_max", "flops_to_grok"):
+    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "grokking_epoch_near_max", "flops_to_grok",
+                "post_grok_epochs"):
         table[col] = table[col].astype("Int64")
     return table.sort_values(["experiment", "task", "optimizer", "head", "seed", "config_hash"],
                              kind="stable").reset_index(drop=True)
@@ -211,7 +215,7 @@ def load(path: str | Path) -> pd.DataFrame:
         raise TableError(f"{path}: line {int(i) + 2} has no {', '.join(empty)} (cut off?); "
                          "make the table again with `grokmuon collect`")
     for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "epochs_run", "max_epochs",
-                "grokking_epoch_near_max", "flops_to_grok"):
+                "grokking_epoch_near_max", "flops_to_grok", "post_grok_epochs"):
         if col in table:
             table[col] = table[col].astype("Int64")
     return table

@@ -49,8 +49,9 @@ NEEDED_METRICS = ["epoch", "member", "seed", "train_acc", "val_acc"]
 def metric_fields() -> list[str]:
     """metrics.csv's columns in order: the probe columns are probes.py's (imported here, not at the top:
     probes needs torch, and reading a run folder must not)."""
+    from .fourier import PROBES as FOURIER
     from .probes import PROBES
-    return [*IDS, *NUMBERS, "wall_s", *PROBES]
+    return [*IDS, *NUMBERS, "wall_s", *PROBES, *FOURIER]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -152,8 +153,9 @@ class RunLog:
                     "host": socket.gethostname(), "pid": os.getpid()}  # pid: a re-run leaves a live run alone
         atomic_write_text(self.folder / CONFIG, json.dumps(cfg, indent=2) + "\n")
         self._metrics = open(self.folder / METRICS, "w", newline="")
+        from .fourier import PROBES as FOURIER
         from .probes import PROBES
-        self.fields, self.measured = metric_fields(), (*NUMBERS, *PROBES)
+        self.fields, self.measured = metric_fields(), (*NUMBERS, *PROBES, *FOURIER)
         self._csv = csv.DictWriter(self._metrics, fieldnames=self.fields)
         self._csv.writeheader()
         carried = carried or []

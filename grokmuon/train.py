@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from . import heads, metrics, probes, racing
+from . import fourier, heads, metrics, probes, racing
 from .config import members as member_list
 from .model import EnsembleTransformer, MaskStream, ModelShape
 from .optim import build_optimizers
@@ -169,6 +169,28 @@ def evaluate_split(model, data: Data, cfg, device, rows: torch.Tensor, split: st
             sums[k] += v.sum(1)
     model.train()
     return {f"{split}_acc": correct / n, f"{split}_loss": loss / n, **{k: v / n for k, v in sums.items()}}
+
+
+@torch.no_grad()
+def fourier_numbers(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
+    """fourier.py's probes of every member ({name: [E]}): the embedding's (Gini of its frequency norms, the
+    key frequencies) and, from the logits of every row in eval mode, the restricted and excluded losses
+    over each member's training rows. {} for a task they are not defined on (fourier.applies)."""
+    task, p = cfg.task.name, cfg.task.p
+    emb = fourier.embedding_probes(model.embed.detach().float(), task, p)
+    if not emb:
+        return {}
+    model.eval()
+    chunk = rows_per_forward(cfg, device, model.n_members)
+    logits = []
+    for start in range(0, len(data.labels), chunk):
+        with _autocast(cfg, device):
+            logits.append(model(data.inputs[start:start + chunk]).float())
+    model.train()
+    loss = fourier.logit_probes(torch.cat(logits, 1), data.labels, data.is_train, emb["key_freqs"], task, p,
+                                cfg.head.name)
+    keys = {f"key_freq_{i + 1}": emb["key_freqs"][:, i].float() for i in range(emb["key_freqs"].shape[1])}
+    return {"fourier_gini": emb["fourier_gini"], **keys, **loss}
 
 
 def needs_train(results, val_acc: list[float], epoch: int, cfg) -> bool:
@@ -339,16 +361,21 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
                 cfg.grok_val_acc, cfg.grok_train_acc)
         if newly_diverged:      # the weights diverged members keep from now on (earlier ones included)
             frozen = [p.detach().clone() for p in model.parameters()]
+        done = [r.status == "diverged" or (r.grokking_epoch is not None and epoch >= r.grokking_epoch + cfg.patience)
+                for r in results]
+        raced = cfg.stop == "race" and racing.decided(
+            racing.by_config((r.lr, r.weight_decay, r.status, r.grokking_epoch) for r in results), epoch)
+        if cfg.probes and cfg.probe_every and (epoch % cfg.probe_every == 0 or all(done) or raced
+                                               or epoch == cfg.max_epochs):
+            with phase("probes"):           # every probe_every epochs and at the run's last
+                numbers.update({k: v.tolist() for k, v in fourier_numbers(model, data, cfg, device).items()})
         if on_epoch is not None:
             on_epoch(epoch, numbers, results)
         if saver is not None and saver.due(epoch) and epoch < cfg.max_epochs:
             saver.save(state(epoch))
-        done = [r.status == "diverged" or (r.grokking_epoch is not None and epoch >= r.grokking_epoch + cfg.patience)
-                for r in results]
         if all(done):
             break
-        if cfg.stop == "race" and racing.decided(
-                racing.by_config((r.lr, r.weight_decay, r.status, r.grokking_epoch) for r in results), epoch):
+        if raced:
             for r in results:
                 if r.status == "running" and r.grokking_epoch is None:
                     r.status = "raced_out"

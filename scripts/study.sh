@@ -7,6 +7,7 @@
 #   scripts/study.sh 5 &   scripts/study.sh 6 &     # edge-aware re-tuning: every choice on a grid edge raced past it
 #   scripts/study.sh 7 &   scripts/study.sh 8 &     # batch size and width on fresh seeds, tuned per batch size
 #   scripts/study.sh 9 &   scripts/study.sh 10 &    # the later study's protocol (moddiv 50/50, its rule), tuned per condition
+#   scripts/study.sh 11 &  scripts/study.sh 12 &    # what is learned (Fourier probes) and whether it holds
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
 # A lane re-run over complete cells changes no file in multirun/; `report` regenerates the committed
 # results folders from the run folders (`git diff results` shows what changed).
@@ -87,6 +88,11 @@ case "${1:-}" in
     model=$([ "$1" = 9 ] && echo small || echo default)
     for batch in 512 128; do $bin/grokmuon tune experiment=outside model=$model batch_size=$batch; done
     ;;
+  11|12)
+    # Lane 11: the additive tasks (Fourier over Z_p), lane 12: the multiplicative ones (over Z_p^*).
+    tasks=$([ "$1" = 11 ] && echo "modadd modsub" || echo "modmul moddiv")
+    for task in $tasks; do $bin/grokmuon train -m experiment=mechanism task=$task; done
+    ;;
   report)
     $bin/grokmuon collect multirun/cpu multirun/heads --name study
     $bin/grokmuon report --runs results/study/runs.csv
@@ -101,6 +107,6 @@ case "${1:-}" in
     $bin/grokmuon report --runs results/robustness/runs.csv
     $bin/grokmuon figures --runs results/robustness/runs.csv
     ;;
-  *) echo "usage: scripts/study.sh 1|2|3|4|5|6|7|8|9|10|report" >&2; exit 2 ;;
+  *) echo "usage: scripts/study.sh 1|2|3|4|5|6|7|8|9|10|11|12|report" >&2; exit 2 ;;
 esac
 echo "study ${1}: done"

@@ -52,3 +52,18 @@ def test_grok_rule_is_checked_and_the_outside_experiment_uses_it():
         validate(compose_config("grok_rule=latest"))
     cfg = compose_config("experiment=outside", shrink=False)
     assert (cfg.task.name, cfg.task.train_frac, cfg.grok_rule, cfg.patience) == ("moddiv", 0.5, "near_max", 100)
+
+
+def test_the_report_counts_members_whose_grokking_did_not_hold():
+    t = table("first")
+    t["post_grok_epochs"] = [50, 40, None, None] * 2
+    t["regressed"] = [True, False, None, None, False, False, None, None]
+    t["post_grok_below"] = [0.2, 0.0, None, None, 0.0, 0.0, None, None]
+    t["post_grok_min_val"] = [0.5, 0.96, None, None, 0.97, 0.95, None, None]
+    text = report(t, "t.csv")
+    section = text.split("## Whether grokking held")[1].split("\n## ")[0]
+    rows = [[c.strip() for c in ln.split("|")[1:-1]] for ln in section.splitlines() if ln.startswith("| moddiv")]
+    # grokked: seeds 0 and 1 (seed 3 diverged, seed 2 censored); AdamW's seed 0 regressed
+    assert rows == [["moddiv", "adamw", "2", "45", "1/2", "0.100", "0.500"],
+                    ["moddiv", "muon", "2", "45", "0/2", "0.000", "0.950"]]
+    assert "## Whether grokking held" not in report(table("first"), "t.csv")

@@ -188,3 +188,16 @@ def test_a_member_that_never_groks_keeps_the_run_to_its_budget(monkeypatch, eval
     assert [(r.memorisation_epoch, r.grokking_epoch) for r in results] == [EXPECTED[m] for m in (0, 1, 2)]
     assert [r.status for r in results] == ["grokked", "grokked", "censored"]
     assert len(rows) == 16 and all(r.epochs_run == 16 for r in results)
+
+
+def test_after_grokking_counts_the_epochs_past_it_and_flags_a_run_below_the_threshold():
+    #       epoch: 1    2    3     4     5     6     7     8     9     10
+    val = [0.1, 0.5, 0.96, 0.97, 0.90, 0.93, 0.94, 0.92, 0.91, 0.99]
+    # grokked at 3; after it, epochs 4-10: 0.97 then five below 0.95 in a row (5-9), then 0.99
+    out = m.after_grokking(val, 3)
+    assert out == {"post_grok_epochs": 7, "post_grok_below": 5 / 7, "post_grok_min_val": 0.90, "regressed": True}
+    assert m.after_grokking(val, 3, run=6)["regressed"] is False        # the longest run below is 5
+    assert m.after_grokking([0.96, 0.97, float("nan"), 0.98], 1) == {
+        "post_grok_epochs": 2, "post_grok_below": 0.0, "post_grok_min_val": 0.97, "regressed": False}
+    assert m.after_grokking(val, None)["regressed"] is None             # never grokked: nothing to say
+    assert m.after_grokking(val, 10)["post_grok_epochs"] is None        # no epoch past it
