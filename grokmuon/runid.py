@@ -36,7 +36,8 @@ NOT_RESULTS = ("logger", "progress", "eval_chunk", "train_chunk", "experiment", 
 # Keys added after runs were committed, left out while at these values (what every older run did), so
 # the committed runs keep their hashes and a re-run of their sweeps still skips them (tested).
 # dropout_masks=auto is what every committed (CPU) run did: per-member generators.
-ADDED = {"grid": {"lr": None, "weight_decay": None}, "stop": "patience", "dropout_masks": "auto"}
+# compile=off is what every committed run did (eager); a compiled run is not bit-equal, so it keeps its own hash.
+ADDED = {"grid": {"lr": None, "weight_decay": None}, "stop": "patience", "dropout_masks": "auto", "compile": "off"}
 
 
 def config_hash(cfg: dict | DictConfig) -> str:
