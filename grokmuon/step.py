@@ -74,14 +74,30 @@ class TrainStep:
                 raise ValueError("compile=step needs hashed dropout masks (dropout_masks=hash or auto): "
                                  "per-member generators do not trace")
             device = inputs.device
-            if device.type == "cuda":   # CUDA graphs replay from fixed addresses: these tensors stay put
-                for t in (alive, clock.step, clock.factor, *( [masks.calls] if isinstance(masks, MaskStream) else [])):
-                    torch._dynamo.mark_static_address(t)
+            # A run's compiled graphs guard on its own tensors; a later run in the same process (a sweep's
+            # next cell) would compile anew and count against torch.compile's recompile limit, past which
+            # it runs eager without a word. So each compiled run starts from an empty cache, and the limit,
+            # should it be hit, is an error (see __call__).
+            torch._dynamo.reset()
             # dynamic=False: the full and the last batch are two static shapes, two graphs; reduce-overhead
             # on CUDA captures each as a CUDA graph (one launch a step).
             self.compiled = torch.compile(self._step, fullgraph=True, dynamic=False,
                                           mode="reduce-overhead" if device.type == "cuda" else None)
         self.calls = 0
+
+    def _mark_static(self) -> None:
+        """CUDA graphs replay from fixed addresses: every tensor the step reads or changes in place, other
+        than the batch, stays where it is (the optimizers' state exists after the first step), so a
+        replay neither copies it in nor skips the graph for mutating it."""
+        fixed = [self.alive, self.inputs, self.labels, self.clock.step, self.clock.factor, self.clock.factors]
+        if isinstance(self.masks, MaskStream):
+            fixed += [self.masks.calls, self.masks.keys]
+        for opt in self.optimizers:
+            fixed += [t for state in opt.state.values() for t in state.values() if torch.is_tensor(t)]
+            fixed += [t for tables in getattr(opt, "tables", []) if tables for t in tables]
+            fixed += [v for g in opt.param_groups for v in g.values() if torch.is_tensor(v)]
+        for t in fixed:
+            torch._dynamo.mark_static_address(t)
 
     def _step(self, batch: torch.Tensor) -> None:
         clock = self.clock
@@ -110,6 +126,10 @@ class TrainStep:
         # create inside its graph and then have to compile again without.
         self.calls += 1
         if self.compiled is None or self.calls == 1:
-            return self._step(batch)
-        with torch._dynamo.config.patch(trace_autograd_ops=True):     # .backward() inside the graph
+            self._step(batch)
+            if self.compiled is not None and batch.device.type == "cuda":
+                self._mark_static()
+            return None
+        # trace_autograd_ops: .backward() inside the graph; fail_on_recompile_limit_hit: never eager silently
+        with torch._dynamo.config.patch(trace_autograd_ops=True, fail_on_recompile_limit_hit=True):
             return self.compiled(batch)
