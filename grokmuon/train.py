@@ -272,6 +272,8 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
             opt.load_state_dict(saved)
             for group in opt.param_groups:      # per-member lr / decay tensors were saved from the device
                 group.update({k: v.to(device) for k, v in group.items() if torch.is_tensor(v)})
+                if "base_lr" in group:          # saved before the warm-up moved into the step: lr held lr x factor
+                    group["lr"] = group.pop("base_lr")
         for g, saved in zip(gens, resume["generators"]):
             g.set_state(saved)
         results = [MemberResult(**r) for r in resume["results"]]
