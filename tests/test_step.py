@@ -232,3 +232,30 @@ def test_the_captured_step_gives_the_eager_steps_numbers():
         assert not torch.equal(b, w0)                               # the captured steps moved every weight
     assert int(captured.clock.step) == int(eager.clock.step) == 4
     assert int(captured.masks.calls) == int(eager.masks.calls) > 0
+
+
+def test_a_checkpoint_from_before_the_device_step_resumes_the_same(tmp_path):
+    """Checkpoints written before this step kept the warm-up in the groups (lr = base x factor, base_lr)
+    and AdamW's count as an int: resumed, such a checkpoint gives the numbers of a new one. Cut inside the
+    warm-up (batch 8: 5 steps an epoch, 10 warm-up steps), where lr x factor differs from lr."""
+    from grokmuon import checkpoint
+    cfg = compose_config("task=modadd", "task.p=7", "batch_size=8", "seeds=[3,4]", "max_epochs=4", "patience=0",
+                         "optimizer=muon", "grid.lr=[0.01,0.02]")
+    cut = []
+    train(cfg, on_epoch=lambda e, n, r: cut.append(e), should_stop=lambda: len(cut) >= 1,
+          saver=checkpoint.Saver(tmp_path, "h", every=0))
+    state = checkpoint.load(tmp_path / checkpoint.CHECKPOINT, "h")
+    old = checkpoint.load(tmp_path / checkpoint.CHECKPOINT, "h")
+    factor = lr_factor(state["step"] - 1, cfg.optimizer.warmup_steps)
+    assert factor < 1
+    for saved in old["optimizers"]:
+        for group in saved["param_groups"]:
+            group["base_lr"], group["lr"] = group["lr"], group["lr"] * factor
+        for s in saved["state"].values():
+            if "step" in s:
+                s["step"] = int(s["step"])
+    rows = {}
+    for name, resume in (("new", state), ("old", old)):
+        rows[name] = []
+        train(cfg, on_epoch=lambda e, n, r: rows[name].append({k: list(n[k]) for k in COLUMNS}), resume=resume)
+    assert rows["old"] == rows["new"] and len(rows["new"]) == 3
