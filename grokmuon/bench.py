@@ -5,7 +5,10 @@ Per model of the config (--models, default: default and small, shapes from conf/
     full-sequence forward, `.item()` every step, accuracy on the val set each epoch);
 (b) our trainer with 1 member; (c) our trainer with ensembles (default 3, 8 and 32 members);
 then, at 1 member, for information: Muon (its Newton-Schulz cost is the difference to (b)), the delay
-phase with eval_train=lazy (train split skipped), probes off, a checkpoint every epoch.
+phase with eval_train=lazy (train split skipped), probes off, a checkpoint every epoch; and at the largest
+ensemble size the compiled step (compile=step) beside its eager twin (hashed masks, which it needs).
+Every row also counts what the host dispatches per member-epoch (torch.profiler, one more epoch): aten
+ops and compiled kernels, and on CUDA the kernel launches; launches are what the GPU waits on.
 Same task, model size, batch size and optimizer (AdamW, so the optimizers cost the same). Also prints
 achieved model FLOP/s beside the measured matmul peak. --profile adds where an epoch's time goes
 (torch.profiler: the trainer's phases and the costliest operators).
@@ -68,8 +71,10 @@ class RefModel(nn.Module):
         return self.out(self.norm(x)[:, -1])
 
 
-def reference_epochs(task, p, frac, shape, batch, epochs, device) -> float:
-    """Seconds per epoch of the plain loop (after one warm-up epoch)."""
+def reference_epochs(task, p, frac, shape, batch, epochs, device, profiler=None) -> float:
+    """Seconds per epoch of the plain loop (after one warm-up epoch); profiler: entered around the timed
+    epochs."""
+    import contextlib
     from torch.utils.data import DataLoader, TensorDataset
     x, y = make_task(task, p)
     tr, va = split_indices(len(y), frac, 0)
@@ -78,7 +83,10 @@ def reference_epochs(task, p, frac, shape, batch, epochs, device) -> float:
     train_dl = DataLoader(TensorDataset(x[tr], y[tr]), batch_size=batch, shuffle=True)
     val_dl = DataLoader(TensorDataset(x[va], y[va]), batch_size=batch)
     times = []
-    for _ in range(epochs + 1):
+    stack = contextlib.ExitStack()
+    for i in range(epochs + 1):
+        if i == 1 and profiler is not None:
+            stack.enter_context(profiler)
         t0 = time.perf_counter()
         model.train()
         correct = 0
@@ -95,6 +103,7 @@ def reference_epochs(task, p, frac, shape, batch, epochs, device) -> float:
         with torch.no_grad():
             val_correct = sum((model(xb.to(device)).argmax(-1) == yb.to(device)).sum().item() for xb, yb in val_dl)
         times.append(time.perf_counter() - t0)
+    stack.close()
     return sum(times[1:]) / epochs
 
 
@@ -128,10 +137,11 @@ class Case:
         return "eval_train=lazy" in self.options.get("extra", ())
 
 
-def plan(models: list[str], members: list[int]) -> list[Case]:
+def plan(models: list[str], members: list[int], compiled: bool = True) -> list[Case]:
     """The rows, per model: (a) the reference; (b), (c) ours with AdamW at each ensemble size; then at
     one member: Muon, the delay phase (every member memorised, none grokked: where eval_train=lazy
-    skips the train split) without and with lazy, no probes, and a checkpoint every epoch."""
+    skips the train split) without and with lazy, no probes, and a checkpoint every epoch; compiled: the
+    compiled step and its eager twin at the largest ensemble size."""
     cases = []
     for m in models:
         cases.append(Case(m, "(a) reference loop (AdamW)", reference=True))
@@ -141,6 +151,9 @@ def plan(models: list[str], members: list[int]) -> list[Case]:
                   Case(m, "    delay phase, eval_train=lazy", options={"delay_phase": True, "extra": ("eval_train=lazy",)}),
                   Case(m, "    grokmuon AdamW, probes off", options={"extra": ("probes=false",)}),
                   Case(m, "    grokmuon AdamW, checkpoint/epoch", options={"checkpoint_every": 1})]
+        if compiled:
+            cases += [Case(m, "    grokmuon AdamW, hash masks", max(members), options={"extra": ("dropout_masks=hash",)}),
+                      Case(m, "    grokmuon AdamW, compile=step", max(members), options={"extra": ("compile=step",)})]
     return cases
 
 
@@ -164,18 +177,47 @@ def ours_epochs(task, frac, model, batch, epochs, members, optimizer="adamw", pr
     if delay_phase:
         cfg.grok_train_acc = 0.0
     stamps = []
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack, contextlib.ExitStack() as profiling:
         def on_epoch(epoch, numbers, results):
             stamps.append(time.perf_counter())
             if epoch == 1 and profiler is not None:        # after the warm-up epoch
-                stack.enter_context(profiler)
+                profiling.enter_context(profiler)
             if epoch == epochs + 1 and profiler is not None:
-                stack.close()
+                profiling.close()
         folder = stack.enter_context(tempfile.TemporaryDirectory())
         saver = Saver(folder, "bench", checkpoint_every, keep_weights=False) if checkpoint_every else None
         train(cfg, on_epoch=on_epoch, saver=saver)
     # epochs 2..epochs+1 are timed; the last (the budget) always measures the train split, so it is not
     return (stamps[epochs] - stamps[0]) / epochs
+
+
+LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch")
+
+
+def dispatch_counts(names_counts, epochs: int, members: int) -> dict:
+    """What the host dispatched per member-epoch, from (event name, count) pairs of a profile over
+    `epochs` epochs: ops (aten operators, nested ones included, plus compiled kernels: inductor's C++
+    kernels `..cpp_fused..`, profiled with cpp.enable_kernel_profile) and launches (CUDA kernel and graph launches;
+    0 on a CPU)."""
+    ops = sum(n for name, n in names_counts if name.startswith("aten::") or "cpp_fused" in name)
+    launches = sum(n for name, n in names_counts if name in LAUNCHES)
+    return {"ops_per_member_epoch": ops / epochs / members, "launches_per_member_epoch": launches / epochs / members}
+
+
+def count_dispatches(case: "Case", task, p, frac, batch, precision, device) -> dict:
+    """dispatch_counts of one epoch of a case (after its warm-up epoch), under torch.profiler."""
+    import torch._inductor.config  # noqa: F401 (the patch below)
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    prof = profile(activities=activities)
+    with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):   # compiled kernels show up
+        if case.reference:
+            reference_epochs(task, p, frac, model_shape(case.model), batch, 1, device, profiler=prof)
+        else:
+            ours_epochs(task, frac, case.model, batch, 1, case.members, precision=precision, device=device,
+                        profiler=prof, **case.options)
+    return dispatch_counts([(e.key, e.count) for e in prof.key_averages()], 1, case.members)
 
 
 PHASES = ("forward", "backward", "optimizer", "evaluate", "probes")
@@ -258,6 +300,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                     help="bf16: autocast for the forward pass (default: %(default)s)")
     ap.add_argument("--profile", action="store_true", help="also: where an epoch goes (phases, operators)")
+    ap.add_argument("--compile", choices=["on", "off"], default="on",
+                    help="time the compiled step (compile=step) too; its first epoch compiles (minutes on a CPU)")
     ap.add_argument("--peak-size", type=int, default=2048, help="n of the n x n matmul that measures the peak (default: %(default)s)")
     ap.add_argument("--out", default="outputs/bench",
                     help="folder for the JSON record (default: %(default)s; results/bench holds the committed ones)")
@@ -275,7 +319,7 @@ def main(argv: list[str]) -> None:
     rows, profiles = [], []
     print(f"task {args.task}, {n_train} train rows, batch {args.batch}, device {args.device}, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
-    cases = plan(models, args.members)
+    cases = plan(models, args.members, args.compile == "on")
     # Every case runs once per round, rounds interleaved, and the fastest round counts: a burst of load
     # from another process then slows one round of every case, not one case.
     best = [float("inf")] * len(cases)
@@ -288,21 +332,24 @@ def main(argv: list[str]) -> None:
                 sec = ours_epochs(args.task, args.train_frac, c.model, args.batch, args.epochs, c.members,
                                   precision=args.precision, device=args.device, **c.options)
             best[i] = min(best[i], sec)
+    counts = [count_dispatches(c, args.task, p, args.train_frac, args.batch, args.precision, args.device) for c in cases]
     for model in models:
         L, D, H, M, _ = model_shape(model)
         print(f"model {model} {L}x{D} (heads {H}, MLP {M}: conf/model/{model}.yaml)")
-        mine = [(c, sec) for c, sec in zip(cases, best) if c.model == model]
+        mine = [(c, sec, n) for c, sec, n in zip(cases, best, counts) if c.model == model]
         base = mine[0][1]
-        for c, sec in mine:
+        for c, sec, n in mine:
             name, members = c.name, c.members
             flops = model_flops_per_epoch(n_train, n_all, seq, L, D, M, vocab, last_only=not c.reference,
                                           eval_rows=n_all - n_train if c.reference or c.lazy else None)
             rows.append({"model": model, "name": name.strip(), "members": members, "s_per_epoch": sec,
                          "member_epochs_per_s": members / sec, "ratio": base / (sec / members),
-                         "gflops": flops * members / sec / 1e9})
+                         "gflops": flops * members / sec / 1e9, **n})
             r = rows[-1]
             print(f"  {name:36s} {members:3d} members  {sec:8.3f} s/epoch  {r['member_epochs_per_s']:7.3f} member-epochs/s"
-                  f"  {r['ratio']:6.2f}x  {r['gflops']:7.1f} GFLOP/s", flush=True)
+                  f"  {r['ratio']:6.2f}x  {r['gflops']:7.1f} GFLOP/s  {n['ops_per_member_epoch']:8.0f} ops"
+                  + (f" {n['launches_per_member_epoch']:7.0f} launches" if args.device.startswith("cuda") else "")
+                  + " /member-epoch", flush=True)
         by = {r["name"]: r["s_per_epoch"] for r in rows if r["model"] == model}
         b = by["(b) grokmuon AdamW"]
         print(f"  Muon's Newton-Schulz and its AdamW part: {by['grokmuon Muon'] - b:+.3f} s/epoch over AdamW "
@@ -310,6 +357,13 @@ def main(argv: list[str]) -> None:
               f"{100 * (by['delay phase, eval_train=lazy'] - by['delay phase, eval_train=every']) / by['delay phase, eval_train=every']:+.0f}%"
               f"; probes {100 * (b - by['grokmuon AdamW, probes off']) / b:+.1f}%; a checkpoint every epoch "
               f"{100 * (by['grokmuon AdamW, checkpoint/epoch'] - b) / b:+.1f}% (fastest rounds; noise when small)")
+        if "grokmuon AdamW, compile=step" in by:
+            eager, comp = (next(r for r in rows if r["model"] == model and r["name"] == k)
+                           for k in ("grokmuon AdamW, hash masks", "grokmuon AdamW, compile=step"))
+            print(f"  compile=step against eager at {comp['members']} members: {eager['s_per_epoch'] / comp['s_per_epoch']:.2f}x "
+                  f"the speed, {comp['ops_per_member_epoch'] / eager['ops_per_member_epoch']:.2f}x the ops"
+                  + (f", {comp['launches_per_member_epoch'] / max(eager['launches_per_member_epoch'], 1):.2f}x the launches"
+                     if args.device.startswith("cuda") else ""))
     if args.profile:
         for optimizer in ("adamw", "muon"):
             profiles.append(profile_epoch(args.task, args.train_frac, models[0], args.batch, args.epochs, optimizer,

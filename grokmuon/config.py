@@ -121,6 +121,11 @@ class Config:
     # Dropout masks: generator (one per member: every committed CPU run), hash (all members in one draw,
     # still member-private: model.MaskStream), auto: generator on a CPU, hash on a GPU.
     dropout_masks: str = "auto"
+    # The train step (grokmuon/step.py). off: eager, the reference and every committed run. step:
+    # torch.compile(fullgraph=True) of the whole step (CUDA graphs on a GPU); its numbers equal eager's to
+    # float rounding, not bit for bit, so a compiled run is its own run (its hash keeps compile=step).
+    # Needs hashed dropout masks (auto picks them).
+    compile: str = "off"
     # Member-rows per evaluation forward (rows x members). 0: auto, 512 on a CPU, where the activations
     # then stay in cache (an evaluation 2x faster than at 8192, results/bench), 65536 on a GPU, where few
     # large launches win. The numbers do not depend on it (tested).
@@ -219,6 +224,9 @@ def validate(cfg: Any) -> None:
     _check(cfg.precision in ("fp32", "bf16"), f"precision={cfg.precision!r} is unknown; allowed: fp32, bf16")
     _check(cfg.dropout_masks in ("auto", "generator", "hash"),
            f"dropout_masks={cfg.dropout_masks!r} is unknown; allowed: auto, generator, hash")
+    _check(cfg.compile in ("off", "step"), f"compile={cfg.compile!r} is unknown; allowed: off, step")
+    _check(cfg.compile == "off" or cfg.dropout_masks != "generator" or cfg.model.dropout == 0,
+           "compile=step needs dropout_masks=hash or auto: per-member dropout generators do not compile")
     _check(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
            f"device={cfg.device!r} is unknown; allowed: auto, cpu, cuda, cuda:N")
     _check(cfg.eval_chunk >= 0, f"eval_chunk={cfg.eval_chunk} must be >= 0 (0: auto)")

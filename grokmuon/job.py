@@ -92,11 +92,14 @@ def span(values) -> str:
 
 def train_job(cfg: DictConfig) -> dict | None:
     """One Hydra job: an ensemble of cfg.seeds members, written to the job's output folder."""
-    from . import checkpoint
+    import torch
+
+    from . import checkpoint, memory
     from .train import pick_device, train
 
     try:
         validate(cfg)
+        memory.check_fits(cfg, pick_device(cfg.device))     # a GPU too small: one line, before anything is written
     except ConfigError as err:
         fail(str(err))
     folder = Path(HydraConfig.get().runtime.output_dir)
@@ -152,6 +155,10 @@ def train_job(cfg: DictConfig) -> dict | None:
         log.abort(seen["results"], "interrupted", "stopped at once by a second Ctrl-C")
         print(f"grokmuon: interrupted; {folder} keeps epochs 1-{seen['epoch']}", file=sys.stderr)
         sys.exit(130)
+    except torch.cuda.OutOfMemoryError as err:     # memory.check_fits misjudged (another process took memory)
+        log.abort(seen["results"], "failed", f"out of GPU memory: {str(err).splitlines()[0]}")
+        fail(f"out of GPU memory after epoch {seen['epoch']} with {len(members(resolved))} members (the estimate said "
+             f"they fit; another process may hold memory): give fewer seeds; {folder} says status failed", code=1)
     except Exception as err:    # a bug or a device error: say so in summary.json, then the traceback
         log.abort(seen["results"], "failed", f"{type(err).__name__}: {err}")
         raise

@@ -69,27 +69,31 @@ def mix32(x: torch.Tensor) -> torch.Tensor:
 
 class MaskStream:
     """Dropout keep-masks for all members in one draw; like a generator, it has a state (the call count)
-    that a checkpoint saves (get_state / set_state)."""
+    that a checkpoint saves (get_state / set_state).
+
+    The call count is a device tensor counted up in place, never a Python number: a compiled step would
+    bake a Python number in as a constant (and recompile every call), and a replayed CUDA graph would
+    reuse a stale one. So the masks are drawn inside a compiled or captured step, fresh on every call."""
 
     def __init__(self, seeds: list[int], device: torch.device | str = "cpu"):
         self.keys = mix32(torch.tensor(seeds, dtype=torch.int64, device=device) & M32)   # [E]
-        self.calls = 0
+        self.calls = torch.zeros((), dtype=torch.int64, device=device)
 
     def keep(self, shape: torch.Size, p: float) -> torch.Tensor:
         """[E, *shape] bools, each True with probability 1 - p, member e's from its seed and this call."""
         n = math.prod(shape)
-        call = mix32(torch.tensor(self.calls & M32, dtype=torch.int64, device=self.keys.device))
-        self.calls += 1
+        call = mix32(self.calls & M32)
+        self.calls.add_(1)
         base = mix32(self.keys ^ call)                                               # [E]
         idx = torch.arange(n, dtype=torch.int64, device=self.keys.device)
         u = mix32(base[:, None] ^ idx[None, :])                                      # [E, n] in [0, 2^32)
         return (u >= int(p * 2 ** 32)).view(len(self.keys), *shape)
 
     def get_state(self) -> torch.Tensor:
-        return torch.tensor([self.calls])
+        return self.calls.detach().cpu().reshape(1).clone()
 
     def set_state(self, state: torch.Tensor) -> None:
-        self.calls = int(state[0])
+        self.calls.fill_(int(state[0]))        # in place: a compiled step holds this very tensor
 
 
 class EnsembleTransformer(nn.Module):

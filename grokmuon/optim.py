@@ -11,6 +11,12 @@ step; it follows torch.optim.Muon line for line, and tests compare it slice by s
 Both optimizers take lr and weight decay as a float or as an [E] tensor, one value per member: a grid of
 (lr, weight_decay) trains as one ensemble, and member e's slice gets exactly the update a solo run with
 its own values would get (tested against torch.optim.Muon / torch.optim.AdamW slice by slice).
+
+What changes every step lives on the device, so a compiled or captured step (grokmuon/step.py) has no
+Python number to bake in: the lr's warm-up factor is a device tensor the step sets in place
+(`lr_factor`), and with a `horizon` AdamW counts its steps in a device tensor and reads its bias
+corrections from tables computed once in Python doubles, exactly the numbers the Python-int count gives.
+A 0-dim float64 tensor enters the update exactly as the Python float it holds (tested bit for bit).
 """
 from __future__ import annotations
 
@@ -63,8 +69,30 @@ def closure_loss(closure):
 
 
 def per_member(x, p: torch.Tensor):
-    """A float, or an [E] tensor shaped to scale member e's slice of p [E, ...]."""
-    return x.view(-1, *[1] * (p.dim() - 1)) if torch.is_tensor(x) else x
+    """A float or 0-dim tensor (as is), or an [E] tensor shaped to scale member e's slice of p [E, ...]."""
+    return x.view(-1, *[1] * (p.dim() - 1)) if torch.is_tensor(x) and x.dim() else x
+
+
+def scheduled(lr, factor: torch.Tensor | None):
+    """The lr of this step: the group's lr times the warm-up factor (a [1] float64 device tensor the train
+    step sets in place; None: no schedule). Taken as a 0-dim float64, it scales a float32 tensor as the
+    Python float it holds would."""
+    return lr if factor is None else lr * factor[0]
+
+
+def at_step(table: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """table[step] for a 0-dim device step, as a 0-dim tensor, without reading the step on the host
+    (plain indexing would: a compiler then has to know its value)."""
+    return table.index_select(0, step.view(1)).view(())
+
+
+def bias_tables(betas, horizon: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """AdamW's bias corrections for steps t = 0..horizon as float64 tables, computed in Python as
+    torch.optim.AdamW computes them (1 - beta1^t and sqrt(1 - beta2^t)): torch.pow differs from Python's
+    pow in the last bit for some t, so the tables, not a device pow, keep the numbers of the count."""
+    b1, b2 = betas
+    return (torch.tensor([1 - b1 ** t for t in range(horizon + 1)], dtype=torch.float64, device=device),
+            torch.tensor([math.sqrt(1 - b2 ** t) for t in range(horizon + 1)], dtype=torch.float64, device=device))
 
 
 class BatchedMuon(Optimizer):
@@ -80,6 +108,7 @@ class BatchedMuon(Optimizer):
                         ns_steps=ns_steps, ns_coefficients=tuple(ns_coefficients), eps=eps,
                         adjust_lr=adjust_lr, ns_dtype=ns_dtype)
         super().__init__(params, defaults)
+        self.lr_factor: torch.Tensor | None = None      # [1]: the warm-up factor, set by the train step (scheduled)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.dim() != 3:
@@ -92,7 +121,7 @@ class BatchedMuon(Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
+            lr, wd, mu = scheduled(group["lr"], self.lr_factor), group["weight_decay"], group["momentum"]
             grads = [p.grad for p in params]
             bufs = []
             for p in params:
@@ -134,28 +163,50 @@ class BatchedAdamW(Optimizer):
     step; the rest is torch.optim.AdamW's update in its order (decay, moments, bias corrections).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, horizon: int = 0):
+        """horizon > 0: the step count is a device tensor (state["step"]) and the bias corrections come from
+        tables for that many steps (bias_tables), so the update has no Python number that changes."""
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        self.lr_factor: torch.Tensor | None = None      # [1]: the warm-up factor, set by the train step (scheduled)
+        self.horizon = horizon
+        self.tables = [bias_tables(g["betas"], horizon, g["params"][0].device) if horizon else None
+                       for g in self.param_groups]
 
     @torch.no_grad()
     def step(self, closure=None):
         loss = closure_loss(closure)
-        for group in self.param_groups:
-            lr, wd, (beta1, beta2), eps = group["lr"], group["weight_decay"], group["betas"], group["eps"]
+        for group, tables in zip(self.param_groups, self.tables):
+            lr, wd, (beta1, beta2), eps = (scheduled(group["lr"], self.lr_factor), group["weight_decay"],
+                                           group["betas"], group["eps"])
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 state = self.state[p]
                 if not state:
-                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-                state["step"] += 1
-                t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+                    state.update(step=torch.zeros((), dtype=torch.int64, device=p.device) if tables else 0,
+                                 exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                if tables:
+                    state["step"].add_(1)
+                    bias1, root2 = (at_step(table, state["step"]) for table in tables)
+                else:
+                    state["step"] += 1
+                    bias1, root2 = 1 - beta1 ** state["step"], math.sqrt(1 - beta2 ** state["step"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
                 p.mul_(per_member(1 - lr * wd, p))                          # decoupled weight decay
                 m.lerp_(p.grad, 1 - beta1)
                 v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(eps)
-                p.sub_(m / denom * per_member(lr / (1 - beta1 ** t), p))
+                denom = (v.sqrt() / root2).add_(eps)
+                p.sub_(m / denom * per_member(lr / bias1, p))
         return loss
+
+    def load_state_dict(self, state_dict) -> None:
+        """A saved count comes back as this optimizer counts: a device tensor with a horizon, else an int
+        (a checkpoint written before the count moved to the device holds an int)."""
+        super().load_state_dict(state_dict)
+        for p, state in self.state.items():
+            if "step" in state:
+                n = int(state["step"])
+                state["step"] = torch.tensor(n, dtype=torch.int64, device=p.device) if self.horizon else n
 
 
 def ns_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -164,12 +215,13 @@ def ns_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
-def build_optimizers(model, cfg, lr=None, weight_decay=None) -> list[Optimizer]:
+def build_optimizers(model, cfg, lr=None, weight_decay=None, horizon: int = 0) -> list[Optimizer]:
     """AdamW alone (cfg.name == "adamw") or Muon on the hidden matrices plus AdamW on the rest.
 
     lr, weight_decay: per-member [E] tensors (a grid on the member axis) for the optimizer the run is
     named after (AdamW: every weight; Muon: the hidden matrices); default cfg.lr / cfg.weight_decay.
-    Muon's AdamW part always takes cfg.adamw_lr / cfg.adamw_weight_decay.
+    Muon's AdamW part always takes cfg.adamw_lr / cfg.adamw_weight_decay. horizon: AdamW's step count
+    on the device, for that many steps (BatchedAdamW).
     """
     lr = cfg.lr if lr is None else lr
     weight_decay = cfg.weight_decay if weight_decay is None else weight_decay
@@ -177,7 +229,8 @@ def build_optimizers(model, cfg, lr=None, weight_decay=None) -> list[Optimizer]:
     hidden_ids = {id(p) for p in hidden}
     rest = [p for p in model.parameters() if id(p) not in hidden_ids]
     adamw = BatchedAdamW(rest, lr=cfg.adamw_lr if cfg.name == "muon" else lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                         weight_decay=cfg.adamw_weight_decay if cfg.name == "muon" else weight_decay)
+                         weight_decay=cfg.adamw_weight_decay if cfg.name == "muon" else weight_decay,
+                         horizon=horizon)
     if cfg.name == "adamw":
         return [adamw]
     muon = BatchedMuon(hidden, lr=lr, weight_decay=weight_decay, momentum=cfg.momentum,

@@ -25,6 +25,7 @@ from . import fourier, heads, metrics, probes, racing
 from .config import members as member_list
 from .model import EnsembleTransformer, MaskStream, ModelShape
 from .optim import build_optimizers
+from .step import Clock, TrainStep, lr_factor
 from .tasks import make_task, split_indices, vocab_size
 
 # Streams derived from a member's seed, so split, init and training draws never share numbers.
@@ -39,9 +40,10 @@ def dropout_source(cfg, seeds: list[int], device: torch.device, train_gens: list
     """Where the members' dropout masks come from (cfg.dropout_masks). generator: each member's own
     generator, one draw per member (on a CPU the one that orders its batches, as every committed run
     did); hash: model.MaskStream, all members in one draw, member-private all the same; auto: generator
-    on a CPU, hash on a GPU (E launches per dropout site per step would dominate there)."""
+    on a CPU, hash on a GPU (E launches per dropout site per step would dominate there) and in a
+    compiled step (generators do not trace)."""
     kind = cfg.get("dropout_masks", "auto")
-    if kind == "hash" or (kind == "auto" and device.type != "cpu"):
+    if kind == "hash" or (kind == "auto" and (device.type != "cpu" or cfg.get("compile", "off") != "off")):
         return MaskStream(seeds, device)
     return train_gens if device.type == "cpu" else [member_generator(s, TRAIN, device) for s in seeds]
 
@@ -243,19 +245,6 @@ def phase(name: str):
     return torch.profiler.record_function(f"grokmuon.{name}")
 
 
-def lr_factor(step: int, warmup: int) -> float:
-    """Linear warm-up over the first `warmup` steps, then 1."""
-    return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-
-
-def _set_lr(optimizers, step: int, warmup: int) -> None:
-    factor = lr_factor(step, warmup)
-    for opt in optimizers:
-        for group in opt.param_groups:
-            group.setdefault("base_lr", group["lr"])
-            group["lr"] = group["base_lr"] * factor
-
-
 def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None = None) -> list[MemberResult]:
     """Train the members of cfg (config.members: seeds x grid); return their results.
 
@@ -278,13 +267,15 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
     model.train()
     lrs = torch.tensor([lr for _, lr, _ in settings], device=device)
     wds = torch.tensor([wd for _, _, wd in settings], device=device)
-    optimizers = build_optimizers(model, cfg.optimizer, lrs, wds)
+    bs = min(cfg.batch_size, data.n_train)
+    n_steps = math.ceil(data.n_train / bs)
+    horizon = cfg.max_epochs * n_steps      # steps a run can take: the device tables of the step cover them
+    optimizers = build_optimizers(model, cfg.optimizer, lrs, wds, horizon=horizon)
     train_gens = [member_generator(s, TRAIN) for s in seeds]                 # batch order (CPU)
     dropout_gens = dropout_source(cfg, seeds, device, train_gens)
     results = [MemberResult(seed=s, lr=lr, weight_decay=wd) for s, lr, wd in settings]
-    bs, step = min(cfg.batch_size, data.n_train), 0
+    step = 0
     groups = member_groups(E, bs, cfg, device, dropout_gens)
-    n_steps = math.ceil(data.n_train / bs)
     alive = torch.ones(E, dtype=torch.bool, device=device)
     frozen = None                    # once a member diverged: every weight as it was then (see restore_frozen)
     gens = train_gens if dropout_gens is train_gens else train_gens + (
@@ -303,32 +294,23 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
             opt.load_state_dict(saved)
             for group in opt.param_groups:      # per-member lr / decay tensors were saved from the device
                 group.update({k: v.to(device) for k, v in group.items() if torch.is_tensor(v)})
+                if "base_lr" in group:          # saved before the warm-up moved into the step: lr held lr x factor
+                    group["lr"] = group.pop("base_lr")
         for g, saved in zip(gens, resume["generators"]):
             g.set_state(saved)
         results = [MemberResult(**r) for r in resume["results"]]
         alive = resume["alive"].to(device)
         frozen = None if resume["frozen"] is None else [f.to(device) for f in resume["frozen"]]
         first, step = resume["epoch"] + 1, resume["step"]
+    clock = Clock(cfg.optimizer.warmup_steps, horizon, device)
+    clock.step.fill_(step)
+    train_step = TrainStep(model, optimizers, data.inputs, data.labels, cfg.head.name, alive, dropout_gens, groups,
+                           clock, torch.bfloat16 if cfg.precision == "bf16" else None, cfg.get("compile", "off"), phase)
     for epoch in range(first, cfg.max_epochs + 1):
         order = torch.stack([torch.randperm(data.n_train, generator=g) for g in train_gens]).to(device)
         rows = data.train_rows.gather(1, order)                                 # [E, n_train]
-        for i in range(n_steps):
-            batch = rows[:, i * bs:(i + 1) * bs]
-            _set_lr(optimizers, step, cfg.optimizer.warmup_steps)
-            for ms in groups:       # members in groups that stay in cache (member_groups); one on a GPU
-                masks = dropout_gens[ms] if isinstance(dropout_gens, list) else dropout_gens
-                with phase("forward"):
-                    with _autocast(cfg, device):
-                        logits = model(data.inputs[batch[ms]], masks, members=ms)
-                    loss = heads.row_losses(cfg.head.name, logits.float(), data.labels[batch[ms]]).mean(1)
-                # Members are independent: the sum's gradient for member e is its own loss's gradient.
-                # A diverged member's NaN stays in its own weights; torch.where keeps it out of the sum.
-                with phase("backward"):
-                    torch.where(alive[ms], loss, torch.zeros_like(loss)).sum().backward()
-            with phase("optimizer"):
-                for opt in optimizers:
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
+        for i in range(n_steps):    # forward, loss, backward, update: grokmuon/step.py
+            train_step(rows[:, i * bs:(i + 1) * bs].contiguous())
             if frozen is not None:
                 restore_frozen(model, alive, frozen)
             step += 1

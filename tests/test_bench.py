@@ -2,6 +2,7 @@
 benchmark runs end to end and writes its table."""
 import json
 
+import pytest
 import torch
 
 from grokmuon.bench import RefModel, main, model_flops_per_epoch
@@ -45,13 +46,18 @@ def test_last_position_shortcut_saves_flops():
 
 def test_bench_runs_and_writes_its_table_and_profile(tmp_path, capsys):
     main(["--task", "parity", "--models", "tiny", "--members", "1,2", "--epochs", "1", "--rounds", "1",
-          "--peak-size", "128", "--profile", "--out", str(tmp_path)])
+          "--peak-size", "128", "--profile", "--compile", "off", "--out", str(tmp_path)])
     (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("bench-*.json")]
     names = [r["name"] for r in record["rows"]]
     assert names[0].startswith("(a)") and len(names) == 8 and {r["model"] for r in record["rows"]} == {"tiny"}
     assert {"grokmuon Muon", "delay phase, eval_train=lazy", "grokmuon AdamW, probes off",
             "grokmuon AdamW, checkpoint/epoch"} <= set(names)
     assert all(r["member_epochs_per_s"] > 0 for r in record["rows"])
+    # every case counts what it dispatched: a few hundred aten ops a step at least, no CUDA launches here
+    by = {(r["name"], r["members"]): r for r in record["rows"]}
+    assert all(r["ops_per_member_epoch"] > 100 and r["launches_per_member_epoch"] == 0 for r in record["rows"])
+    # two members in one ensemble dispatch the same ops as one: half as many per member-epoch, roughly
+    assert by[("(c) grokmuon AdamW", 2)]["ops_per_member_epoch"] < 0.7 * by[("(b) grokmuon AdamW", 1)]["ops_per_member_epoch"]
     assert set(record["matmul_peak_gflops"]) == {"float32", "bfloat16"}
     for prof in record["profiles"]:         # the phases were seen and fit inside the profiled epoch
         assert prof["phases"]["forward"] > 0 and prof["phases"]["backward"] > 0 and prof["phases"]["evaluate"] > 0
@@ -76,6 +82,8 @@ def test_every_row_times_its_own_model(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "ours_epochs", lambda task, frac, model, *a, **kw: calls.append(("ours", model)) or 1.0)
     monkeypatch.setattr(bench, "reference_epochs", lambda task, p, frac, shape, *a: calls.append(("ref", shape)) or 1.0)
     monkeypatch.setattr(bench, "matmul_peak", lambda *a: 1e9)
+    monkeypatch.setattr(bench, "count_dispatches", lambda *a: {"ops_per_member_epoch": 1.0,
+                                                               "launches_per_member_epoch": 0.0})
     main(["--task", "parity", "--models", "tiny,small", "--members", "1,2", "--rounds", "1", "--out", str(tmp_path)])
     (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("bench-*.json")]
     per_model = len(record["rows"]) // 2
@@ -84,3 +92,31 @@ def test_every_row_times_its_own_model(tmp_path, monkeypatch):
     refs = [shape for kind, shape in calls if kind == "ref"]
     assert refs == [bench.model_shape("tiny"), bench.model_shape("small")]
     assert [r["model"] for r in record["rows"]] == ["tiny"] * per_model + ["small"] * per_model
+
+
+def test_dispatch_counts_per_member_epoch():
+    from grokmuon.bench import dispatch_counts
+    events = [("aten::mm", 40), ("aten::add_", 20), ("graph_0_cpp_fused_add_0", 4), ("cudaLaunchKernel", 30),
+              ("cudaGraphLaunch", 2), ("grokmuon.forward", 10), ("Optimizer.step", 5)]
+    assert dispatch_counts(events, epochs=2, members=4) == {"ops_per_member_epoch": (40 + 20 + 4) / 8,
+                                                            "launches_per_member_epoch": (30 + 2) / 8}
+
+
+def test_the_plan_puts_the_compiled_step_beside_its_eager_twin():
+    from grokmuon.bench import plan
+    names = [(c.name.strip(), c.members, c.options.get("extra")) for c in plan(["tiny"], [1, 8])]
+    assert ("grokmuon AdamW, compile=step", 8, ("compile=step",)) in names
+    assert ("grokmuon AdamW, hash masks", 8, ("dropout_masks=hash",)) in names
+    assert not any("compile" in n for n, _, _ in [(c.name, 0, 0) for c in plan(["tiny"], [1, 8], compiled=False)])
+
+
+@pytest.mark.slow
+def test_bench_times_and_counts_the_compiled_step(tmp_path, capsys):
+    """The compiled step as a bench case (minutes on a CPU: inductor compiles it): timed, counted, and
+    its ratio to the eager step printed."""
+    main(["--task", "parity", "--models", "tiny", "--members", "2", "--epochs", "1", "--rounds", "1",
+          "--peak-size", "64", "--out", str(tmp_path)])
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("bench-*.json")]
+    comp = next(r for r in record["rows"] if r["name"] == "grokmuon AdamW, compile=step")
+    assert comp["members"] == 2 and comp["member_epochs_per_s"] > 0 and comp["ops_per_member_epoch"] > 0
+    assert "compile=step against eager at 2 members" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """GPU checks (marker gpu: `pytest -m gpu`, skipped without CUDA; scripts/gpu_campaign.sh runs them):
 a CUDA smoke run in fp32 and bf16, a member equal to its solo run on CUDA, bf16 Newton-Schulz against fp32, and the
-deterministic mode docs/robustness.md describes."""
+deterministic mode docs/robustness.md describes, and the compiled step against eager."""
 from __future__ import annotations
 
 import os
@@ -82,3 +82,17 @@ def test_cuda_run_resumes_from_its_checkpoint(tmp_path):
     assert len(rows) == 2
     for got, want in zip(rows, full[2:]):
         assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-3)
+
+
+def test_cuda_compiled_step_equals_eager():
+    """compile=step on CUDA (torch.compile, CUDA graphs) against eager with the same hashed masks: the
+    curves to float rounding and the memorisation and grokking epochs exactly. scripts/gpu_campaign.sh
+    with COMPILE=auto compiles the grid only when this passed in the same call."""
+    common = [*CUDA, "model=tiny", "task.p=11", "batch_size=40", "task.train_frac=0.6", "seeds=[0,1]",
+              "optimizer=muon", "max_epochs=30", "optimizer.ns_dtype=fp32"]
+    eager, rows_e = history(compose_config(*common, "dropout_masks=hash"))
+    comp, rows_c = history(compose_config(*common, "compile=step"))
+    for a, b in zip(rows_e, rows_c):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3, abs=1e-4)
+    assert [(r.memorisation_epoch, r.grokking_epoch) for r in comp] == \
+        [(r.memorisation_epoch, r.grokking_epoch) for r in eager]

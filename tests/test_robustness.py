@@ -502,3 +502,34 @@ def test_gpu_campaign_without_a_gpu_refuses_in_one_line_and_writes_nothing():
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "no CUDA GPU" in done.stderr
     assert (stamp.stat().st_mtime if stamp.exists() else None) == before
+
+
+def test_gpu_campaign_dry_run_on_the_cpu_writes_only_under_out(tmp_path):
+    """DEVICE=cpu, OUT set, everything shrunk: the script runs all four phases (GPU tests, grid, bench,
+    collect/report/figures) and packs what it wrote into $OUT/gpu_campaign.tgz, laid out as in the
+    repository; the repository's tracked folders get nothing."""
+    import tarfile
+    out = tmp_path / "out"
+    out.mkdir()
+    watched = [REPO / "results" / "gpu", REPO / "results" / "paper", REPO / "multirun" / "paper"]
+    before = {p: p.stat().st_mtime for d in watched if d.exists() for p in d.rglob("*")}
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu", "OUT": str(out), "BUDGET_S": "400",
+           "PAPER_S": "200", "TASKS": "gcd", "GRID_ARGS": "model=tiny max_epochs=2 head=softmax seeds=[0]",
+           "BENCH_ARGS": "--task parity --models tiny --members 1 --epochs 1 --rounds 1 --peak-size 64 --compile off"}
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_campaign.sh")], capture_output=True, text=True,
+                          env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    log = (out / "results" / "gpu" / "campaign.log").read_text()
+    for phase in ("phase 1: GPU tests", "phase 2: experiment=paper", "phase 3: bench", "phase 4: exit 0"):
+        assert phase in log, log
+    assert "paper gcd: exit 0" in log and "bench fp32: exit 0" in log, log
+    with tarfile.open(out / "gpu_campaign.tgz") as tar:
+        names = tar.getnames()
+    cells = {n.split("/")[2] for n in names if n.startswith("multirun/paper/gcd-") and n.endswith("summary.json")}
+    assert {c.split("-")[1] for c in cells} == {"muon", "adamw"}       # the two optimizers' softmax cells
+    assert {"results/paper/runs.csv", "results/paper/report.md", "results/gpu/campaign.log"} <= set(names)
+    assert any(n.startswith("results/gpu/bench-cpu-") for n in names)
+    assert any(n.startswith("results/paper/figures/") for n in names)
+    assert not any(n.endswith(".pt") for n in names)
+    after = {p: p.stat().st_mtime for d in watched if d.exists() for p in d.rglob("*")}
+    assert after == before                              # nothing written into the repository
