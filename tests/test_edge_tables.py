@@ -60,8 +60,9 @@ def test_nothing_grokked_reports_counts_and_no_test(tables):
 def test_nothing_grokked_is_drawn_at_the_budget(tables, monkeypatch, tmp_path):
     done = judged(finished(tables["all censored"][0]))
     ax = drawn(monkeypatch, figures.fig1_boxplot_optimizer, done, tmp_path).axes[0]
-    points = [p for c in ax.collections for p in c.get_offsets()]
-    assert len(points) == 6 and {float(y) for _, y in points} == {300.0}     # every member, at the budget
+    points = [tuple(map(float, p)) for c in ax.collections for p in c.get_offsets()]
+    # every member at the budget: one marker per optimizer, its count (3) beside it
+    assert points == [(0.0, 300.0), (1.0, 300.0)] and [t.get_text() for t in ax.texts] == ["3", "3"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["AdamW\n0/3 grokked", "Muon\n0/3 grokked"]
     km = drawn(monkeypatch, figures.fig3_km_task, done, tmp_path).axes[0]
     steps = [line for line in km.get_lines() if line.get_drawstyle() == "steps-post"]
@@ -82,7 +83,9 @@ def test_one_optimizer_only_is_described_not_compared(tables, monkeypatch, tmp_p
     ax = drawn(monkeypatch, figures.fig1_boxplot_optimizer, done, tmp_path).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["Muon\n4/6 grokked"]
     fig = drawn(monkeypatch, figures.fig4_curves_task, done, tmp_path)
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Muon val", "Muon train"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "Muon val", "Muon train", "0.95: the grokking threshold", "a member's grokking epoch",
+        "min–max of val accuracy"]                                      # Muon's only: no AdamW entry
 
 
 def test_figures_cli_on_one_arm_and_on_nothing_grokked_writes_every_default_figure(tables, tmp_path, capsys):

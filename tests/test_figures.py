@@ -38,7 +38,9 @@ def test_every_figure_is_written_as_png_and_pdf(table, tmp_path):
         assert (image < 0.9).any(-1).mean() > 0.01, name     # not a blank page
         for opt in ("adamw", "muon"):       # both optimizers are drawn, each in its colour, in every figure
             colour = np.array(mcolors.to_rgb(figures.COLOR[opt]))
-            assert (np.abs(image - colour).max(-1) < 0.02).sum() > 300, (name, opt)   # more than a legend's swatch
+            faint = colour * 0.35 + 0.65                  # fig6's stretches where some members had stopped
+            drawn = sum((np.abs(image - c).max(-1) < 0.02).sum() for c in (colour, faint))
+            assert drawn > 300, (name, opt)                # more than a legend's swatch
     assert len(list(tmp_path.iterdir())) == 2 * (len(figures.FIGURES) - 1)
 
 
