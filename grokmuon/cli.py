@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .config import Parser, fail
+from .config import Parser, fail, unwritable
 
 RESULTS = Path("results")       # where collect, report and figures put what they make, by default
 # command -> (one line of help, module:function that runs it with the rest of the command line)
@@ -90,19 +90,11 @@ def record(folder: Path, command: str, args: list[str]) -> None:
 def check_out(path: Path, folder: bool = False) -> None:
     """Fail now, in one line, if the file (or folder) an --out names cannot be written: before the work,
     not with a traceback after it. Creates nothing: it tries a temp file in the nearest existing folder."""
-    import tempfile
     if not folder and path.is_dir():
         fail(f"cannot write {path}: it is a folder; give a file path (e.g. one inside it)")
-    probe = (path if folder else path.parent).absolute()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        fail(f"cannot write {path}: {probe} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as err:
-        fail(f"cannot write {path}: {probe}: {err.strerror or err}")
+    why = unwritable(path if folder else path.parent)
+    if why:
+        fail(f"cannot write {path}: {why}")
 
 
 def written(path: Path, write) -> None:

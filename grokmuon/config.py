@@ -256,6 +256,23 @@ def leaves(node: Any = Config, prefix: str = "") -> list[str]:
     return out
 
 
+def unwritable(folder: Path) -> str | None:
+    """Why nothing could be written in `folder` (created if need be), or None if it could. Creates
+    nothing: it tries a temp file in the nearest folder that exists."""
+    import tempfile
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        return f"{probe}: {err.strerror or err}"
+    return None
+
+
 def fail(message: str, code: int = 2) -> None:
     """A user mistake: one line on stderr, no traceback, non-zero exit."""
     print(f"grokmuon: error: {message}", file=sys.stderr)
@@ -269,5 +286,6 @@ class Parser(argparse.ArgumentParser):
         fail(f"{message.replace('argument command: ', '')}; see `{self.prog} --help`")
 
 
-__all__ = ["CONF", "Config", "ConfigError", "Parser", "fail", "leaves", "members", "register_configs", "validate",
+__all__ = ["CONF", "Config", "ConfigError", "Parser", "fail", "leaves", "members", "register_configs", "unwritable",
+           "validate",
            "TRAIN_FRACTIONS"]

@@ -9,12 +9,11 @@ import itertools
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .config import CONF, Config, ConfigError, fail, register_configs, validate
+from .config import CONF, Config, ConfigError, fail, register_configs, unwritable, validate
 from .runid import register_resolver
 
 register_configs()      # compose() below needs the schema in Hydra's ConfigStore
@@ -153,16 +152,9 @@ def check_output_dir(folder: Path) -> None:
     """Fail now, with one line, if the run (or sweep) folder cannot be created and written, rather
     than after Hydra's traceback or an hour of training. Creates nothing: it tries a temp file in
     the nearest folder that exists."""
-    probe = folder.absolute()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        fail(f"cannot create the output folder {folder}: {probe} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as err:
-        fail(f"cannot create the output folder {folder}: {probe}: {err.strerror or err}")
+    why = unwritable(folder)
+    if why:
+        fail(f"cannot create the output folder {folder}: {why}")
 
 
 def check_environment(cfg: DictConfig) -> None:

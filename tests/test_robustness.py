@@ -383,16 +383,16 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_before_training(tmp_pa
 def test_a_read_only_output_folder_is_one_line_before_training(tmp_path, monkeypatch, capsys):
     """A folder this user may not write into. Root writes anywhere (CI runs as root), so the refusal is
     made where the check meets it: the temp file it tries in the nearest folder that exists."""
-    from grokmuon import precheck
+    import tempfile
     parent = tmp_path / "ro"
     parent.mkdir()
-    real = precheck.tempfile.TemporaryFile
+    real = tempfile.TemporaryFile
 
     def refused(*args, dir=None, **kw):
         if dir is not None and Path(dir) == parent:
             raise PermissionError(errno.EACCES, "Permission denied")
         return real(*args, dir=dir, **kw)
-    monkeypatch.setattr(precheck.tempfile, "TemporaryFile", refused)
+    monkeypatch.setattr(tempfile, "TemporaryFile", refused)
     with pytest.raises(SystemExit) as e:
         cli.main(["train", "model=tiny", *TINY, "max_epochs=2", "logger=none", "progress=false", "device=cpu",
                   f"hydra.run.dir={parent / 'run'}"])
