@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from .names import HEADS, TASKS, TRAIN_FRACTIONS, is_prime
+from .optimizers import names as optimizer_names
 
 
 class ConfigError(ValueError):
@@ -48,7 +49,7 @@ class HeadConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = MISSING         # adamw | muon
+    name: str = MISSING         # a module of grokmuon/optimizers (adamw | muon | ...)
     lr: float = 1e-3            # adamw: the lr for all weights; muon: the lr of the hidden matrices
     # Decoupled decay: each step multiplies a weight by (1 - lr * weight_decay). "Equivalent weight
     # decay" (paper §2.4) is, for us, the same per-step shrink lr * weight_decay on every weight under
@@ -66,6 +67,10 @@ class OptimizerConfig:
     # Newton-Schulz precision: auto = bf16 on CUDA (as torch.optim.Muon) and fp32 on CPU, where this
     # machine's batched bf16 matmul ran 30x slower than fp32 (grokmuon bench); fp32 is only more exact.
     ns_dtype: str = "auto"
+    # Which weights Muon trains: hidden (the blocks' matrices; embedding, head and gains go to AdamW, as
+    # Keller Jordan's README recommends, and the study's split) or all (every matrix, embedding and head
+    # included, as his code does for the head). Added later; its default is what every older run did.
+    split: str = "hidden"
     adamw_lr: float = 1e-3       # AdamW half of Muon (embedding, head, gains): the AdamW run's values,
     adamw_weight_decay: float = 1.0  # so the two optimizers differ only on the hidden matrices
 
@@ -178,7 +183,7 @@ def validate(cfg: Any) -> None:
     t, m, o = cfg.task, cfg.model, cfg.optimizer
     _check(t.name in TASKS, f"task={t.name!r} is unknown; allowed: {', '.join(TASKS)}")
     _check(cfg.head.name in HEADS, f"head={cfg.head.name!r} is unknown; allowed: {', '.join(HEADS)}")
-    _check(o.name in ("adamw", "muon"), f"optimizer={o.name!r} is unknown; allowed: adamw, muon")
+    _check(o.name in optimizer_names(), f"optimizer={o.name!r} is unknown; allowed: {', '.join(optimizer_names())}")
     _check(cfg.logger.name in ("wandb", "none"), f"logger={cfg.logger.name!r} is unknown; allowed: wandb, none")
     _check(cfg.logger.mode in ("offline", "online", "disabled"),
            f"logger.mode={cfg.logger.mode!r} is unknown; allowed: offline, online, disabled")
@@ -195,7 +200,9 @@ def validate(cfg: Any) -> None:
            f"optimizer.betas={list(o.betas)} must be two numbers in [0, 1)")
     _check(len(o.ns_coefficients) == 3, "optimizer.ns_coefficients must hold three numbers (a, b, c)")
     _check(o.ns_dtype in ("auto", "bf16", "fp32"), f"optimizer.ns_dtype={o.ns_dtype!r} is unknown; allowed: auto, bf16, fp32")
-    _check(o.ns_steps >= 1, f"optimizer.ns_steps={o.ns_steps} must be >= 1")
+    # ns_steps=0 is the ablation without orthogonalisation: the update divided by its Frobenius norm.
+    _check(o.ns_steps >= 0, f"optimizer.ns_steps={o.ns_steps} must be >= 0")
+    _check(o.split in ("hidden", "all"), f"optimizer.split={o.split!r} is unknown; allowed: hidden, all")
     _check(o.adjust_lr in ("original", "match_rms_adamw"),
            f"optimizer.adjust_lr={o.adjust_lr!r} is unknown; allowed: original, match_rms_adamw")
     for key in ("n_layers", "d_model", "n_heads", "d_mlp"):

@@ -85,7 +85,9 @@ def test_every_experiment_and_each_grid_cell_composes_and_validates(experiment):
 def test_validate_rejects_out_of_range_values():
     for override, needle in [("optimizer.lr=0", "optimizer.lr"), ("model.n_heads=3", "n_heads"),
                              ("model.dropout=1.0", "dropout"), ("max_epochs=0", "max_epochs"),
-                             ("optimizer.betas=[0.9,1.0]", "betas"), ("device=tpu", "tpu")]:
+                             ("optimizer.betas=[0.9,1.0]", "betas"), ("device=tpu", "tpu"),
+                             ("optimizer.ns_steps=-1", "ns_steps"), ("optimizer.split=embed", "split=.embed"),
+                             ("optimizer.name=sgd", "allowed: adamw, muon")]:
         with pytest.raises(ConfigError, match=needle):
             validate(compose_config(override))
 

@@ -34,7 +34,8 @@ def test_with_defaults_fills_only_keys_added_since_version_one():
     filled = with_defaults(old)
     assert filled["stop"] == "patience" and filled["dropout_masks"] == "auto" and filled["race_round"] == 0
     assert filled["grid"] == {"lr": None, "weight_decay": None}
-    assert filled["task"] == {"name": "modadd"} and filled["optimizer"] == {"name": "adamw"}   # v1: as written
+    assert filled["task"] == {"name": "modadd"}                                              # v1: as written
+    assert filled["optimizer"] == {"name": "adamw", "split": "hidden"}     # a nested key added later: filled
 
 
 def patched_schema(knob_default=0.5):

@@ -175,8 +175,16 @@ def step_of(cfg):
 def test_the_step_traces_as_one_graph(optimizer, head):
     """torch._dynamo.explain over the whole step (forward, loss, backward, both optimizers' updates, the
     hashed masks): one graph, no break. Every optimizer x head pair; three of them marked slow."""
-    step, batch = step_of(compose_config(*TINY, f"optimizer={optimizer}", f"head={head}", "compile=step",
-                                         "max_epochs=5"))
+    assert_one_graph(compose_config(*TINY, f"optimizer={optimizer}", f"head={head}", "compile=step", "max_epochs=5"))
+
+
+@pytest.mark.parametrize("ablation", ["optimizer.split=all", "optimizer.ns_steps=0", "optimizer.momentum=0"])
+def test_muon_ablations_trace_as_one_graph(ablation):
+    assert_one_graph(compose_config(*TINY, "optimizer=muon", ablation, "compile=step", "max_epochs=5"))
+
+
+def assert_one_graph(cfg):
+    step, batch = step_of(cfg)
     step._step(batch)                          # the eager first step: the optimizers' state exists
     torch._dynamo.reset()
     with torch._dynamo.config.patch(trace_autograd_ops=True):
