@@ -26,7 +26,7 @@ WEIGHT_PROBES = ("weight_norm", "norm_embed", "norm_attn", "norm_mlp", "norm_hea
                  "stable_rank_mean")
 LOGIT_PROBES = ("logit_scale", "softmax_collapse")
 PROBES = (*WEIGHT_PROBES, *LOGIT_PROBES, "lr_factor")
-UPDATE_PROBES = ("update_stable_rank", "grad_stable_rank")      # update_spectra's; not in metrics.csv yet
+UPDATE_PROBES = ("update_stable_rank", "grad_stable_rank")      # update_spectra's, through UpdateWatch
 
 
 def _sq(p: torch.Tensor) -> torch.Tensor:
@@ -79,6 +79,30 @@ def update_spectra(before: list[torch.Tensor], after: list[torch.Tensor], grads:
     upd = [spectra(blocks(a.float() - b.float(), k))[1] for b, a, k in zip(before, after, row_blocks)]
     grd = [spectra(blocks(g, k))[1] for g, k in zip(grads, row_blocks)]
     return {"update_stable_rank": torch.cat(upd, 1).mean(1), "grad_stable_rank": torch.cat(grd, 1).mean(1)}
+
+
+class UpdateWatch:
+    """update_spectra of one optimizer step of the model's hidden matrices: made before the step (it keeps
+    their weights and hooks their gradients; with member groups the last accumulation is the whole
+    gradient), read after it (finish). The hooks only copy: the step's numbers do not change."""
+
+    def __init__(self, model):
+        self.params = model.hidden_matrices()
+        self.before = [p.detach().clone() for p in self.params]
+        self.grads: list[torch.Tensor | None] = [None] * len(self.params)
+        self.hooks = [p.register_post_accumulate_grad_hook(self._keep(i)) for i, p in enumerate(self.params)]
+
+    def _keep(self, i: int):
+        def keep(p):
+            self.grads[i] = p.grad.detach().clone()
+        return keep
+
+    @torch.no_grad()
+    def finish(self) -> dict[str, torch.Tensor]:
+        for h in self.hooks:
+            h.remove()
+        return update_spectra(self.before, [p.detach() for p in self.params], self.grads,
+                              [getattr(p, "row_blocks", 1) for p in self.params])
 
 
 @torch.no_grad()

@@ -50,8 +50,8 @@ def metric_fields() -> list[str]:
     """metrics.csv's columns in order: the probe columns are probes.py's (imported here, not at the top:
     probes needs torch, and reading a run folder must not)."""
     from .fourier import PROBES as FOURIER
-    from .probes import PROBES
-    return [*IDS, *NUMBERS, "wall_s", *PROBES, *FOURIER]
+    from .probes import PROBES, UPDATE_PROBES
+    return [*IDS, *NUMBERS, "wall_s", *PROBES, *FOURIER, *UPDATE_PROBES]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -154,8 +154,8 @@ class RunLog:
         atomic_write_text(self.folder / CONFIG, json.dumps(cfg, indent=2) + "\n")
         self._metrics = open(self.folder / METRICS, "w", newline="")
         from .fourier import PROBES as FOURIER
-        from .probes import PROBES
-        self.fields, self.measured = metric_fields(), (*NUMBERS, *PROBES, *FOURIER)
+        from .probes import PROBES, UPDATE_PROBES
+        self.fields, self.measured = metric_fields(), (*NUMBERS, *PROBES, *FOURIER, *UPDATE_PROBES)
         self._csv = csv.DictWriter(self._metrics, fieldnames=self.fields)
         self._csv.writeheader()
         carried = carried or []

@@ -309,10 +309,18 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
     for epoch in range(first, cfg.max_epochs + 1):
         order = torch.stack([torch.randperm(data.n_train, generator=g) for g in train_gens]).to(device)
         rows = data.train_rows.gather(1, order)                                 # [E, n_train]
+        # The update's spectrum (probes.UpdateWatch) on the first step of a probe epoch (every
+        # probe_every epochs and at the budget: a step's probe is chosen before the step), eager only.
+        watch_update = (cfg.probes and cfg.probe_every and cfg.get("compile", "off") == "off"
+                        and (epoch % cfg.probe_every == 0 or epoch == cfg.max_epochs))
+        update_numbers = {}
         for i in range(n_steps):    # forward, loss, backward, update: grokmuon/step.py
+            watch = probes.UpdateWatch(model) if watch_update and i == 0 else None
             train_step(rows[:, i * bs:(i + 1) * bs].contiguous())
             if frozen is not None:
                 restore_frozen(model, alive, frozen)
+            if watch is not None:
+                update_numbers = watch.finish()
             step += 1
         with phase("evaluate"):
             if cfg.eval_train == "lazy":
@@ -351,6 +359,7 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
                                                or epoch == cfg.max_epochs):
             with phase("probes"):           # every probe_every epochs and at the run's last
                 numbers.update({k: v.tolist() for k, v in fourier_numbers(model, data, cfg, device).items()})
+        numbers.update({k: v.tolist() for k, v in update_numbers.items()})
         if on_epoch is not None:
             on_epoch(epoch, numbers, results)
         if saver is not None and saver.due(epoch) and epoch < cfg.max_epochs:
