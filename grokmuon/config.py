@@ -73,6 +73,12 @@ class OptimizerConfig:
     split: str = "hidden"
     adamw_lr: float = 1e-3       # AdamW half of Muon (embedding, head, gains): the AdamW run's values,
     adamw_weight_decay: float = 1.0  # so the two optimizers differ only on the hidden matrices
+    # NorMuon only: the rate of the EMA of each output row's mean square that normalises every neuron's
+    # update (the paper's and its code's beta2; AdamW's betas are apart). Added later; no older run used it.
+    normuon_beta2: float = 0.95
+    # AdamW only: the stablemax paper's ⊥Grad (arXiv 2501.04697), each weight's gradient without its
+    # component along that weight, rescaled to its norm, before AdamW. Added later; false is what older runs did.
+    orthogonal_grad: bool = False
 
 
 @dataclass
@@ -198,6 +204,9 @@ def validate(cfg: Any) -> None:
         _check(getattr(o, key) >= 0, f"optimizer.{key}={getattr(o, key)} must be >= 0")
     _check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
            f"optimizer.betas={list(o.betas)} must be two numbers in [0, 1)")
+    _check(0 <= o.normuon_beta2 < 1, f"optimizer.normuon_beta2={o.normuon_beta2} must lie in [0, 1)")
+    _check(not o.orthogonal_grad or o.name == "adamw",
+           f"optimizer.orthogonal_grad=true is AdamW's ⊥Grad; optimizer={o.name} does not take it")
     _check(len(o.ns_coefficients) == 3, "optimizer.ns_coefficients must hold three numbers (a, b, c)")
     _check(o.ns_dtype in ("auto", "bf16", "fp32"), f"optimizer.ns_dtype={o.ns_dtype!r} is unknown; allowed: auto, bf16, fp32")
     # ns_steps=0 is the ablation without orthogonalisation: the update divided by its Frobenius norm.

@@ -126,7 +126,7 @@ def member_extras(member_metrics: pd.DataFrame, mem: dict, cfg: dict) -> dict:
         return out
     if "wall_s" in at and pd.notna(at["wall_s"].iloc[0]):
         out["wall_s_to_grok"] = float(at["wall_s"].iloc[0])
-    muon = _get(cfg, "optimizer.name") == "muon"
+    muon = _get(cfg, "optimizer.name") in ("muon", "normuon")     # Newton-Schulz FLOPs
     flops = cost.member_flops(
         _get(cfg, "task.name"), int(_get(cfg, "task.p") or 97), int(_get(cfg, "task.n_bits") or 10),
         float(_get(cfg, "task.train_frac")), int(_get(cfg, "model.n_layers")), int(_get(cfg, "model.d_model")),

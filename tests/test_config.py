@@ -26,7 +26,7 @@ def test_the_groups_exist():
     assert {"task", "model", "head", "optimizer", "logger", "experiment"} <= set(GROUPS)
     assert {o for g, o in OPTIONS if g == "task"} == set(TASKS)
     assert {o for g, o in OPTIONS if g == "head"} == set(HEADS)
-    assert {o for g, o in OPTIONS if g == "optimizer"} == {"adamw", "muon"}
+    assert {o for g, o in OPTIONS if g == "optimizer"} == {"adamw", "muon", "normuon"}
 
 
 def test_defaults_compose_and_validate():

@@ -23,7 +23,7 @@ def test_registry_names_match_the_yaml_files_and_build_by_name():
     assert set(optimizers.names()) == {f.stem for f in CONF.glob("*.yaml")}     # one YAML per module
     for name in optimizers.names():
         assert callable(optimizers.get(name).build)
-    with pytest.raises(ValueError, match="allowed: adamw, muon"):
+    with pytest.raises(ValueError, match="allowed: adamw, muon, normuon"):
         optimizers.get("sgd")
 
 

@@ -35,7 +35,8 @@ def test_with_defaults_fills_only_keys_added_since_version_one():
     assert filled["stop"] == "patience" and filled["dropout_masks"] == "auto" and filled["race_round"] == 0
     assert filled["grid"] == {"lr": None, "weight_decay": None}
     assert filled["task"] == {"name": "modadd"}                                              # v1: as written
-    assert filled["optimizer"] == {"name": "adamw", "split": "hidden"}     # a nested key added later: filled
+    assert filled["optimizer"] == {"name": "adamw", "split": "hidden",     # nested keys added later: filled
+                                   "normuon_beta2": 0.95, "orthogonal_grad": False}
 
 
 def patched_schema(knob_default=0.5):

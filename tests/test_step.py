@@ -183,6 +183,12 @@ def test_muon_ablations_trace_as_one_graph(ablation):
     assert_one_graph(compose_config(*TINY, "optimizer=muon", ablation, "compile=step", "max_epochs=5"))
 
 
+@pytest.mark.parametrize("arm", [("optimizer=normuon",), ("optimizer=adamw", "optimizer.orthogonal_grad=true")],
+                         ids=["normuon", "adamw orthogonal_grad"])
+def test_the_ablation_arms_trace_as_one_graph(arm):
+    assert_one_graph(compose_config(*TINY, *arm, "compile=step", "max_epochs=5"))
+
+
 def assert_one_graph(cfg):
     step, batch = step_of(cfg)
     step._step(batch)                          # the eager first step: the optimizers' state exists

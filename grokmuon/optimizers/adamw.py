@@ -3,6 +3,12 @@
 AdamW is elementwise, so the member axis needs nothing but a per-member factor on the decay and the
 step; the rest is torch.optim.AdamW's update in its order (decay, moments, bias corrections), tested
 slice by slice against torch.optim.AdamW. `optimizer=adamw` trains every weight with it.
+
+`optimizer.orthogonal_grad=true` is the stablemax paper's ⊥Grad (Prieto et al. 2025, arXiv 2501.04697):
+before the update, each member's gradient of each weight loses its component along that weight,
+g - (<g, w> / <w, w>) w, and is rescaled to g's norm, as the authors' orthograd.py does
+(LucasPrietoAl/grokking-at-the-edge-of-numerical-stability; the paper writes the projection, the code
+also keeps the gradient's norm). Tested against a plain per-member reference (tests/test_orthogonal_grad.py).
 """
 from __future__ import annotations
 
@@ -12,6 +18,15 @@ import torch
 from torch.optim import Optimizer
 
 from ._common import at_step, bias_tables, closure_loss, decay, per_member, scheduled
+
+
+def orthogonal_grad(w: torch.Tensor, g: torch.Tensor, eps: float = 1e-30) -> torch.Tensor:
+    """⊥Grad of g [E, ...] at weights w [E, ...]: per member, g without its component along w, rescaled
+    to g's norm (eps: the authors' guard against a zero weight or a gradient along the weight)."""
+    wf, gf = w.flatten(1), g.flatten(1)
+    along = (wf * gf).sum(1, keepdim=True) / ((wf * wf).sum(1, keepdim=True) + eps)
+    perp = gf - along * wf
+    return (perp * (gf.norm(dim=1, keepdim=True) / (perp.norm(dim=1, keepdim=True) + eps))).view_as(g)
 
 
 def adamw_update(p, grad, exp_avg, exp_avg_sq, lr, weight_decay, beta1, beta2, eps, bias1, root2) -> None:
@@ -27,10 +42,14 @@ def adamw_update(p, grad, exp_avg, exp_avg_sq, lr, weight_decay, beta1, beta2, e
 class BatchedAdamW(Optimizer):
     """AdamW over parameters [E, ...] with a per-member lr and weight decay (floats or [E] tensors)."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, horizon: int = 0):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, horizon: int = 0,
+                 orthogonal_grad: bool = False):
         """horizon > 0: the step count is a device tensor (state["step"]) and the bias corrections come from
-        tables for that many steps (bias_tables), so the update has no Python number that changes."""
+        tables for that many steps (bias_tables), so the update has no Python number that changes.
+        orthogonal_grad: ⊥Grad on every gradient first (an attribute, not a group key, so checkpoints
+        written before it load unchanged)."""
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        self.orthogonal_grad = orthogonal_grad
         self.lr_factor: torch.Tensor | None = None      # [1]: the warm-up factor, set by the train step (scheduled)
         self.horizon = horizon
         self.tables = [bias_tables(g["betas"], horizon, g["params"][0].device) if horizon else None
@@ -55,7 +74,8 @@ class BatchedAdamW(Optimizer):
                 else:
                     state["step"] += 1
                     bias1, root2 = 1 - beta1 ** state["step"], math.sqrt(1 - beta2 ** state["step"])
-                adamw_update(p, p.grad, state["exp_avg"], state["exp_avg_sq"], lr, wd, beta1, beta2, eps,
+                grad = orthogonal_grad(p, p.grad) if self.orthogonal_grad else p.grad
+                adamw_update(p, grad, state["exp_avg"], state["exp_avg_sq"], lr, wd, beta1, beta2, eps,
                              bias1, root2)
         return loss
 
@@ -69,12 +89,14 @@ class BatchedAdamW(Optimizer):
                 state["step"] = torch.tensor(n, dtype=torch.int64, device=p.device) if self.horizon else n
 
 
-def adamw(params, cfg, lr, weight_decay, horizon: int = 0) -> BatchedAdamW:
+def adamw(params, cfg, lr, weight_decay, horizon: int = 0, orthogonal: bool = False) -> BatchedAdamW:
     """BatchedAdamW on params with the config's betas and eps (also Muon's optimizer for the rest)."""
     return BatchedAdamW(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=weight_decay,
-                        horizon=horizon)
+                        horizon=horizon, orthogonal_grad=orthogonal)
 
 
 def build(model, cfg, lr, weight_decay, horizon: int = 0) -> list[Optimizer]:
-    """AdamW on every weight, with the run's lr and weight decay (floats or [E] tensors)."""
-    return [adamw(list(model.parameters()), cfg, lr, weight_decay, horizon)]
+    """AdamW on every weight, with the run's lr and weight decay (floats or [E] tensors); ⊥Grad first
+    with optimizer.orthogonal_grad."""
+    return [adamw(list(model.parameters()), cfg, lr, weight_decay, horizon,
+                  bool(getattr(cfg, "orthogonal_grad", False)))]
