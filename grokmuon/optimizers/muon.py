@@ -135,8 +135,12 @@ class BatchedMuon(Optimizer):
             ortho = orthogonalise(params, updates, group["ns_steps"], group["ns_coefficients"], group["eps"],
                                   group["ns_dtype"])
             for p, o in zip(params, ortho):
-                muon_apply(p, o, lr, wd, group["adjust_lr"])
+                muon_apply(p, self.direction(p, o, group), lr, wd, group["adjust_lr"])
         return loss
+
+    def direction(self, p: torch.Tensor, o: torch.Tensor, group: dict) -> torch.Tensor:
+        """The step's direction from p's orthogonalised momentum o: o itself (a variant reshapes it)."""
+        return o
 
 
 def ns_dtype(name: str, device: torch.device) -> torch.dtype:

@@ -21,9 +21,8 @@ from __future__ import annotations
 import torch
 from torch.optim import Optimizer
 
-from ._common import closure_loss, scheduled
 from .adamw import adamw
-from .muon import BatchedMuon, momentum_directions, muon_apply, muon_params, ns_dtype, orthogonalise
+from .muon import BatchedMuon, muon_params, ns_dtype
 
 EPS = 1e-10  # the authors' code's guard in steps 3 and 4
 
@@ -48,28 +47,13 @@ class BatchedNorMuon(BatchedMuon):
         for group in self.param_groups:
             group.setdefault("beta2", beta2)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = closure_loss(closure)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            lr, wd = scheduled(group["lr"], self.lr_factor), group["weight_decay"]
-            for p in params:
-                if not self.state[p]:
-                    self.state[p].update(momentum_buffer=torch.zeros_like(p.grad),
-                                         second_momentum_buffer=torch.zeros_like(p[..., :1]))
-            updates = momentum_directions([p.grad for p in params],
-                                          [self.state[p]["momentum_buffer"] for p in params],
-                                          group["momentum"], group["nesterov"])
-            ortho = orthogonalise(params, updates, group["ns_steps"], group["ns_coefficients"], group["eps"],
-                                  group["ns_dtype"])
-            for p, o in zip(params, ortho):
-                n = neuron_normalise(o.to(p.dtype), self.state[p]["second_momentum_buffer"], group["beta2"],
-                                     getattr(p, "row_blocks", 1))
-                muon_apply(p, n, lr, wd, group["adjust_lr"])
-        return loss
+    def direction(self, p: torch.Tensor, o: torch.Tensor, group: dict) -> torch.Tensor:
+        """Muon's orthogonalised momentum o, normalised per neuron with p's row mean-square EMA."""
+        state = self.state[p]
+        if "second_momentum_buffer" not in state:
+            state["second_momentum_buffer"] = torch.zeros_like(p[..., :1])
+        return neuron_normalise(o.to(p.dtype), state["second_momentum_buffer"], group["beta2"],
+                                getattr(p, "row_blocks", 1))
 
 
 def build(model, cfg, lr, weight_decay, horizon: int = 0) -> list[Optimizer]:
