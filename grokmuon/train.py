@@ -123,15 +123,23 @@ def rows_per_forward(cfg, device: torch.device, members: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
-    """Per-member accuracy and mean loss on the full train and val splits, eval mode: {name: [E]}."""
+def all_logits(model, data: Data, cfg, device):
+    """The logits of every row of the task, in eval mode, chunk by chunk (rows_per_forward): yields
+    (the chunk's labels [n], its logits [E, n, V] in fp32); the model is back in train mode at the end."""
     model.eval()
-    correct, losses, logit_probes = [], [], {k: [] for k in probes.LOGIT_PROBES}
     chunk = rows_per_forward(cfg, device, model.n_members)
     for start in range(0, len(data.labels), chunk):
-        x, y = data.inputs[start:start + chunk], data.labels[start:start + chunk]
         with _autocast(cfg, device):
-            logits = model(x).float()                                   # [E, n, V]
+            logits = model(data.inputs[start:start + chunk]).float()
+        yield data.labels[start:start + chunk], logits
+    model.train()
+
+
+@torch.no_grad()
+def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
+    """Per-member accuracy and mean loss on the full train and val splits, eval mode: {name: [E]}."""
+    correct, losses, logit_probes = [], [], {k: [] for k in probes.LOGIT_PROBES}
+    for y, logits in all_logits(model, data, cfg, device):             # logits [E, n, V]
         yy = y.expand(model.n_members, -1)
         correct.append(logits.argmax(-1) == yy)
         losses.append(heads.row_losses(cfg.head.name, logits, yy))
@@ -140,7 +148,6 @@ def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
                 logit_probes[k].append(v)
     correct, losses = torch.cat(correct, 1).float(), torch.cat(losses, 1)
     tr, va = data.is_train.float(), (~data.is_train).float()
-    model.train()
     return {
         "train_acc": (correct * tr).sum(1) / data.n_train, "val_acc": (correct * va).sum(1) / data.n_val,
         "train_loss": (losses * tr).sum(1) / data.n_train, "val_loss": (losses * va).sum(1) / data.n_val,
@@ -182,14 +189,8 @@ def fourier_numbers(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
     emb = fourier.embedding_probes(model.embed.detach().float(), task, p)
     if not emb:
         return {}
-    model.eval()
-    chunk = rows_per_forward(cfg, device, model.n_members)
-    logits = []
-    for start in range(0, len(data.labels), chunk):
-        with _autocast(cfg, device):
-            logits.append(model(data.inputs[start:start + chunk]).float())
-    model.train()
-    loss = fourier.logit_probes(torch.cat(logits, 1), data.labels, data.is_train, emb["key_freqs"], task, p,
+    logits = torch.cat([z for _, z in all_logits(model, data, cfg, device)], 1)
+    loss = fourier.logit_probes(logits, data.labels, data.is_train, emb["key_freqs"], task, p,
                                 cfg.head.name)
     keys = {f"key_freq_{i + 1}": emb["key_freqs"][:, i].float() for i in range(emb["key_freqs"].shape[1])}
     return {"fourier_gini": emb["fourier_gini"], **keys, **loss}
