@@ -62,6 +62,9 @@ OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored",
 # Computed at collect time from each member's metrics.csv curve (see member_extras): the outside study's
 # grokking epoch beside ours (grokking_epoch stays the first crossing), what grokking cost, and whether
 # it held (metrics.after_grokking).
+# Whole numbers that may be blank (a member that never grokked): pandas' nullable Int64, in collect and load.
+EPOCH_COLUMNS = ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "grokking_epoch_near_max", "flops_to_grok",
+                 "post_grok_epochs")
 EXTRAS = ("grokking_epoch_near_max", "wall_s_to_grok", "flops_to_grok", "post_grok_epochs", "post_grok_below",
           "post_grok_min_val", "regressed")
 COLUMNS = [*FIRST, *OUTCOME, "plateau", "run_status", "wall_s", "device", "config_hash", "member_hash",
@@ -111,8 +114,8 @@ def on_plateau(member_metrics: pd.DataFrame, mem: dict, train_threshold: float) 
 
 def member_extras(member_metrics: pd.DataFrame, mem: dict, cfg: dict) -> dict:
     """A member's EXTRAS from its own curve: grokking_epoch_near_max (metrics.near_max_epoch at the run's
-    val threshold), whether grokking held after it (metrics.after_grokking), and at its grokking epoch (first crossing; blank where it did not grok) the run's
-    wall_s (the ensemble's clock: its E members train together, so this is what one waits, not a share)
+    val threshold), whether grokking held after it (metrics.after_grokking), and at its grokking epoch
+    (first crossing; blank where it did not grok) the run's wall_s (the ensemble's clock: its E members train together, so this is what one waits, not a share)
     and the member's model FLOPs (cost.member_flops: training, evaluation and, for Muon, Newton-Schulz)."""
     from . import cost, metrics
 
@@ -186,8 +189,7 @@ def collect(dirs: Iterable[str | Path], warn: Callable[[str], None] | None = Non
     if table.empty:
         return table
     table = newest_complete(table)
-    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "grokking_epoch_near_max", "flops_to_grok",
-                "post_grok_epochs"):
+    for col in EPOCH_COLUMNS:
         table[col] = table[col].astype("Int64")
     return table.sort_values(["experiment", "task", "optimizer", "head", "seed", "config_hash"],
                              kind="stable").reset_index(drop=True)
@@ -214,8 +216,7 @@ def load(path: str | Path) -> pd.DataFrame:
         empty = [c for c in required if pd.isna(table.at[i, c])]
         raise TableError(f"{path}: line {int(i) + 2} has no {', '.join(empty)} (cut off?); "
                          "make the table again with `grokmuon collect`")
-    for col in ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "epochs_run", "max_epochs",
-                "grokking_epoch_near_max", "flops_to_grok", "post_grok_epochs"):
+    for col in (*EPOCH_COLUMNS, "epochs_run", "max_epochs"):
         if col in table:
             table[col] = table[col].astype("Int64")
     return table
