@@ -155,6 +155,8 @@ def report_cmd(args: list[str]) -> None:
 
 def figures_cmd(args: list[str]) -> None:
     from .figures import FIGURES, has_probes
+    from .figures_phases import fig7_phases, has_fourier
+    FIGURES = {**FIGURES, "phases": fig7_phases}   # made by default only when its runs have the Fourier probes
     from .results import TableError, condition_axes, finished, judged, load, scanned_axes
     ap = Parser(prog="grokmuon figures", description="The figures of a results table, "
                                  "as PNG and PDF.")
@@ -166,7 +168,8 @@ def figures_cmd(args: list[str]) -> None:
         check_out(a.out or a.runs.parent / "figures", folder=True)
     runs, done = from_table(a.runs, lambda table, name: judged(finished(load(table), name)))
     out, failed = a.out or runs.parent / "figures", []
-    optional = {"scan": lambda: bool(scanned_axes(done) or condition_axes(done)), "probes": lambda: has_probes(done)}
+    optional = {"scan": lambda: bool(scanned_axes(done) or condition_axes(done)), "probes": lambda: has_probes(done),
+                "phases": lambda: has_fourier(done)}
     names = a.only or [n for n in FIGURES if n not in optional or optional[n]()]
     for name in names:
         try:

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics, racing, stats
+from .phases import PHASES
 from .results import CONDITIONS, SCANNED, best_setting, condition_axes, finished, judged, scanned_axes, varying_axes
 
 A, B = "adamw", "muon"          # the paper's t is AdamW minus Muon (positive: Muon groks earlier)
@@ -211,6 +212,47 @@ def held_section(done: pd.DataFrame) -> str:
         "(patience 0-10) say little here.\n",
         md_table(["task", "optimizer", "grokked members", "epochs after (median)", "regressed",
                   "share below (median)", "lowest val acc"], rows)])
+
+
+def phases_section(done: pd.DataFrame) -> str:
+    """The phases of grokking from the Fourier probes (phases.py), per task and optimizer, and AdamW against
+    Muon on each phase epoch. Only where some member has one (a run trained with the Fourier probes)."""
+    if not all(c in done for c in PHASES) or not done[list(PHASES)].notna().any().any():
+        return ""
+    # A member without a phase epoch (its curve never moved that far) is censored at its last epoch.
+    timed = done.assign(**{f"{c}_time": done[c].astype(float).fillna(done["epochs_run"].astype(float))
+                           for c in PHASES}, **{f"{c}_event": done[c].notna() for c in PHASES})
+    timed = timed[timed["task"].isin(timed.loc[timed[list(PHASES)].notna().any(axis=1), "task"])]
+    rows = []
+    for (task, opt), g in timed.groupby(["task", "optimizer"]):
+        lead = (g["grokking_epoch"].astype(float) - g["restricted_drop_epoch"].astype(float)).dropna()
+        rows.append([task, opt, len(g), km_median_text(g, "mem_time", "mem_event"),
+                     *(f"{km_median_text(g, f'{c}_time', f'{c}_event')} ({int(g[c].notna().sum())})" for c in PHASES),
+                     km_median_text(g), num(lead.median() if len(lead) else None, ".0f")])
+    tests, ps = [], []
+    a, b = timed[timed["optimizer"] == A], timed[timed["optimizer"] == B]
+    for c in PHASES:
+        t = perm_logrank(a, b, ("task",), f"{c}_time", f"{c}_event")
+        ps.append(t.p)
+        tests.append([c, num(t.statistic, ".3f"), perm_text(t)])
+    for row, p in zip(tests, stats.holm(ps)):
+        row.append(num(p, ".3g"))
+    return "\n".join([
+        "\n## Phases (Fourier probes)\n",
+        "From the Fourier probes every `probe_every` epochs (fourier.py; the number tokens' embedding and the "
+        "logits over the training rows): *restricted drop*, the first probe epoch at which the loss from the "
+        "key frequencies alone has fallen half of the way from its first value to its lowest (the circuit "
+        "forming); *excluded rise*, the first at which the loss with the key frequencies removed has risen "
+        "half of the way from its low point to its later peak (the fit coming to rest on them). Medians are "
+        "Kaplan–Meier: a member whose curve never moves that far is censored at its last epoch (how many "
+        "have the epoch, in brackets). *lead*: median grokking epoch − restricted drop over the members that "
+        "have both.\n",
+        md_table(["task", "optimizer", "n", "KM median m", "KM median restricted drop", "KM median excluded rise",
+                  "KM median g", "lead (median)"], rows),
+        "\nAdamW against Muon on each phase epoch: stratified log-rank z within task (z < 0: Muon sooner), "
+        "permutation p. The grokking epoch stays the primary test (*Muon vs AdamW*); "
+        + holm_note("the two phase epochs (2 tests)") + "\n",
+        md_table(["phase epoch", "stratified z", "permutation p", "Holm p"], tests)])
 
 
 def delay_section(done: pd.DataFrame) -> str:
@@ -531,6 +573,7 @@ def report(table: pd.DataFrame, source: str) -> str:
         tests_table(done),
         delay_section(done),
         held_section(done),
+        phases_section(done),
         stopped_section(done),
         cost_section(done),
         "\n## By optimizer\n", group_table(done, ["optimizer"]),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .phases import PHASES
 from .config import leaves
 from .runfolder import SUMMARY, BadRun, check_metrics, lazy_blanks, read_config, read_summary, run_folders
 from .runid import NOT_RESULTS, config_hash, member_hash, with_defaults
@@ -64,9 +65,10 @@ OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored",
 # it held (metrics.after_grokking).
 # Whole numbers that may be blank (a member that never grokked): pandas' nullable Int64, in collect and load.
 EPOCH_COLUMNS = ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "grokking_epoch_near_max", "flops_to_grok",
-                 "post_grok_epochs")
+                 "post_grok_epochs", *PHASES)
+# The Fourier probes' phase epochs (phases.py) are blank for a run trained without them.
 EXTRAS = ("grokking_epoch_near_max", "wall_s_to_grok", "flops_to_grok", "post_grok_epochs", "post_grok_below",
-          "post_grok_min_val", "regressed")
+          "post_grok_min_val", "regressed", *PHASES)
 COLUMNS = [*FIRST, *OUTCOME, "plateau", "run_status", "wall_s", "device", "config_hash", "member_hash",
            "written_at", "run_dir", *(c for c in AXES if c not in FIRST), *EXTRAS]      # new columns last
 # Cells every row of runs.csv has (collect always writes them); a blank one means the file was cut.
@@ -117,13 +119,17 @@ def member_extras(member_metrics: pd.DataFrame, mem: dict, cfg: dict) -> dict:
     val threshold), whether grokking held after it (metrics.after_grokking), and at its grokking epoch
     (first crossing; blank where it did not grok) the run's wall_s (the ensemble's clock: its E members train together, so this is what one waits, not a share)
     and the member's model FLOPs (cost.member_flops: training, evaluation and, for Muon, Newton-Schulz)."""
-    from . import cost, metrics
+    from . import cost, metrics, phases
 
     curve = member_metrics.sort_values("epoch")
     val, threshold = curve["val_acc"].astype(float).tolist(), float(_get(cfg, "grok_val_acc") or 0.95)
     g = mem.get("grokking_epoch")
     out = {"grokking_epoch_near_max": metrics.near_max_epoch(val, threshold), "wall_s_to_grok": None,
-           "flops_to_grok": None, **metrics.after_grokking(val, g, threshold)}
+           "flops_to_grok": None, **metrics.after_grokking(val, g, threshold), **dict.fromkeys(PHASES)}
+    if {"restricted_loss", "excluded_loss"} <= set(curve.columns):
+        probed = curve.dropna(subset=["restricted_loss", "excluded_loss"])
+        if len(probed):
+            out.update(phases.member_phases(probed["epoch"], probed["restricted_loss"], probed["excluded_loss"]))
     at = curve[curve["epoch"] == g]
     if g is None or at.empty:
         return out

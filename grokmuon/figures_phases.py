@@ -1,0 +1,144 @@
+"""Figure 7, the phases of grokking (runs trained with the Fourier probes, experiment=mechanism): one
+figure per task, fig7_phases_<task>.png/.pdf, a column per measure, every optimizer on the same epochs.
+
+  accuracy         train (dashed) and val (solid) accuracy
+  restricted loss  the training loss from the key frequencies alone (fourier.py): falls as the circuit forms
+  excluded loss    the training loss with the key frequencies removed: rises as the fit comes to rest on them
+  Fourier Gini     how concentrated the number embedding is on a few frequencies (0: spread, 1: one)
+  after grokking   val accuracy against epochs since each member's own grokking epoch: whether it held
+
+Lines are the median over members, bands the 25-75% range (the lowest value, for val accuracy after
+grokking: a single member's loss of generalisation shows). Vertical lines mark each optimizer's median
+memorisation epoch (dotted), median phase epoch of the panel's curve (dash-dot; phases.py) and
+Kaplan-Meier median grokking epoch (solid). Where some members have stopped (grokked and held for
+`patience` epochs), the median is over fewer of them: drawn faint there, as in figure 6.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import pandas as pd
+
+from . import stats
+from .figures import COLOR, _legend_once, label, optimizers, save
+from .results import TableError
+from .runfolder import METRICS, BadRun, check_metrics
+
+PANELS = {"acc": "accuracy", "restricted_loss": "restricted loss (key frequencies only)",
+          "excluded_loss": "excluded loss (key frequencies removed)", "fourier_gini": "Fourier Gini of the embedding",
+          "after": "val accuracy after grokking"}
+PHASE_OF = {"restricted_loss": "restricted_drop_epoch", "excluded_loss": "excluded_rise_epoch"}
+FOURIER = ("fourier_gini", "restricted_loss", "excluded_loss")
+
+
+def has_fourier(done: pd.DataFrame) -> bool:
+    """Whether the table's first run has the Fourier columns (figures makes fig7 by default only then)."""
+    try:
+        cols = pd.read_csv(Path(done["run_dir"].iloc[0]) / METRICS, nrows=0).columns
+        return set(FOURIER) <= set(cols)
+    except (OSError, ValueError, IndexError, KeyError):
+        return False
+
+
+def read_phases(done: pd.DataFrame, warn) -> pd.DataFrame:
+    """Long table (epoch, member row) of accuracy and the Fourier columns of every non-diverged member
+    whose run has them; the grokking epoch joined on, for the after-grokking panel."""
+    keep, frames = done[~done["diverged"]], []
+    for run_dir, rows in keep.groupby("run_dir"):
+        try:
+            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True,
+                              blank_ok=("train_acc",))
+        except BadRun as err:
+            warn(str(err))
+            continue
+        if not set(FOURIER) <= set(m.columns):
+            continue
+        m = m[m["member"].isin(rows["member"])].merge(
+            rows[["member", "task", "optimizer", "grokking_epoch"]], on="member")
+        frames.append(m[["epoch", "member", "task", "optimizer", "grokking_epoch", "train_acc", "val_acc",
+                         *FOURIER]].assign(run_dir=run_dir))
+    if not frames:
+        raise TableError("no run in this table was trained with the Fourier probes (experiment=mechanism; "
+                         "modadd, modsub, modmul, moddiv)")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _band(ax, g: pd.DataFrame, x: str, col: str, color, style: str = "-", low: str = "q25", lbl=None) -> None:
+    """Median of col over members against x, with its band; faint where some members had stopped."""
+    g = g.dropna(subset=[col])
+    if g.empty:
+        return
+    by = g.groupby(x)[col]
+    med, n = by.median(), by.count()
+    lo = by.min() if low == "min" else by.quantile(0.25)
+    hi = by.quantile(0.75)
+    full = n.index[n == n.max()].max()
+    ax.plot(med.index[med.index <= full], med[med.index <= full], style, color=color, lw=1.2, label=lbl)
+    if full < med.index.max():
+        ax.plot(med.index[med.index >= full], med[med.index >= full], style, color=color, lw=0.8, alpha=0.35)
+    ax.fill_between(lo.index, lo, hi, color=color, alpha=0.15, lw=0)
+
+
+def _median(values) -> float | None:
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    return float(v.median()) if len(v) else None
+
+
+def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
+    warn = warn or (lambda msg: print(f"grokmuon: figure 7 skipped {msg}", file=sys.stderr))
+    long = read_phases(done, warn)
+    paths = []
+    for task in sorted(long["task"].unique()):
+        here, cells = long[long["task"] == task], done[done["task"] == task]
+        fig, axes = plt.subplots(1, len(PANELS), figsize=(3.1 * len(PANELS), 3.6), squeeze=False)
+        axes = list(axes.flat)
+        for opt in optimizers(cells):
+            g, cell, color = here[here["optimizer"] == opt], cells[cells["optimizer"] == opt], COLOR.get(opt)
+            if g.empty:
+                continue
+            grok = stats.km_median(cell["time"], cell["event"])
+            mem = _median(cell["memorisation_epoch"])
+            for ax, panel in zip(axes, PANELS):
+                if panel == "acc":
+                    _band(ax, g, "epoch", "val_acc", color, "-", lbl=f"{label(opt)} (n={len(cell)})")
+                    _band(ax, g, "epoch", "train_acc", color, "--")
+                elif panel == "after":
+                    after = g.dropna(subset=["grokking_epoch"]).assign(
+                        since=lambda d: d["epoch"] - d["grokking_epoch"].astype(float))
+                    _band(ax, after[after["since"] >= -20], "since", "val_acc", color, low="min")
+                    continue
+                else:
+                    _band(ax, g, "epoch", panel, color)
+                    if panel in PHASE_OF and (ph := _median(cell[PHASE_OF[panel]])) is not None:
+                        ax.axvline(ph, color=color, ls="-.", lw=0.9, alpha=0.8)
+                if mem is not None:
+                    ax.axvline(mem, color=color, ls=":", lw=0.8, alpha=0.8)
+                if grok is not None:
+                    ax.axvline(grok, color=color, ls="-", lw=0.8, alpha=0.6)
+        for ax, (panel, title) in zip(axes, PANELS.items()):
+            empty = not ax.lines
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("epochs since grokking" if panel == "after" else "epoch", fontsize=9)
+            if panel in ("acc", "after"):
+                ax.axhline(0.95, ls=":", lw=0.8, color="gray", zorder=0)
+                ax.set_ylim(-0.02, 1.02)
+            if panel == "restricted_loss":      # falls by orders of magnitude; the excluded loss stays within one
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            if panel == "after" and empty:
+                ax.text(0.5, 0.5, "no member grokked", ha="center", va="center", transform=ax.transAxes,
+                        fontsize=9, color="dimgray")
+        axes[0].plot([], [], ":", color="gray", lw=0.8, label="median memorisation epoch")
+        axes[0].plot([], [], "-.", color="gray", lw=0.9, label="median phase epoch (restricted drop, excluded rise)")
+        axes[0].plot([], [], "-", color="gray", lw=0.8, label="Kaplan–Meier median grokking epoch")
+        axes[0].fill_between([], [], [], color="gray", alpha=0.15, lw=0, label="25–75% of members (after grokking: lowest–75%)")
+        fig.suptitle(f"{task}: the phases of grokking, median over members", fontsize=11)
+        _legend_once(fig, axes, ncol=3)
+        fig.tight_layout(rect=(0, 0.75 / fig.get_figheight(), 1, 1))
+        paths += save(fig, out, f"fig7_phases_{task}")
+    return paths
+

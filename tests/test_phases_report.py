@@ -1,0 +1,77 @@
+"""The phases of grokking end to end: a tiny run with the Fourier probes -> runs.csv's phase epochs ->
+the report's Phases section and figure 7 (one file per task, every panel drawn)."""
+from __future__ import annotations
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from grokmuon import figures_phases, phases, report, results
+from grokmuon.job import main as train_main
+
+matplotlib.use("Agg")
+
+TINY = ["model=tiny", "logger=none", "progress=false", "device=cpu", "task=modadd", "task.p=13", "batch_size=32",
+        "max_epochs=30", "probe_every=3", "patience=0", "seeds=[0,1]"]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phases")
+    for opt in ("adamw", "muon"):
+        try:
+            train_main([*TINY, f"optimizer={opt}", "optimizer.lr=0.02", f"hydra.run.dir={root / opt}"])
+        except SystemExit as e:
+            assert e.code in (0, None)
+    return results.judged(results.finished(results.collect([root]), str(root)))
+
+
+def test_collect_dates_each_members_phases_from_its_own_curve(table):
+    assert len(table) == 4
+    for _, row in table.iterrows():
+        m = pd.read_csv(f"{row['run_dir']}/metrics.csv")
+        m = m[(m["member"] == row["member"]) & m["restricted_loss"].notna()]
+        want = phases.member_phases(m["epoch"], m["restricted_loss"], m["excluded_loss"])
+        got = {c: None if pd.isna(row[c]) else int(row[c]) for c in phases.PHASES}
+        assert got == want
+    assert table["restricted_drop_epoch"].notna().any()      # 30 epochs at lr 0.02 move the restricted loss
+
+
+def test_report_has_the_phases_section_with_a_row_per_task_and_optimizer(table):
+    text = report.phases_section(table)
+    assert "## Phases (Fourier probes)" in text
+    assert "| modadd | adamw | 2 |" in text and "| modadd | muon | 2 |" in text
+    assert "| restricted_drop_epoch |" in text and "| excluded_rise_epoch |" in text
+    # A table without the probes has no such section.
+    assert report.phases_section(table.drop(columns=list(phases.PHASES))) == ""
+    assert report.phases_section(table.assign(restricted_drop_epoch=pd.NA, excluded_rise_epoch=pd.NA)) == ""
+
+
+def test_figure_7_one_file_per_task_and_the_after_grokking_panel(table, tmp_path):
+    assert figures_phases.has_fourier(table)
+    paths = figures_phases.fig7_phases(table, tmp_path)
+    assert sorted(p.name for p in paths) == ["fig7_phases_modadd.pdf", "fig7_phases_modadd.png"]
+    # Grokking epochs set by hand: the after-grokking panel draws each optimizer against epochs since them.
+    import matplotlib.pyplot as plt
+    drawn = []
+    real_save = figures_phases.save
+    figures_phases.save = lambda fig, out, name: drawn.append(fig) or real_save(fig, out, name)
+    try:
+        figures_phases.fig7_phases(table.assign(grokking_epoch=10), tmp_path / "again")
+    finally:
+        figures_phases.save = real_save
+    after = drawn[0].axes[4]
+    assert after.get_xlabel() == "epochs since grokking"
+    colours = {matplotlib.colors.to_hex(line.get_color()) for line in after.lines}
+    assert {matplotlib.colors.to_hex(c) for c in ("tab:orange", "tab:blue")} <= colours
+    assert min(x for line in after.lines for x in line.get_xdata()) >= -20
+    plt.close("all")
+
+
+def test_figure_7_says_when_no_run_has_the_probes(table):
+    from grokmuon.results import TableError
+
+    plain = table.assign(run_dir="/nonexistent")
+    assert not figures_phases.has_fourier(plain)
+    with pytest.raises(TableError, match="Fourier probes"):
+        figures_phases.fig7_phases(plain, "/tmp", warn=lambda msg: None)
