@@ -370,7 +370,10 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
             raced = sorted(tune.loc[(tune["task"] == task) & (tune["optimizer"] == opt), "head"].unique())
             grid = (f"{settings} settings × {t['seed'].nunique()} seeds" if len(t) else
                     f"none for this head: {', '.join(raced)}'s choice" if raced else "no tuning run")
-            stopped = int(t["epochs_run"].max()) if len(t) else None
+            rounds = t.groupby(race_rounds(t))["epochs_run"].max()      # the grid, then any windows past its edges
+            if len(rounds) > 1:
+                grid += f" (the grid, then {len(rounds) - 1} window{'s' if len(rounds) > 2 else ''} past its edge)"
+            stopped = ", ".join(str(int(e)) for e in rounds) if len(t) else None
             cells[opt] = [f"lr {value_text(c['lr'].iloc[0])}, wd {value_text(c['weight_decay'].iloc[0])}",
                           f"{grid}, stopped at {stopped}" if stopped is not None else grid,
                           f"{int(c['grokked'].sum())}/{len(c)}", km_median_text(c),
@@ -413,30 +416,45 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
         f"permutation p = {perm_text(overall)} (z < 0: Muon sooner).\n" + fresh])
 
 
+def race_rounds(tune: pd.DataFrame) -> pd.Series:
+    """Each tuning member's race: 0 the grid, 1.. the windows raced past its edges (race_round; blank: 0)."""
+    col = tune["race_round"] if "race_round" in tune else pd.Series(0, index=tune.index)
+    return pd.to_numeric(col, errors="coerce").fillna(0).astype(int).rename("race_round")
+
+
 def tuning_table(tune: pd.DataFrame) -> str:
-    """Every setting of every tuning race: how many seeds grokked before the race stopped."""
+    """Every setting of every tuning race (a window past a grid's edge is a race of its own, `round` ≥ 1,
+    and may race a setting of the grid again): how many seeds grokked before the race stopped."""
+    tune = tune.assign(race_round=race_rounds(tune))
+    windows = bool((tune["race_round"] > 0).any())
+    keys = ["task", "head", "optimizer", *(["race_round"] if windows else [])]
     rows = []
-    for (task, head, opt, lr, wd), g in tune.groupby(["task", "head", "optimizer", "lr", "weight_decay"]):
-        rows.append([task, head, opt, value_text(lr), value_text(wd), len(g), int(g["grokked"].sum()),
+    for key, g in tune.groupby([*keys, "lr", "weight_decay"]):
+        rows.append([*(value_text(v) for v in key), len(g), int(g["grokked"].sum()),
                      int((g["status"] == "raced_out").sum()), km_median_text(g)])
     cost = []
-    for (task, head, opt), g in tune.groupby(["task", "head", "optimizer"]):
+    for key, g in tune.groupby(keys):
+        task, head, opt = key[:3]
         run_epochs = int(g["epochs_run"].max())
         budget = int(g["max_epochs"].max()) if "max_epochs" in g else run_epochs
         wall = g["wall_s"].dropna()
-        cost.append([task, head, opt, len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
+        cost.append([*(value_text(v) for v in key), len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
                      f"{float(wall.iloc[0]) / 3600:.2f}" if len(wall) else "–",
                      f"{float(wall.iloc[0]) * budget / run_epochs / 3600:.1f}" if len(wall) else "–"])
     return "\n".join([
         "\n## Tuning races\n",
         "Members stopped by the race are *raced out*: censored where the race stopped, not at the budget. "
-        "A setting's KM median shows only where at least half its seeds grokked before the stop.\n",
-        md_table(["task", "head", "optimizer", "lr", "weight decay", "n", "grokked", "raced out", "KM median"], rows),
+        "A setting's KM median shows only where at least half its seeds grokked before the stop."
+        + (" *round*: 0 the grid, 1 and 2 the windows raced one step past a chosen setting on the grid's edge "
+           "(docs/tuning.md), each stopped on its own." if windows else "") + "\n",
+        md_table(["task", "head", "optimizer", *(["round"] if windows else []), "lr", "weight decay", "n",
+                  "grokked", "raced out", "KM median"], rows),
         "\nWhat racing saved: a grid is one ensemble, so every member runs as long as the grid does. Without "
         "the race it would run to the budget unless every member grokked first (settings that had not even "
         "fit the training set when the race stopped make that the likely case); the hours to budget scale "
         "the race's own wall time by budget / stop, an estimate at the same cost per epoch.\n",
-        md_table(["task", "head", "optimizer", "members", "race stopped at", "budget", "saved (epochs)",
+        md_table(["task", "head", "optimizer", *(["round"] if windows else []), "members", "race stopped at",
+                  "budget", "saved (epochs)",
                   "race wall hours", "to budget, hours (est.)"], cost)])
 
 
