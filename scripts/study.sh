@@ -48,9 +48,9 @@ case "${1:-}" in
     ;;
   3|4)
     if [ "$1" = 3 ]; then opt=adamw
-      settings="gcd:0.003:0.3 modadd:0.003:0.3 moddiv:0.003:0.3 modmul:0.01:1.0 modsub:0.01:0.3 modexp:0.003:0.3 parity:0.003:1.0"
+      settings="gcd:0.003:0.027 modadd:0.003:0.3 moddiv:0.003:0.3 modmul:0.01:1.0 modsub:0.01:0.3 modexp:0.003:0.3 parity:0.003:1.0"
     else opt=muon
-      settings="gcd:0.02:0.15 modadd:0.02:0.15 moddiv:0.01:0.15 modmul:0.05:0.5 modsub:0.02:0.5 modexp:0.02:0.15 parity:0.02:0.15"
+      settings="gcd:0.02:0.15 modadd:0.02:0.45 moddiv:0.01:0.15 modmul:0.05:0.5 modsub:0.02:0.5 modexp:0.02:0.15 parity:0.02:0.15"
     fi
     for s in $settings; do
       IFS=: read -r task lr wd <<< "$s"
@@ -106,6 +106,9 @@ case "${1:-}" in
     $bin/grokmuon collect multirun/robustness --name robustness
     $bin/grokmuon report --runs results/robustness/runs.csv
     $bin/grokmuon figures --runs results/robustness/runs.csv
+    $bin/grokmuon collect multirun/mechanism --name mechanism
+    $bin/grokmuon report --runs results/mechanism/runs.csv
+    $bin/grokmuon figures --runs results/mechanism/runs.csv
     ;;
   *) echo "usage: scripts/study.sh 1|2|3|4|5|6|7|8|9|10|11|12|report" >&2; exit 2 ;;
 esac
