@@ -140,6 +140,7 @@ def box_values(g: pd.DataFrame, box: str) -> np.ndarray:
 
 
 def tick_labels(done: pd.DataFrame, opts: list[str]) -> list[str]:
+    """An arm's name, one key a line ("Muon\nmomentum=0"), over its count of grokked members."""
     return [f"{label(o).replace(' ', chr(10))}\n{int(done.loc[done.optimizer == o, 'grokked'].sum())}/"
             f"{int((done.optimizer == o).sum())} grokked" for o in opts]
 
@@ -173,7 +174,7 @@ def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, y: YLayout, box: s
                 ax.annotate(f"{n}", (at, where), xytext=(5, -1), textcoords="offset points", va="center",
                             fontsize=7, color=style["color"])
     marks(ax, done)
-    ax.set_xticks(range(len(opts)), tick_labels(done, opts))
+    ax.set_xticks(range(len(opts)), tick_labels(done, opts), **tick_size(opts))
     ax.set_xlim(-0.6, len(opts) - 0.4)
     y.apply(ax)
     return medians
@@ -217,9 +218,14 @@ def km_medians(ax, done: pd.DataFrame, y: YLayout, colors: dict | None = None) -
                label="Kaplan–Meier median, bar: its 95% CI")
     if beyond_drawn:
         ax.scatter([], [], marker="^", s=50, color="gray", label="median or CI end beyond the budget")
-    ax.set_xticks(range(len(opts)), tick_labels(done, opts))
+    ax.set_xticks(range(len(opts)), tick_labels(done, opts), **tick_size(opts))
     ax.set_xlim(-0.6, len(opts) - 0.4 + 0.5)       # room for the numbers right of the last optimizer
     y.apply(ax)
+
+
+def tick_size(opts: list[str]) -> dict:
+    """Smaller tick labels past the paper's two arms, so an arm's keys fit under its box."""
+    return {} if len(opts) <= 2 else {"fontsize": 8}
 
 
 def _legend_once(fig, axes, ncol: int | None = None) -> None:
@@ -227,8 +233,9 @@ def _legend_once(fig, axes, ncol: int | None = None) -> None:
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    if handles:
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol or len(handles),
+    if handles:     # one row; two where many arms would make it wider than the figure
+        ncol = ncol or (len(handles) if len(handles) <= 7 else -(-len(handles) // 2))
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol,
                    frameon=False, bbox_to_anchor=(0.5, -0.02))
 
 
@@ -237,7 +244,7 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
     the Kaplan-Meier median with its CI, and the paper's own box over the grokked members only, each
     labelled, on one shared axis."""
     y = YLayout.of(done)
-    wider = 1.6 * max(0, len(optimizers(done)) - 2)         # room for each arm past the paper's two
+    wider = 2.8 * max(0, len(optimizers(done)) - 2)         # room for each arm past the paper's two
     fig, axes = plt.subplots(1, 3, figsize=(12.5 + wider, 4.8), sharey=True)
     boxplot(axes[0], done, np.random.default_rng(0), y, box="all")
     axes[0].set_title("every member: its grokking epoch,\nor the budget if it did not grok", fontsize=10)
@@ -254,7 +261,7 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
 
 def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     keys = sorted(done[by].unique())
-    fig, axes = grid(len(keys), min(len(keys), 4), w=3.0 + 0.6 * max(0, len(optimizers(done)) - 2), sharey=True)
+    fig, axes = grid(len(keys), min(len(keys), 4), w=3.0 + 1.0 * max(0, len(optimizers(done)) - 2), sharey=True)
     fig.set_figheight(fig.get_figheight() + 0.2)        # room for the legend's two rows below
     rng, y, colors = np.random.default_rng(0), YLayout.of(done), palette(done)
     for ax, k in zip(axes, keys):

@@ -593,7 +593,8 @@ def rule_near_max(done: pd.DataFrame) -> bool:
 
 
 def chosen_pairs(arms, reference: str | None = None, extra=()) -> list[tuple[str, str]]:
-    """arm_pairs of the table's arms, with a reference (default REFERENCE) and extra pairs the user named;
+    """arm_pairs of the table's arms, with a reference (default REFERENCE, or the first arm in arms.order
+    where the table has several arms but not that one) and extra pairs the user named;
     TableError (one line) for a named arm the table does not have, or a pair of one arm with itself."""
     known = order(arms)
     for arm in ([reference] if reference is not None else []) + [x for pair in extra for x in pair]:
@@ -602,7 +603,9 @@ def chosen_pairs(arms, reference: str | None = None, extra=()) -> list[tuple[str
     for a, b in extra:
         if a == b:
             raise TableError(f"the pair {a!r}:{b!r} sets an arm against itself")
-    return arm_pairs(known, reference or REFERENCE, extra)
+    if reference is None:       # no AdamW among several arms: the first of them (a table of one arm keeps AdamW)
+        reference = REFERENCE if REFERENCE in known or len(known) < 2 else known[0]
+    return arm_pairs(known, reference, extra)
 
 
 def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs=()) -> str:
