@@ -256,3 +256,23 @@ def test_the_figures_command_groups_by_arm(four, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err == ""
     legend = [t.get_text() for t in made[0].legends[0].get_texts()]
     assert legend[:4] == ["AdamW", "Muon", "Muon momentum=0", "NorMuon"]
+
+
+def test_tuned_against_tuned_comes_once_a_pair_with_holm_over_both(tmp_path):
+    # The committed tune table with a third arm: its Muon members again, relabelled (the same numbers,
+    # so the third arm's table repeats Muon's): each pair's rows are the committed ones but for Holm p,
+    # whose family is now every row of both tables.
+    import pandas as pd
+    table = load(REPO / "results" / "tune" / "runs.csv")
+    again = table[table.optimizer == "muon"].assign(arm="muon momentum=0", run_dir=lambda d: d.run_dir + "-again")
+    text = report(pd.concat([table, again], ignore_index=True), "t.csv")
+    tuned = tables_of(section(text, "Tuned against tuned"))
+    assert list(tuned) == ["Muon vs AdamW", "Muon momentum=0 vs AdamW"]
+    committed = section((REPO / "results" / "tune" / "report.md").read_text(), "Tuned against tuned")
+    rows = [[c.strip() for c in ln.split("|")[1:-1]] for ln in committed.splitlines() if ln.startswith("| ")][1:]
+    drop = lambda r: r[:14] + r[15:]            # all but Holm p
+    assert [drop(r) for r in tuned["Muon vs AdamW"]] == [drop(r) for r in rows]
+    assert [drop(r)[7:] for r in tuned["Muon momentum=0 vs AdamW"]] == [drop(r)[7:] for r in rows]
+    both = tuned["Muon vs AdamW"] + tuned["Muon momentum=0 vs AdamW"]
+    assert [r[14] for r in both] == [format(p, ".3g") for p in holm_by_hand([exact_p(r[13]) for r in both])]
+    assert "every row of these tables with a test (14)" in section(text, "Tuned against tuned")
