@@ -142,10 +142,16 @@ def report_cmd(args: list[str]) -> None:
                                  "printed and written as markdown.")
     ap.add_argument("--runs", type=Path, help="a runs.csv from collect (required)")
     ap.add_argument("--out", type=Path, help="the markdown file (default: report.md beside runs.csv)")
+    # An arm: an optimizer and its keys that differ from its defaults, as runs.csv's arm column names it.
+    ap.add_argument("--reference", metavar="ARM", help="the arm every other arm is set against "
+                    "(default: adamw), as runs.csv's arm column names it, e.g. muon or 'muon momentum=0'")
+    ap.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"),
+                    help="also set arm B against arm A (repeatable), e.g. --pair muon normuon")
     a = ap.parse_args(args)
     if a.runs is not None:
         check_out(a.out or a.runs.parent / "report.md")
-    runs, text = from_table(a.runs, lambda table, name: report(load(table), name))
+    runs, text = from_table(a.runs, lambda table, name: report(load(table), name, a.reference,
+                                                               [tuple(p) for p in a.pair]))
     out = a.out or runs.parent / "report.md"
     # the command is recorded beside what it wrote: a report sent elsewhere leaves no trace here
     written(out, lambda: (out.write_text(text), record(out.parent, "report", args)))
@@ -157,7 +163,7 @@ def figures_cmd(args: list[str]) -> None:
     from .figures import FIGURES, has_probes
     from .figures_phases import fig7_phases, has_fourier
     FIGURES = {**FIGURES, "phases": fig7_phases}   # made by default only when its runs have the Fourier probes
-    from .results import TableError, condition_axes, finished, judged, load, scanned_axes
+    from .results import TableError, by_arm, condition_axes, finished, judged, load, scanned_axes
     ap = Parser(prog="grokmuon figures", description="The figures of a results table, "
                                  "as PNG and PDF.")
     ap.add_argument("--runs", type=Path, help="a runs.csv from collect (required)")
@@ -166,7 +172,7 @@ def figures_cmd(args: list[str]) -> None:
     a = ap.parse_args(args)
     if a.runs is not None:
         check_out(a.out or a.runs.parent / "figures", folder=True)
-    runs, done = from_table(a.runs, lambda table, name: judged(finished(load(table), name)))
+    runs, done = from_table(a.runs, lambda table, name: judged(finished(by_arm(load(table)), name)))
     out, failed = a.out or runs.parent / "figures", []
     optional = {"scan": lambda: bool(scanned_axes(done) or condition_axes(done)), "probes": lambda: has_probes(done),
                 "phases": lambda: has_fourier(done)}

@@ -4,10 +4,12 @@ files its run_dir column points to). Each writes <out>/<name>.png and .pdf and r
   fig1_boxplot_optimizer  the paper's Fig. 4: grokking epoch by optimizer, pooled over tasks and heads
   fig2_boxplot_task/head  the same, one panel per task / per head
   fig3_km_task            fraction of members grokked by each epoch (Kaplan-Meier), per task
-  fig4_curves_task        train and val accuracy over epochs, Muon vs AdamW, per task (and head)
+  fig4_curves_task        train and val accuracy over epochs, one colour per arm, per task (and head)
   fig5_scan               grokking epoch against a scanned hyperparameter (experiment=lr_scan), per task
   fig6_probes             weight norm, spectral norm, stable rank, logit scale, softmax collapse against
-                          epoch, Muon vs AdamW, per task (runs trained with probes), grokking marked
+                          epoch, one colour per arm, per task (runs trained with probes), grokking marked
+An arm (grokmuon/arms.py: an optimizer and its non-default keys) is what the `optimizer` column holds here
+(results.by_arm), each in its own colour (palette), the paper's AdamW and Muon first, in theirs.
 Members that never grokked are drawn as crosses at the budget (the epoch they were censored), never
 dropped, and the boxes are drawn over every member (those at the budget): a box over grokked members
 alone would flatter the optimizer that fails more often. fig1 keeps that box (the paper's) as its third,
@@ -28,22 +30,32 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
+from .arms import order, title  # noqa: E402
 from .report import value_text  # noqa: E402
 from .results import TableError, best_setting, condition_axes, scanned_axes  # noqa: E402
 from .runfolder import METRICS, BadRun, check_metrics  # noqa: E402
 
-OPTIMIZERS = ("adamw", "muon")                  # the paper's order, left to right
-LABEL = {"adamw": "AdamW", "muon": "Muon"}
+# One colour per arm (the `optimizer` column holds the arm: results.by_arm). The paper's two keep theirs;
+# every other arm takes the next of OTHERS in arms.order, so an arm has one colour in every figure of a
+# table. Not gray (the legends' neutral swatches) nor red (diverged members' markers).
 COLOR = {"adamw": "tab:orange", "muon": "tab:blue"}
+OTHERS = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "navy", "goldenrod",
+          "teal", "maroon")
+
+
+def palette(done: pd.DataFrame) -> dict[str, str]:
+    """Each arm of the table -> its colour (COLOR for the paper's arms; OTHERS in turn, cycling, for the rest)."""
+    rest = [a for a in optimizers(done) if a not in COLOR]
+    return {**COLOR, **{a: OTHERS[i % len(OTHERS)] for i, a in enumerate(rest)}}
 
 
 def label(opt: str) -> str:
-    return LABEL.get(opt, opt)
+    return title(opt)
 
 
 def optimizers(done: pd.DataFrame) -> list[str]:
-    present = set(done["optimizer"])
-    return [o for o in OPTIMIZERS if o in present] + sorted(present - set(OPTIMIZERS))
+    """The table's arms, left to right: the paper's order (AdamW, Muon) first, then the rest sorted."""
+    return order(done["optimizer"])
 
 
 def save(fig, out: Path, name: str) -> list[Path]:
@@ -128,18 +140,20 @@ def box_values(g: pd.DataFrame, box: str) -> np.ndarray:
 
 
 def tick_labels(done: pd.DataFrame, opts: list[str]) -> list[str]:
-    return [f"{label(o)}\n{int(done.loc[done.optimizer == o, 'grokked'].sum())}/"
+    """An arm's name, one key a line ("Muon\nmomentum=0"), over its count of grokked members."""
+    return [f"{label(o).replace(' ', chr(10))}\n{int(done.loc[done.optimizer == o, 'grokked'].sum())}/"
             f"{int((done.optimizer == o).sum())} grokked" for o in opts]
 
 
-def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, y: YLayout, box: str = "all") -> dict:
+def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, y: YLayout, box: str = "all",
+            colors: dict | None = None) -> dict:
     """One box per optimizer over box_values(box), the grokked members as jittered points on top
     (hollow: no delay); the members that did not grok as one cross at the epoch they were censored
     (the budget) with their count beside it, diverged ones as a red triangle there with theirs.
     Returns each optimizer's box median (None: no box)."""
-    opts, medians = optimizers(done), {}
+    opts, medians, colors = optimizers(done), {}, colors or palette(done)
     for i, opt in enumerate(opts):
-        g, color = done[done["optimizer"] == opt], COLOR.get(opt, "gray")
+        g, color = done[done["optimizer"] == opt], colors[opt]
         values = box_values(g, box)
         medians[opt] = float(np.median(values)) if len(values) else None
         if len(values):
@@ -160,7 +174,7 @@ def boxplot(ax, done: pd.DataFrame, rng: np.random.Generator, y: YLayout, box: s
                 ax.annotate(f"{n}", (at, where), xytext=(5, -1), textcoords="offset points", va="center",
                             fontsize=7, color=style["color"])
     marks(ax, done)
-    ax.set_xticks(range(len(opts)), tick_labels(done, opts))
+    ax.set_xticks(range(len(opts)), tick_labels(done, opts), **tick_size(opts))
     ax.set_xlim(-0.6, len(opts) - 0.4)
     y.apply(ax)
     return medians
@@ -180,12 +194,12 @@ def marks(ax, done: pd.DataFrame) -> None:
                    label="diverged: drawn at the budget, their count beside it")
 
 
-def km_medians(ax, done: pd.DataFrame, y: YLayout) -> None:
+def km_medians(ax, done: pd.DataFrame, y: YLayout, colors: dict | None = None) -> None:
     """Each optimizer's Kaplan-Meier median grokking epoch (every member counted, censoring included)
     with its 95% CI; a median or CI end that the data never reach is drawn as an arrow at the budget."""
-    opts, beyond_drawn = optimizers(done), False
+    opts, beyond_drawn, colors = optimizers(done), False, colors or palette(done)
     for i, opt in enumerate(opts):
-        g, color = done[done["optimizer"] == opt], COLOR.get(opt, "gray")
+        g, color = done[done["optimizer"] == opt], colors[opt]
         med = stats.km_median(g["time"], g["event"])
         low, high = stats.km_median_ci(g["time"], g["event"])
         beyond = y.top * 0.995        # drawn at the top of the axis, above the budget: "later than that"
@@ -204,9 +218,14 @@ def km_medians(ax, done: pd.DataFrame, y: YLayout) -> None:
                label="Kaplan–Meier median, bar: its 95% CI")
     if beyond_drawn:
         ax.scatter([], [], marker="^", s=50, color="gray", label="median or CI end beyond the budget")
-    ax.set_xticks(range(len(opts)), tick_labels(done, opts))
+    ax.set_xticks(range(len(opts)), tick_labels(done, opts), **tick_size(opts))
     ax.set_xlim(-0.6, len(opts) - 0.4 + 0.5)       # room for the numbers right of the last optimizer
     y.apply(ax)
+
+
+def tick_size(opts: list[str]) -> dict:
+    """Smaller tick labels past the paper's two arms, so an arm's keys fit under its box."""
+    return {} if len(opts) <= 2 else {"fontsize": 8}
 
 
 def _legend_once(fig, axes, ncol: int | None = None) -> None:
@@ -214,8 +233,9 @@ def _legend_once(fig, axes, ncol: int | None = None) -> None:
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    if handles:
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol or len(handles),
+    if handles:     # one row; two where many arms would make it wider than the figure
+        ncol = ncol or (len(handles) if len(handles) <= 7 else -(-len(handles) // 2))
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol,
                    frameon=False, bbox_to_anchor=(0.5, -0.02))
 
 
@@ -224,7 +244,8 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
     the Kaplan-Meier median with its CI, and the paper's own box over the grokked members only, each
     labelled, on one shared axis."""
     y = YLayout.of(done)
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4.8), sharey=True)
+    wider = 2.8 * max(0, len(optimizers(done)) - 2)         # room for each arm past the paper's two
+    fig, axes = plt.subplots(1, 3, figsize=(12.5 + wider, 4.8), sharey=True)
     boxplot(axes[0], done, np.random.default_rng(0), y, box="all")
     axes[0].set_title("every member: its grokking epoch,\nor the budget if it did not grok", fontsize=10)
     km_medians(axes[1], done, y)
@@ -240,11 +261,11 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
 
 def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     keys = sorted(done[by].unique())
-    fig, axes = grid(len(keys), min(len(keys), 4), sharey=True)
+    fig, axes = grid(len(keys), min(len(keys), 4), w=3.0 + 1.0 * max(0, len(optimizers(done)) - 2), sharey=True)
     fig.set_figheight(fig.get_figheight() + 0.2)        # room for the legend's two rows below
-    rng, y = np.random.default_rng(0), YLayout.of(done)
+    rng, y, colors = np.random.default_rng(0), YLayout.of(done), palette(done)
     for ax, k in zip(axes, keys):
-        boxplot(ax, done[done[by] == k], rng, y, box="all")
+        boxplot(ax, done[done[by] == k], rng, y, box="all", colors=colors)
         ax.set_title(f"{by} = {k}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
     for ax in axes[:: min(len(keys), 4)]:
@@ -259,7 +280,7 @@ def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
 def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
     panels = [("all tasks", done)] + [(t, g) for t, g in done.groupby("task")]
     fig, axes = grid(len(panels), min(len(panels), 4), sharey=True)
-    end = budget(done)
+    end, colors = budget(done), palette(done)
     for ax, (name, g) in zip(axes, panels):
         for opt in optimizers(g):
             m = g[g["optimizer"] == opt]
@@ -267,14 +288,14 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
             _, low, high = stats.km_band(m["time"], m["event"])
             if len(t):              # the 95% band, then the curve, then a tick where a member was censored
                 ax.fill_between(np.r_[t, end], np.r_[low, low[-1]], np.r_[high, high[-1]], step="post",
-                                color=COLOR.get(opt), alpha=0.15, lw=0)
+                                color=colors[opt], alpha=0.15, lw=0)
             cens = m.loc[~m["event"].astype(bool), "time"].to_numpy(dtype=float)
             if len(cens):
                 at = np.array([frac[np.searchsorted(t, c, side="right") - 1] if len(t) and c >= t[0] else 0.0
                                for c in cens])
-                ax.plot(cens, at, "|", color=COLOR.get(opt), ms=8, mew=1.2)
+                ax.plot(cens, at, "|", color=colors[opt], ms=8, mew=1.2)
             t, frac = np.r_[0.0, t, end], np.r_[0.0, frac, frac[-1] if len(frac) else 0.0]
-            ax.step(t, frac, where="post", color=COLOR.get(opt), label=f"{label(opt)}")
+            ax.step(t, frac, where="post", color=colors[opt], label=f"{label(opt)}")
         ax.axhline(0.5, ls=":", lw=0.8, color="gray", zorder=0, label="one half: the median is read here")
         ax.set_title(f"{name} (n={len(g)})", fontsize=10)
         ax.set_ylim(-0.02, 1.02)
@@ -369,6 +390,7 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                                  squeeze=False, sharey=True)
         axes = list(axes.flat)
         panels = [(task, head) for head in heads for task in tasks]
+    colors = palette(done)
     for i, (ax, panel) in enumerate(zip(axes, panels)):
         task, head, at = panel[0], panel[1], dict(zip(conds, panel[2:]))
         here = done[(done["task"] == task) & (done["head"] == head)]
@@ -381,13 +403,13 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
             for metric, style in (("val_acc", "-"), ("train_acc", "--")):
                 curves = held(wide, metric, key)
                 ep = curves.columns.to_numpy(dtype=float)
-                ax.plot(ep, curves.mean(), style, color=COLOR.get(opt), lw=1.2,
+                ax.plot(ep, curves.mean(), style, color=colors[opt], lw=1.2,
                         label=f"{label(opt)} {'val' if metric == 'val_acc' else 'train'}")
                 if metric == "val_acc":       # one band per optimizer: two are readable, four are not
-                    ax.fill_between(ep, curves.min(), curves.max(), color=COLOR.get(opt), alpha=0.15, lw=0)
+                    ax.fill_between(ep, curves.min(), curves.max(), color=colors[opt], alpha=0.15, lw=0)
             cell = here[(here["optimizer"] == opt) & here["grokked"]]
             if len(cell):           # each member's grokking epoch, as a tick at the bottom
-                ax.plot(cell["grokking_epoch"].astype(float), np.full(len(cell), 0.01), "^", color=COLOR.get(opt),
+                ax.plot(cell["grokking_epoch"].astype(float), np.full(len(cell), 0.01), "^", color=colors[opt],
                         ms=4, alpha=0.7, lw=0)
         ax.axhline(0.95, ls=":", lw=0.8, color="gray", zorder=0, label="0.95: the grokking threshold")
         if log_x:
@@ -433,12 +455,12 @@ def fig5_scan(done: pd.DataFrame, out: Path) -> list[Path]:
     split = [c for c in conds if c != col]
     panels = [(k, g) for k, g in done.groupby(["task", "head", *split])]
     fig, axes = grid(len(panels), min(len(panels), 3), w=4.0, h=3.2, sharey=True)
-    end, rng = budget(done), np.random.default_rng(0)
+    end, rng, colors = budget(done), np.random.default_rng(0), palette(done)
     for ax, ((task, head, *at), g) in zip(axes, panels):
         for opt in optimizers(g):
             m = g[g["optimizer"] == opt]
             own = np.sort(m[col].unique())          # this optimizer's values; `values` below: the panel's
-            color = COLOR.get(opt)
+            color = colors[opt]
             jitter = np.exp(rng.uniform(-0.06, 0.06, len(m)))        # spread equal points on a log axis
             hit = m["grokked"].to_numpy()
             x = m[col].to_numpy(dtype=float) * jitter
@@ -512,7 +534,7 @@ def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
     warn = warn or (lambda msg: print(f"grokmuon: figure 6 skipped {msg}", file=sys.stderr))
     long = read_probes(done, warn)
     tasks, heads = sorted(long["task"].unique()), sorted(long["head"].unique())
-    styles = dict(zip(heads, ["-", "--", ":"]))
+    styles, colors = dict(zip(heads, ["-", "--", ":"])), palette(done)
     fig, axes = plt.subplots(len(tasks), len(PROBE_PANELS), figsize=(3.0 * len(PROBE_PANELS), 2.5 * len(tasks) + 0.9),
                              squeeze=False)
     for row, task in enumerate(tasks):
@@ -525,14 +547,14 @@ def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                 # jumps as each leaves: drawn faint there, so a jump is not read as the model changing.
                 last_full = n.index[n == n.max()].max()
                 ax.plot(mean.index[mean.index <= last_full], mean[mean.index <= last_full], styles[head],
-                        color=COLOR.get(opt), lw=1.2, label=f"{label(opt)}" + (f", {head}" if len(heads) > 1 else ""))
+                        color=colors[opt], lw=1.2, label=f"{label(opt)}" + (f", {head}" if len(heads) > 1 else ""))
                 if last_full < mean.index.max():
                     ax.plot(mean.index[mean.index >= last_full], mean[mean.index >= last_full], styles[head],
-                            color=COLOR.get(opt), lw=0.8, alpha=0.35, label="faint: some members had stopped")
+                            color=colors[opt], lw=0.8, alpha=0.35, label="faint: some members had stopped")
                 cell = done[(done.task == task) & (done.optimizer == opt) & (done["head"] == head)]
                 median = stats.km_median(cell["time"], cell["event"]) if len(cell) else None
                 if median is not None:      # where half the members had grokked
-                    ax.axvline(median, color=COLOR.get(opt), ls=styles[head], lw=0.7, alpha=0.6)
+                    ax.axvline(median, color=colors[opt], ls=styles[head], lw=0.7, alpha=0.6)
             if probe == "logit_scale":          # grows by orders of magnitude; the others stay in one
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))

@@ -24,7 +24,7 @@ import matplotlib.ticker
 import pandas as pd
 
 from . import stats
-from .figures import COLOR, _legend_once, label, optimizers, save
+from .figures import _legend_once, label, optimizers, palette, save
 from .results import TableError
 from .runfolder import METRICS, BadRun, check_metrics
 
@@ -96,8 +96,9 @@ def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
         here, cells = long[long["task"] == task], done[done["task"] == task]
         fig, axes = plt.subplots(1, len(PANELS), figsize=(3.1 * len(PANELS), 3.6), squeeze=False)
         axes = list(axes.flat)
+        colors = palette(done)
         for opt in optimizers(cells):
-            g, cell, color = here[here["optimizer"] == opt], cells[cells["optimizer"] == opt], COLOR.get(opt)
+            g, cell, color = here[here["optimizer"] == opt], cells[cells["optimizer"] == opt], colors[opt]
             if g.empty:
                 continue
             grok = stats.km_median(cell["time"], cell["event"])

@@ -1,14 +1,23 @@
-"""The results table -> a markdown report: grokking epochs per group, Muon vs AdamW tests, the paper beside us."""
+"""The results table -> a markdown report: grokking epochs per group, each arm against a reference arm (and
+any pairs named), the paper beside us.
+
+An arm (grokmuon/arms.py) is an optimizer with its non-default keys; the report's tables group by it in
+their `optimizer` column. A pair (a, b) sets arm b against arm a: a is the first group of every test (the
+paper's t is AdamW minus Muon), so z < 0 means b groks sooner. Each section's Holm family spans every pair
+it shows; with one pair (AdamW, Muon: the paper's study) the report is what it was before arms.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from . import metrics, racing, stats
+from .arms import PAPER, order, title
 from .phases import PHASES
-from .results import CONDITIONS, SCANNED, best_setting, condition_axes, finished, judged, scanned_axes, varying_axes
+from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, condition_axes, finished, judged,
+                      scanned_axes, varying_axes)
 
-A, B = "adamw", "muon"          # the paper's t is AdamW minus Muon (positive: Muon groks earlier)
+REFERENCE = "adamw"             # the arm every other is set against by default: the paper's baseline
 IDENTITY = ("task", "optimizer", "head", "seed")
 
 def num(x, fmt: str = ".1f") -> str:
@@ -85,10 +94,54 @@ def within(strata: tuple) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def compare(done: pd.DataFrame, strata: tuple = STRATA) -> dict:
-    """AdamW vs Muon on one group: the tests of stats.py, keyed by name. The stratified log-rank compares
-    within each combination of the `strata` columns (those the group still pools over)."""
-    a, b = done[done["optimizer"] == A], done[done["optimizer"] == B]
+def arm_pairs(arms, reference: str = REFERENCE, extra=()) -> list[tuple[str, str]]:
+    """The pairs a report shows: (reference, arm) for every other arm, in arms.order, then each extra
+    (a, b) not already there either way round. A table of the reference alone is set against the paper's
+    other arm (its tests say there is nothing to compare), as before arms."""
+    others = [a for a in order(arms) if a != reference]
+    if not others and reference in PAPER:
+        others = [a for a in PAPER if a != reference]
+    pairs = [(reference, a) for a in others]
+    for a, b in extra:
+        if (a, b) not in pairs and (b, a) not in pairs:
+            pairs.append((a, b))
+    return pairs
+
+
+def versus(pair: tuple[str, str]) -> str:
+    """A pair as a heading: "Muon vs AdamW" (the second arm first, as the paper's title)."""
+    return f"{title(pair[1])} vs {title(pair[0])}"
+
+
+def names(pairs) -> tuple[str, str]:
+    """How the text calls a pair's two arms: by name with one pair, else A (the first) and B."""
+    return (title(pairs[0][0]), title(pairs[0][1])) if len(pairs) == 1 else ("A", "B")
+
+
+def pair_tables(pairs, tables: list[str]) -> str:
+    """One table per pair: alone as it is, several each under its pair's name."""
+    if len(pairs) == 1:
+        return tables[0]
+    return "\n".join(f"\n### {versus(pair)}\n\n{t}" for pair, t in zip(pairs, tables))
+
+
+def primary_text(p_adj: float, pairs) -> str:
+    """The Holm cell of a primary test: "primary", or with several pairs "primary: " and its p adjusted
+    over the pairs' primary tests (one family of its own)."""
+    return "primary" if len(pairs) == 1 else f"primary: {num(p_adj, '.3g')}"
+
+
+def primaries_note(pairs) -> str:
+    return "" if len(pairs) == 1 else (
+        f" With {len(pairs)} pairs, each pair's primary test is one of a family of {len(pairs)}: its Holm p "
+        "over them is beside the word *primary*.")
+
+
+def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = PAPER) -> dict:
+    """One pair of arms (a, b; default AdamW vs Muon) on one group: the tests of stats.py, keyed by name.
+    The stratified log-rank compares within each combination of the `strata` columns (those the group
+    still pools over)."""
+    a, b = (done[done["optimizer"] == arm] for arm in pair)
     key = lambda g: list(stratum_key(g, strata)) if len(g) else []
     ga, gb = a.loc[a["grokked"], "grokking_epoch"].astype(float), b.loc[b["grokked"], "grokking_epoch"].astype(float)
     diff, lo, hi = stats.bootstrap_mean_diff(ga, gb)
@@ -100,32 +153,46 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA) -> dict:
             "perm": perm_logrank(a, b, strata)}
 
 
-def tests_table(done: pd.DataFrame) -> str:
-    header = ["group", "n AdamW/Muon", "grokked", "KM median AdamW/Muon", "stratified z", "permutation p",
-              "Holm p", "normal p", "log-rank z", "p", "mean AdamW − Muon [95% CI]", "Welch t", "p", "Mann–Whitney U", "p"]
+def tests_table(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     conds = condition_axes(done)
     groups = [("all", done, (*STRATA, *conds))] + \
              [(f"task={k}", g, ("head", *conds)) for k, g in done.groupby("task")] + \
              [(f"head={k}", g, ("task", *conds)) for k, g in done.groupby("head")] + \
              [(f"{c}={value_text(v)}", g, (*STRATA, *(x for x in conds if x != c)))
               for c in conds for v, g in done.groupby(c, dropna=False)]
-    rows, perms = [], []
-    for name, g, strata in groups:
-        c = compare(g, strata)
-        d, w, u, lr, st = c["diff"], c["welch"], c["mwu"], c["logrank"], c["stratified"]
-        perms.append(c["perm"].p)
-        rows.append([name, "{}/{}".format(*c["n"]), "{}/{}".format(*c["grokked"]), "{}/{}".format(*c["km"]),
-                     num(st.statistic, ".3f"), perm_text(c["perm"]), None, num(st.p, ".3g"),
-                     num(lr.statistic, ".3f"), num(lr.p, ".3g"),
-                     f"{num(d[0])} [{num(d[1])}, {num(d[2])}]", num(w.statistic, ".3f"), num(w.p, ".3g"),
-                     num(u.statistic, ".0f"), num(u.p, ".3g")])
     # The family: every row but "all" (the primary test) and rows that hold every member again (a head
-    # when the table has one head only): those are the primary test once more, not a subgroup.
+    # when the table has one head only): those are the primary test once more, not a subgroup. Every
+    # pair's subgroups are one family; the pairs' primary tests another.
     again = [len(g) == len(done) for _, g, _ in groups]
-    adjusted = iter(stats.holm([p for p, same in zip(perms, again) if not same]))
-    for row, same in zip(rows, again):
-        row[6] = "primary" if row is rows[0] else "= all" if same else num(next(adjusted), ".3g")
-    return md_table(header, rows)
+    tables, perms = [], []
+    for pair in pairs:
+        rows = []
+        for name, g, strata in groups:
+            c = compare(g, strata, pair)
+            perms.append(c["perm"].p)
+            rows.append(test_row(name, c))
+        tables.append(rows)
+    perms = np.reshape(perms, (len(pairs), len(groups)))
+    primary = iter(stats.holm(perms[:, 0]))
+    adjusted = iter(stats.holm([p for ps in perms for p, same in zip(ps[1:], again[1:]) if not same]))
+    for rows in tables:
+        for row, same in zip(rows, again):
+            row[6] = primary_text(next(primary), pairs) if row is rows[0] else "= all" if same else \
+                num(next(adjusted), ".3g")
+    header = lambda a, b: ["group", f"n {a}/{b}", "grokked", f"KM median {a}/{b}", "stratified z", "permutation p",
+                           "Holm p", "normal p", "log-rank z", "p", f"mean {a} − {b} [95% CI]", "Welch t", "p",
+                           "Mann–Whitney U", "p"]
+    return pair_tables(pairs, [md_table(header(title(a), title(b)), rows) for (a, b), rows in zip(pairs, tables)])
+
+
+def test_row(name: str, c: dict) -> list:
+    """A row of the test table from compare()'s tests (its Holm cell, index 6, filled in after)."""
+    d, w, u, lr, st = c["diff"], c["welch"], c["mwu"], c["logrank"], c["stratified"]
+    return [name, "{}/{}".format(*c["n"]), "{}/{}".format(*c["grokked"]), "{}/{}".format(*c["km"]),
+            num(st.statistic, ".3f"), perm_text(c["perm"]), None, num(st.p, ".3g"),
+            num(lr.statistic, ".3f"), num(lr.p, ".3g"),
+            f"{num(d[0])} [{num(d[1])}, {num(d[2])}]", num(w.statistic, ".3f"), num(w.p, ".3g"),
+            num(u.statistic, ".0f"), num(u.p, ".3g")]
 
 
 def holm_note(family: str) -> str:
@@ -135,11 +202,12 @@ def holm_note(family: str) -> str:
             "anywhere in it keeps a family-wise error of 0.05. The unadjusted p is beside it.")
 
 
-def cell_verdict(z: float, p: float, alpha: float = 0.05) -> str:
-    """Which optimizer groks sooner in one cell, only where its p (the Holm-adjusted one) says so."""
+def cell_verdict(z: float, p: float, alpha: float = 0.05, pair: tuple[str, str] = PAPER) -> str:
+    """Which arm of the pair groks sooner in one cell, only where its p (the Holm-adjusted one) says so
+    (z < 0: the second)."""
     if np.isnan(p) or p >= alpha:
         return f"neither (Holm p {num(p, '.2g')})" if not np.isnan(p) else "–"
-    return "Muon" if z < 0 else "AdamW"
+    return title(pair[1]) if z < 0 else title(pair[0])
 
 
 def plateaus(g: pd.DataFrame) -> int | None:
@@ -153,7 +221,7 @@ def outcome_text(g: pd.DataFrame) -> str:
     return f"{int(g['grokked'].sum())}/{len(g)}, {km_median_text(g)}" + (f", {plateau} plateau" if plateau else "")
 
 
-def versus_section(done: pd.DataFrame) -> str:
+def versus_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     """Task x head (x each condition the table varies): each optimizer's grokked count, Kaplan-Meier median
     and plateaus, the cell's own log-rank permutation p (exact where small) and which is sooner where that
     p is below 0.05. Only with more than one head (what the heads change) or with conditions (whether the
@@ -161,29 +229,43 @@ def versus_section(done: pd.DataFrame) -> str:
     conds = condition_axes(done)
     if done["head"].nunique() < 2 and not conds:
         return ""
-    by, rows, tests = ["task", "head", *conds], [], []
-    for key, g in done.groupby(by, sort=True, dropna=False):
-        a, b = g[g["optimizer"] == "adamw"], g[g["optimizer"] == "muon"]
-        if a.empty or b.empty:
-            continue
-        t = perm_logrank(a, b, ())
-        tests.append(t)
-        rows.append([*(value_text(v) for v in key), outcome_text(a), outcome_text(b), num(t.statistic, ".2f"),
-                     perm_text(t)])
-    for row, t, p_adj in zip(rows, tests, stats.holm([t.p for t in tests])):
-        row += [num(p_adj, ".3g"), cell_verdict(t.statistic, p_adj)]
+    by, tables, tests = ["task", "head", *conds], [], []
+    for pair in pairs:
+        rows = []
+        for key, g in done.groupby(by, sort=True, dropna=False):
+            a, b = (g[g["optimizer"] == arm] for arm in pair)
+            if a.empty or b.empty:
+                continue
+            t = perm_logrank(a, b, ())
+            tests.append((t, pair))
+            rows.append([*(value_text(v) for v in key), outcome_text(a), outcome_text(b), num(t.statistic, ".2f"),
+                         perm_text(t)])
+        tables.append(rows)
+    adjusted = iter(zip(tests, stats.holm([t.p for t, _ in tests])))
+    for rows in tables:
+        for row in rows:
+            (t, pair), p_adj = next(adjusted)
+            row += [num(p_adj, ".3g"), cell_verdict(t.statistic, p_adj, pair=pair)]
+    first, second = names(pairs)
     return "\n".join([
         f"\n## By {'condition' if conds else 'head'}, per task\n",
-        "Each cell alone: AdamW against Muon on the log-rank (censoring included), its permutation p exact "
+        f"Each cell alone: {first} against {second} on the log-rank (censoring included), its permutation p exact "
         "over every arrangement up to 20,000 of them, else drawn (3 against 3 cannot go below 0.1, 5 against "
         "5 below 0.008)" + ("; a cell pools its scanned values (see *By scanned value*)" if scanned_axes(done)
                             else "") + ". "
-        + holm_note(f"every cell of this table with a test ({sum(not np.isnan(t.p) for t in tests)})")
+        + holm_note(f"every cell of {'this table' if len(pairs) == 1 else 'these tables'} with a test "
+                    f"({sum(not np.isnan(t.p) for t, _ in tests)})")
         + " *sooner* names an optimizer only where its Holm p < 0.05. These cells are descriptive; the "
-        "pre-declared test is the stratified one (*Muon vs AdamW*). *plateau*: members stuck below the "
+        f"pre-declared test is the stratified one (*{tests_heading(pairs)}*). *plateau*: members stuck below the "
         "memorisation threshold (see *Learning speed and grokking delay*). Cells with one optimizer only are left out.\n",
-        md_table([*by, "AdamW: grokked, KM median", "Muon: grokked, KM median", "log-rank z",
-                  "permutation p", "Holm p", "sooner"], rows)])
+        pair_tables(pairs, [md_table([*by, f"{title(a)}: grokked, KM median", f"{title(b)}: grokked, KM median",
+                                      "log-rank z", "permutation p", "Holm p", "sooner"], rows)
+                            for (a, b), rows in zip(pairs, tables)])])
+
+
+def tests_heading(pairs) -> str:
+    """The heading of the section of primary tests: "Muon vs AdamW", or "Each arm against AdamW"."""
+    return versus(pairs[0]) if len(pairs) == 1 else f"Each arm against {title(pairs[0][0])}"
 
 
 def held_section(done: pd.DataFrame) -> str:
@@ -214,9 +296,9 @@ def held_section(done: pd.DataFrame) -> str:
                   "share below (median)", "lowest val acc"], rows)])
 
 
-def phases_section(done: pd.DataFrame) -> str:
-    """The phases of grokking from the Fourier probes (phases.py), per task and optimizer, and AdamW against
-    Muon on each phase epoch. Only where some member has one (a run trained with the Fourier probes)."""
+def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
+    """The phases of grokking from the Fourier probes (phases.py), per task and arm, and each pair on each
+    phase epoch. Only where some member has one (a run trained with the Fourier probes)."""
     if not all(c in done for c in PHASES) or not done[list(PHASES)].notna().any().any():
         return ""
     # A member without a phase epoch (its curve never moved that far) is censored at its last epoch.
@@ -230,13 +312,15 @@ def phases_section(done: pd.DataFrame) -> str:
                      *(f"{km_median_text(g, f'{c}_time', f'{c}_event')} ({int(g[c].notna().sum())})" for c in PHASES),
                      km_median_text(g), num(lead.median() if len(lead) else None, ".0f")])
     tests, ps = [], []
-    a, b = timed[timed["optimizer"] == A], timed[timed["optimizer"] == B]
-    for c in PHASES:
-        t = perm_logrank(a, b, ("task",), f"{c}_time", f"{c}_event")
-        ps.append(t.p)
-        tests.append([c, num(t.statistic, ".3f"), perm_text(t)])
+    for pair in pairs:
+        a, b = (timed[timed["optimizer"] == arm] for arm in pair)
+        for c in PHASES:
+            t = perm_logrank(a, b, ("task",), f"{c}_time", f"{c}_event")
+            ps.append(t.p)
+            tests.append(([versus(pair)] if len(pairs) > 1 else []) + [c, num(t.statistic, ".3f"), perm_text(t)])
     for row, p in zip(tests, stats.holm(ps)):
         row.append(num(p, ".3g"))
+    first, second = names(pairs)
     return "\n".join([
         "\n## Phases (Fourier probes)\n",
         "From the Fourier probes every `probe_every` epochs (fourier.py; the number tokens' embedding and the "
@@ -249,13 +333,14 @@ def phases_section(done: pd.DataFrame) -> str:
         "have both.\n",
         md_table(["task", "optimizer", "n", "KM median m", "KM median restricted drop", "KM median excluded rise",
                   "KM median g", "lead (median)"], rows),
-        "\nAdamW against Muon on each phase epoch: stratified log-rank z within task (z < 0: Muon sooner), "
-        "permutation p. The grokking epoch stays the primary test (*Muon vs AdamW*); "
-        + holm_note("the two phase epochs (2 tests)") + "\n",
-        md_table(["phase epoch", "stratified z", "permutation p", "Holm p"], tests)])
+        f"\n{first} against {second} on each phase epoch: stratified log-rank z within task (z < 0: {second} "
+        f"sooner), permutation p. The grokking epoch stays the primary test (*{tests_heading(pairs)}*); "
+        + holm_note(f"the two phase epochs ({2 * len(pairs)} tests)") + "\n",
+        md_table([*(["pair"] if len(pairs) > 1 else []), "phase epoch", "stratified z", "permutation p", "Holm p"],
+                 tests)])
 
 
-def delay_section(done: pd.DataFrame) -> str:
+def delay_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     """Learning speed (memorisation epoch) and the grokking delay (grokking - memorisation), apart."""
     conds, rows = condition_axes(done), []
     strata, by = (*STRATA, *conds), ["task", *conds, "optimizer"]     # a row per condition too, where any
@@ -266,15 +351,20 @@ def delay_section(done: pd.DataFrame) -> str:
                      int(g["grokked"].sum()), int(g["no_delay"].sum()),
                      km_median_text(g, "delay_time", "delay_event"), km_median_text(g)])
     tests, ps = [], []
-    a, b = done[done["optimizer"] == A], done[done["optimizer"] == B]
-    for name, time, event in (("memorisation epoch", "mem_time", "mem_event"), ("delay", "delay_time", "delay_event"),
-                              ("grokking epoch", "time", "event")):
-        t = perm_logrank(a, b, strata, time, event)
-        ps.append(t.p)
-        tests.append([name, num(t.statistic, ".3f"), perm_text(t)])
-    for row, p in zip(tests, [*(num(q, ".3g") for q in stats.holm(ps[:2])), "primary"]):
-        row.append(p)
-    never = {opt: int((~g["memorised"]).sum()) for opt, g in ((A, a), (B, b))}
+    for pair in pairs:
+        a, b = (done[done["optimizer"] == arm] for arm in pair)
+        for name, time, event in (("memorisation epoch", "mem_time", "mem_event"),
+                                  ("delay", "delay_time", "delay_event"), ("grokking epoch", "time", "event")):
+            t = perm_logrank(a, b, strata, time, event)
+            ps.append(t.p)
+            tests.append(([versus(pair)] if len(pairs) > 1 else []) + [name, num(t.statistic, ".3f"), perm_text(t)])
+    ps = np.reshape(ps, (len(pairs), 3))
+    side, primary = iter(stats.holm(ps[:, :2].ravel())), iter(stats.holm(ps[:, 2]))
+    for i, row in enumerate(tests):
+        row.append(primary_text(next(primary), pairs) if i % 3 == 2 else num(next(side), ".3g"))
+    arms = list(dict.fromkeys(arm for pair in pairs for arm in pair))
+    never = [f"{int((~done.loc[done['optimizer'] == arm, 'memorised']).sum())} {title(arm)}" for arm in arms]
+    first, second = names(pairs)
     return "\n".join([
         "\n## Learning speed and grokking delay\n",
         "The grokking epoch g mixes how fast a member fits its training set (memorisation epoch m: train "
@@ -287,13 +377,15 @@ def delay_section(done: pd.DataFrame) -> str:
         "failure from late grokking).\n",
         md_table([*by, "n", "memorised", "plateau", "KM median m", "grokked", "no delay (d = 0)",
                   "KM median d", "KM median g"], rows),
-        f"\nAdamW against Muon on each quantity: stratified log-rank z (within {within(strata)}; z < 0: "
-        "Muon sooner), permutation p (labels shuffled within strata). The grokking epoch is the primary "
-        "test (as in *Muon vs AdamW*); " + holm_note("the memorisation epoch and the delay (2 tests)") +
+        f"\n{first} against {second} on each quantity: stratified log-rank z (within {within(strata)}; z < 0: "
+        f"{second} sooner), permutation p (labels shuffled within strata). The grokking epoch is the primary "
+        f"test (as in *{tests_heading(pairs)}*); "
+        + holm_note(f"the memorisation epoch and the delay ({2 * len(pairs)} tests)") + primaries_note(pairs) +
         " **The delay is conditional on having memorised**, and the optimizer itself changes who "
-        f"memorises: {never[A]} AdamW and {never[B]} Muon members never memorised (or diverged) and are not in it, so "
+        f"memorises: {within(never)} members never memorised (or diverged) and are not in it, so "
         "a delay difference may reflect which members fit, not how long the same members wait.\n",
-        md_table(["quantity", "stratified z", "permutation p", "Holm p"], tests)])
+        md_table([*(["pair"] if len(pairs) > 1 else []), "quantity", "stratified z", "permutation p", "Holm p"],
+                 tests)])
 
 
 def span(x: pd.Series, fmt: str = ".2f") -> str:
@@ -356,64 +448,85 @@ def cost_section(done: pd.DataFrame) -> str:
                   "median wall s", "median TFLOP"], rows)])
 
 
-def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame) -> str:
-    """`grokmuon tune`: each optimizer's chosen setting, its tuning race, and the confirmation runs."""
-    rows, ps = [], []
-    for (task, head), g in confirm.groupby(["task", "head"]):
-        cells = {}
-        for opt in (A, B):
-            c, t = g[g["optimizer"] == opt], tune[(tune["task"] == task) & (tune["head"] == head) & (tune["optimizer"] == opt)]
-            if c.empty:
-                cells[opt] = ["–"] * 5
-                continue
-            settings = len(t[["lr", "weight_decay"]].drop_duplicates())
-            raced = sorted(tune.loc[(tune["task"] == task) & (tune["optimizer"] == opt), "head"].unique())
-            grid = (f"{settings} settings × {t['seed'].nunique()} seeds" if len(t) else
-                    f"none for this head: {', '.join(raced)}'s choice" if raced else "no tuning run")
-            rounds = t.groupby(race_rounds(t))["epochs_run"].max()      # the grid, then any windows past its edges
-            if len(rounds) > 1:
-                grid += f" (the grid, then {len(rounds) - 1} window{'s' if len(rounds) > 2 else ''} past its edge)"
-            stopped = ", ".join(str(int(e)) for e in rounds) if len(t) else None
-            cells[opt] = [f"lr {value_text(c['lr'].iloc[0])}, wd {value_text(c['weight_decay'].iloc[0])}",
-                          f"{grid}, stopped at {stopped}" if stopped is not None else grid,
-                          f"{int(c['grokked'].sum())}/{len(c)}", km_median_text(c),
-                          km_median_text(c, "delay_time", "delay_event")]
-        a, b = g[g["optimizer"] == A], g[g["optimizer"] == B]
-        t = perm_logrank(a, b, ()) if len(a) and len(b) else stats.PermTest(np.nan, np.nan, 0, False, np.nan)
-        lr = stats.logrank(a["time"], a["event"], b["time"], b["event"]) if len(a) and len(b) else stats.Test(np.nan, np.nan)
-        ps.append(t.p)
-        rows.append([task, head, *cells[A], *cells[B], num(t.statistic, ".3f"), perm_text(t), None, num(lr.p, ".3g")])
-    for row, p in zip(rows, stats.holm(ps)):
-        row[-2] = num(p, ".3g")
-    a, b = confirm[confirm["optimizer"] == A], confirm[confirm["optimizer"] == B]
-    overall = perm_logrank(a, b, strata_of(confirm))
-    # Strata that are `grokmuon tune`'s own confirmation cells, collected beside new runs at the chosen
-    # settings (experiment=heads_tuned): counted in results/tune already, so not new evidence here.
+def tuned_cells(tune: pd.DataFrame, g: pd.DataFrame, task, head, arm: str) -> list:
+    """One arm in one task and head of `grokmuon tune`: its chosen setting, its race, and its
+    confirmation members' counts and medians ("–" where it has none)."""
+    c, t = g[g["optimizer"] == arm], tune[(tune["task"] == task) & (tune["head"] == head) & (tune["optimizer"] == arm)]
+    if c.empty:
+        return ["–"] * 5
+    settings = len(t[["lr", "weight_decay"]].drop_duplicates())
+    raced = sorted(tune.loc[(tune["task"] == task) & (tune["optimizer"] == arm), "head"].unique())
+    grid = (f"{settings} settings × {t['seed'].nunique()} seeds" if len(t) else
+            f"none for this head: {', '.join(raced)}'s choice" if raced else "no tuning run")
+    rounds = t.groupby(race_rounds(t))["epochs_run"].max()      # the grid, then any windows past its edges
+    if len(rounds) > 1:
+        grid += f" (the grid, then {len(rounds) - 1} window{'s' if len(rounds) > 2 else ''} past its edge)"
+    stopped = ", ".join(str(int(e)) for e in rounds) if len(t) else None
+    return [f"lr {value_text(c['lr'].iloc[0])}, wd {value_text(c['weight_decay'].iloc[0])}",
+            f"{grid}, stopped at {stopped}" if stopped is not None else grid,
+            f"{int(c['grokked'].sum())}/{len(c)}", km_median_text(c),
+            km_median_text(c, "delay_time", "delay_event")]
+
+
+def fresh_text(confirm: pd.DataFrame, pair: tuple[str, str]) -> str:
+    """The pair's primary test without the strata that are `grokmuon tune`'s own confirmation cells,
+    collected beside new runs at the chosen settings (experiment=heads_tuned): counted in results/tune
+    already, so not new evidence here ("" where no stratum or every one is reused)."""
+    confirm = confirm[confirm["optimizer"].isin(pair)]
     reused = confirm["role"] == "confirm" if "role" in confirm else pd.Series(False, index=confirm.index)
-    fresh = ""
-    if reused.any() and not reused.all():
-        new = confirm[~reused]
-        t_new = perm_logrank(new[new["optimizer"] == A], new[new["optimizer"] == B], strata_of(confirm))
-        key = stratum_key(confirm, strata_of(confirm))
-        both = key.groupby(key).transform(lambda k: confirm.loc[k.index, "optimizer"].nunique() > 1)
-        n_reused, n_all = key[reused & both].nunique(), key[both].nunique()       # strata a test can use
-        fresh = (f"\nWithout the {n_reused} of its {n_all} strata (with both optimizers) that are "
-                 "`grokmuon tune`'s own confirmation cells (reused here, already counted in its own report), "
-                 "the new strata alone: z = "
-                 f"{num(t_new.statistic, '.3f')}, permutation p = {perm_text(t_new)}.\n")
-    header = ["task", "head"] + [f"{n} {x}" for n in ("AdamW", "Muon") for x in
-                                 ("chosen", "tuning race", "grokked", "KM median", "KM median delay")] + \
-             ["log-rank z", "exact p", "Holm p", "normal p"]
+    if not reused.any() or reused.all():
+        return ""
+    new = confirm[~reused]
+    t_new = perm_logrank(*(new[new["optimizer"] == arm] for arm in pair), strata_of(confirm))
+    key = stratum_key(confirm, strata_of(confirm))
+    both = key.groupby(key).transform(lambda k: confirm.loc[k.index, "optimizer"].nunique() > 1)
+    n_reused, n_all = key[reused & both].nunique(), key[both].nunique()       # strata a test can use
+    return (f"\nWithout the {n_reused} of its {n_all} strata (with both optimizers) that are "
+            "`grokmuon tune`'s own confirmation cells (reused here, already counted in its own report), "
+            "the new strata alone: z = "
+            f"{num(t_new.statistic, '.3f')}, permutation p = {perm_text(t_new)}.\n")
+
+
+def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame, pairs=(PAPER,)) -> str:
+    """`grokmuon tune`: each arm's chosen setting, its tuning race, and the confirmation runs, per pair."""
+    tables, ps = [], []
+    for pair in pairs:
+        rows = []
+        for (task, head), g in confirm.groupby(["task", "head"]):
+            a, b = (g[g["optimizer"] == arm] for arm in pair)
+            t = perm_logrank(a, b, ()) if len(a) and len(b) else stats.PermTest(np.nan, np.nan, 0, False, np.nan)
+            lr = stats.logrank(a["time"], a["event"], b["time"], b["event"]) if len(a) and len(b) else stats.Test(np.nan, np.nan)
+            ps.append(t.p)
+            rows.append([task, head, *(x for arm in pair for x in tuned_cells(tune, g, task, head, arm)),
+                         num(t.statistic, ".3f"), perm_text(t), None, num(lr.p, ".3g")])
+        tables.append(rows)
+    adjusted = iter(stats.holm(ps))
+    for rows in tables:
+        for row in rows:
+            row[-2] = num(next(adjusted), ".3g")
+    overall = [perm_logrank(*(confirm[confirm["optimizer"] == arm] for arm in pair), strata_of(confirm))
+               for pair in pairs]
+    primary = stats.holm([t.p for t in overall])
+    header = lambda pair: ["task", "head"] + [f"{title(n)} {x}" for n in pair for x in
+                                              ("chosen", "tuning race", "grokked", "KM median", "KM median delay")] + \
+        ["log-rank z", "exact p", "Holm p", "normal p"]
+    lines = [f"\nThe primary test, all rows stratified by {within(strata_of(confirm))}: z = {num(t.statistic, '.3f')}, "
+             f"permutation p = {perm_text(t)} (z < 0: {title(pair[1])} sooner).\n" + fresh_text(confirm, pair)
+             if len(pairs) == 1 else
+             f"\n{versus(pair)}: the primary test, all rows stratified by {within(strata_of(confirm))}: "
+             f"z = {num(t.statistic, '.3f')}, permutation p = {perm_text(t)}, Holm p over the {len(pairs)} pairs "
+             f"{num(p, '.3g')} (z < 0: {title(pair[1])} sooner).\n" + fresh_text(confirm, pair)
+             for pair, t, p in zip(pairs, overall, primary)]
     return "\n".join([
         "\n## Tuned against tuned\n",
         "Each optimizer raced its own (lr, weight decay) grid, of the same size, on the tuning seeds and took "
         f"the setting racing picks ({racing.RULE}); the table judges that setting on fresh confirmation seeds "
         "only (choosing and judging on the same seeds would flatter both). The exact p counts every "
         "arrangement of the optimizer labels among the confirmation members; the normal p is beside it. "
-        + holm_note(f"every row of this table with a test ({sum(not np.isnan(p) for p in ps)})") + "\n",
-        md_table(header, rows),
-        f"\nThe primary test, all rows stratified by {within(strata_of(confirm))}: z = {num(overall.statistic, '.3f')}, "
-        f"permutation p = {perm_text(overall)} (z < 0: Muon sooner).\n" + fresh])
+        + holm_note(f"every row of {'this table' if len(pairs) == 1 else 'these tables'} with a test "
+                    f"({sum(not np.isnan(p) for p in ps)})") + "\n",
+        pair_tables(pairs, [md_table(header(pair), rows) for pair, rows in zip(pairs, tables)]),
+        *lines])
 
 
 def race_rounds(tune: pd.DataFrame) -> pd.Series:
@@ -434,7 +547,6 @@ def tuning_table(tune: pd.DataFrame) -> str:
                      int((g["status"] == "raced_out").sum()), km_median_text(g)])
     cost = []
     for key, g in tune.groupby(keys):
-        task, head, opt = key[:3]
         run_epochs = int(g["epochs_run"].max())
         budget = int(g["max_epochs"].max()) if "max_epochs" in g else run_epochs
         wall = g["wall_s"].dropna()
@@ -470,7 +582,7 @@ def paper_table(done: pd.DataFrame) -> str:
     ])
 
 
-def pooling_note(done: pd.DataFrame) -> str:
+def pooling_note(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     """What the cells hold beside their seeds: a scan (a note), conditions (a note) or mixed sweeps (a
     warning that the tables pool over them)."""
     varying = varying_axes(done)
@@ -479,14 +591,14 @@ def pooling_note(done: pd.DataFrame) -> str:
     spread = lambda cols: ", ".join(f"{c} ({count(c)} values)" for c in cols)
     notes = []
     if scanned:
-        notes.append("\n**Note:** this table scans " + spread(scanned) + ". The Muon vs AdamW tests and the "
+        notes.append("\n**Note:** this table scans " + spread(scanned) + f". The {tests_heading(pairs)} tests and the "
                      "tables by optimizer, task and head pool over the scanned values; compare optimizers in "
                      "*By scanned value* at the end, best setting against best.\n")
     if conds:
         along = [c for c in CONDITIONS if c in done and c not in conds and done[c].nunique(dropna=False) > 1]
         notes.append("\n**Note:** this table compares the optimizers at each " + spread(conds)
                      + (f" ({', '.join(along)} moving with them)" if along else "") + ". The stratified "
-                     "log-rank and its permutation p compare AdamW with Muon within each of these values "
+                     f"log-rank and its permutation p compare {names(pairs)[0]} with {names(pairs)[1]} within each of these values "
                      "(strata), the test table has a row per value, and *By condition, per task* sets them "
                      "against each other at every one. The pooled log-rank, Welch t, Mann–Whitney U and the "
                      "CI of the test table, the tables by optimizer, task and head, the paper's comparison "
@@ -504,30 +616,36 @@ def setting_text(scanned: list[str], values: tuple) -> str:
     return ", ".join(f"{c} = {value_text(v)}" for c, v in zip(scanned, values))
 
 
-def scan_section(done: pd.DataFrame) -> str:
+def scan_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     """Per cell and scanned value: the group table, and each optimizer at its best value against the other."""
     scanned = scanned_axes(done)
     if not scanned:
         return ""
-    rows, ps, by = [], [], ["task", "head", *condition_axes(done)]       # a best per condition, never across them
-    for key, g in done.groupby(by, sort=True, dropna=False):
-        best = {opt: best_setting(g[g["optimizer"] == opt], scanned) for opt in (A, B)}
-        text = [f"{setting_text(scanned, b[0])}: {km_median_text(b[1])}" if b else "none: fewer than half grokked anywhere"
-                for b in best.values()]
-        test = stats.logrank(best[A][1]["time"], best[A][1]["event"], best[B][1]["time"], best[B][1]["event"]) \
-            if all(best.values()) else stats.Test(np.nan, np.nan)
-        ps.append(test.p)
-        rows.append([*(value_text(v) for v in key), *text, num(test.statistic, ".3f"), num(test.p, ".3g")])
-    for row, p in zip(rows, stats.holm(ps)):
-        row.append(num(p, ".3g"))
+    tables, ps, by = [], [], ["task", "head", *condition_axes(done)]       # a best per condition, never across them
+    for a, b in pairs:
+        rows = []
+        for key, g in done.groupby(by, sort=True, dropna=False):
+            best = {arm: best_setting(g[g["optimizer"] == arm], scanned) for arm in (a, b)}
+            text = [f"{setting_text(scanned, s[0])}: {km_median_text(s[1])}" if s else "none: fewer than half grokked anywhere"
+                    for s in best.values()]
+            test = stats.logrank(best[a][1]["time"], best[a][1]["event"], best[b][1]["time"], best[b][1]["event"]) \
+                if all(best.values()) else stats.Test(np.nan, np.nan)
+            ps.append(test.p)
+            rows.append([*(value_text(v) for v in key), *text, num(test.statistic, ".3f"), num(test.p, ".3g")])
+        tables.append(rows)
+    adjusted = iter(stats.holm(ps))
+    for rows in tables:
+        for row in rows:
+            row.append(num(next(adjusted), ".3g"))
     return "\n".join([
         "\n## By scanned value\n",
         "Each optimizer at its best setting (the one with the earliest Kaplan–Meier median), then the "
-        "log-rank test of the two best settings (z < 0: Muon sooner). The best is chosen on the same runs "
+        f"log-rank test of the two best settings (z < 0: {names(pairs)[1]} sooner). The best is chosen on the same runs "
         "it is judged by, so both medians are optimistic and the test is exploratory; confirm on fresh "
         "seeds before quoting it. *Holm p*: the (normal) log-rank p adjusted by Holm's step-down over every "
-        f"row of this table ({sum(not np.isnan(p) for p in ps)} tests).\n",
-        md_table([*by, "AdamW best: KM median", "Muon best: KM median", "log-rank z", "p", "Holm p"], rows),
+        f"row of {'this table' if len(pairs) == 1 else 'these tables'} ({sum(not np.isnan(p) for p in ps)} tests).\n",
+        pair_tables(pairs, [md_table([*by, f"{title(a)} best: KM median", f"{title(b)} best: KM median", "log-rank z",
+                                      "p", "Holm p"], rows) for (a, b), rows in zip(pairs, tables)]),
         "", group_table(done, [*by, "optimizer", *scanned])])
 
 
@@ -536,10 +654,30 @@ def rule_near_max(done: pd.DataFrame) -> bool:
     return "grokking_epoch_first" in done
 
 
-def report(table: pd.DataFrame, source: str) -> str:
-    """The whole markdown report for a results table (rows of unfinished runs are counted, then left out)."""
-    everything = finished(table, source)
+def chosen_pairs(arms, reference: str | None = None, extra=()) -> list[tuple[str, str]]:
+    """arm_pairs of the table's arms, with a reference (default REFERENCE, or the first arm in arms.order
+    where the table has several arms but not that one) and extra pairs the user named;
+    TableError (one line) for a named arm the table does not have, or a pair of one arm with itself."""
+    known = order(arms)
+    for arm in ([reference] if reference is not None else []) + [x for pair in extra for x in pair]:
+        if arm not in known:
+            raise TableError(f"no arm {arm!r} in this table; its arms: {', '.join(known)}")
+    for a, b in extra:
+        if a == b:
+            raise TableError(f"the pair {a!r}:{b!r} sets an arm against itself")
+    if reference is None:       # no AdamW among several arms: the first of them (a table of one arm keeps AdamW)
+        reference = REFERENCE if REFERENCE in known or len(known) < 2 else known[0]
+    return arm_pairs(known, reference, extra)
+
+
+def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs=()) -> str:
+    """The whole markdown report for a results table (rows of unfinished runs are counted, then left out):
+    every arm against `reference` (default REFERENCE), then the extra `pairs` (a, b), b against a."""
+    everything = finished(by_arm(table), source)
     done = judged(everything)
+    pairs = chosen_pairs(everything["optimizer"].unique(), reference, pairs)
+    first, second = names(pairs)
+    arms = order(everything["optimizer"].unique())
     tune = everything[everything["role"] == "tune"] if len(done) < len(everything) else everything.iloc[:0]
     P = stats.PAPER
     val, train = done["grok_val_acc"].iloc[0], done["grok_train_acc"].iloc[0]
@@ -547,7 +685,11 @@ def report(table: pd.DataFrame, source: str) -> str:
     runs = everything.drop_duplicates("run_dir") if "run_dir" in everything else everything.iloc[:0]
     hours = runs["wall_s"].astype(float).sum() / 3600 if "wall_s" in runs and runs["wall_s"].notna().any() else None
     parts = [
-        f"# Grokking epochs: Muon vs AdamW\n\nSource: `{source}`: {len(done)} members of "
+        (f"# Grokking epochs: {versus(pairs[0])}\n\n" if len(pairs) == 1 else
+         f"# Grokking epochs: {len(arms)} arms, each against {title(pairs[0][0])}\n\nArms (an optimizer and its "
+         f"keys that differ from its defaults; grokmuon/arms.py): {', '.join(f'`{a}`' for a in arms)}. Pairs "
+         f"(B against A): {', '.join(f'{title(b)} against {title(a)}' for a, b in pairs)}.\n\n")
+        + f"Source: `{source}`: {len(done)} members of "
         f"{done['run_dir'].nunique() if 'run_dir' in done else '?'} complete runs"
         + (f" ({unfinished} members of unfinished runs left out)" if unfinished else "") + "."
         + (f" Compute: {hours:.2f} wall-clock hours summed over its {len(runs)} complete run folders"
@@ -567,39 +709,45 @@ def report(table: pd.DataFrame, source: str) -> str:
         "its budget; *diverged*: its loss became NaN/inf (counted apart, not censored). *KM median*: "
         "Kaplan–Meier median over all members, censored ones included (a diverged member counts as "
         "censored at the budget); “> N” when fewer than half grokked.\n",
-        pooling_note(done),
-        tuned_section(tune, done) if len(tune) else "",
+        pooling_note(done, pairs),
+        tuned_section(tune, done, pairs) if len(tune) else "",
         "## Beside the paper\n", paper_table(done),
         f"\nThe paper's p is inconsistent with its t: the two-sided p at t = {P['t']} is "
         f"{stats.p_from_t(P['t']):.2g} under a normal distribution and larger under any Student t "
         f"({stats.p_from_t(P['t'], 1000):.2g} at df = 1000); p = {P['p']:.3g} would need "
         f"|t| ≈ {stats.t_for_p(P['p']):.2f}. Ours is scipy's Welch test on the grokked members.\n",
-        "## Muon vs AdamW\n",
+        f"## {tests_heading(pairs)}\n",
+        ("" if len(pairs) == 1 else "Each table below sets an arm B against an arm A: every arm against the "
+         f"reference, {title(pairs[0][0])}, then any pair named. ") +
         "The headline test is the *stratified* log-rank: it counts every member, censoring included, and "
-        f"compares AdamW with Muon only within each {within(strata_of(done))} (the axes the row pools over), summing the "
-        "evidence (z < 0: AdamW groks later than it would if both optimizers were alike, i.e. Muon sooner). "
+        f"compares {first} with {second} only within each {within(strata_of(done))} (the axes the row pools over), summing the "
+        f"evidence (z < 0: {first} groks later than it would if both optimizers were alike, i.e. {second} sooner). "
         "Its *permutation p* comes first: the optimizer labels shuffled within each stratum, the statistic "
         "the standardised z, exact over every arrangement where there are at most 20,000 of them (a 3 vs 3 "
         "task has 20, so p ≥ 0.1 there), else 20,000 seeded draws with the Monte Carlo error beside it. "
         "The *normal p* beside it is the usual approximation, rough on strata this small. The pooled "
         "log-rank mixes tasks of different difficulty (and conditions, where the table varies any). Welch t, Mann–Whitney U and the bootstrap CI "
         "(10,000 resamples, seed 0, percentile) compare the grokked members only (the paper's test).\n\n"
-        "**One pre-declared primary test:** the *all* row's stratified log-rank with its permutation p. "
+        + ("**One pre-declared primary test:** the *all* row's stratified log-rank with its permutation p. "
+           if len(pairs) == 1 else
+           "**One pre-declared primary test per pair:** the *all* row's stratified log-rank with its "
+           "permutation p. ") +
         "Every other row is a subgroup. " + holm_note("every row but *all* (and those that hold all "
-                                                      "its members again: “= all”)")
-        + " The other p columns are unadjusted.\n",
-        tests_table(done),
-        delay_section(done),
+                                                      "its members again: “= all”)"
+                                                      + ("" if len(pairs) == 1 else " of every pair's table"))
+        + primaries_note(pairs) + " The other p columns are unadjusted.\n",
+        tests_table(done, pairs),
+        delay_section(done, pairs),
         held_section(done),
-        phases_section(done),
+        phases_section(done, pairs),
         stopped_section(done),
         cost_section(done),
         "\n## By optimizer\n", group_table(done, ["optimizer"]),
         "\n## By task\n", group_table(done, ["task", "optimizer"]),
         "\n## By head\n", group_table(done, ["head", "optimizer"]),
-        versus_section(done),
+        versus_section(done, pairs),
         "\n## By cell\n", group_table(done, ["task", "head", "optimizer"]),
-        scan_section(done),
+        scan_section(done, pairs),
         tuning_table(tune) if len(tune) else "",
     ]
     return "\n".join(p for p in parts if p) + "\n"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import arms
 from .phases import PHASES
 from .config import leaves
 from .runfolder import SUMMARY, BadRun, check_metrics, lazy_blanks, read_config, read_summary, run_folders
@@ -70,7 +71,7 @@ EPOCH_COLUMNS = ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "grok
 EXTRAS = ("grokking_epoch_near_max", "wall_s_to_grok", "flops_to_grok", "post_grok_epochs", "post_grok_below",
           "post_grok_min_val", "regressed", *PHASES)
 COLUMNS = [*FIRST, *OUTCOME, "plateau", "run_status", "wall_s", "device", "config_hash", "member_hash",
-           "written_at", "run_dir", *(c for c in AXES if c not in FIRST), *EXTRAS]      # new columns last
+           "written_at", "run_dir", *(c for c in AXES if c not in FIRST), *EXTRAS, "arm"]      # new columns last
 # Cells every row of runs.csv has (collect always writes them); a blank one means the file was cut.
 REQUIRED = ("task", "optimizer", "head", "seed", "status", "epochs_run", "run_status")
 # Columns that may differ between the members of one cell; a report that pools over them says so. The
@@ -170,6 +171,7 @@ def read_run(folder: Path) -> list[dict]:
         rows.append({**{c: _get(cfg, p) for c, p in AXES.items()}, **own, **outcome, **run,
                      **member_extras(curve, mem, cfg),
                      "plateau": on_plateau(curve, mem, float(_get(cfg, "grok_train_acc") or 0.99)),
+                     "arm": arms.label(cfg),
                      "member_hash": mem.get("member_hash") or member_hash(cfg, outcome["seed"], **own)})
     return rows
 
@@ -225,7 +227,37 @@ def load(path: str | Path) -> pd.DataFrame:
     for col in (*EPOCH_COLUMNS, "epochs_run", "max_epochs"):
         if col in table:
             table[col] = table[col].astype("Int64")
+    if "arm" not in table:          # a table collected before arms: each row's from its config columns
+        table["arm"] = [arms.label(row_config(row)) for row in table.to_dict("records")]
     return table
+
+
+def by_arm(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as the report and the figures compare it: its `optimizer` column holding each row's arm
+    (arms.label: "muon momentum=0"), so every group, cell and test is per arm; the optimizer's own name
+    stays the arm's first word. A table without arms (made by hand) is as it is."""
+    return table.assign(optimizer=table["arm"]) if "arm" in table else table
+
+
+def row_config(row: dict) -> dict:
+    """A row's config columns nested back into a config dict ({"optimizer": {"name": ..., ...}}), a blank
+    cell left out (a key the table lacks reads as its default) and a list cell ("[0.9, 0.98]") a list."""
+    cfg: dict = {}
+    for col, path in AXES.items():
+        v = row.get(col)
+        if v is None or (isinstance(v, float) and pd.isna(v)):
+            continue
+        if isinstance(v, str) and v.startswith("["):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                pass
+        *parents, key = path.split(".")
+        node = cfg
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[key] = v
+    return cfg
 
 
 def finished(table: pd.DataFrame, source: str = "the table") -> pd.DataFrame:

@@ -10,7 +10,8 @@ from grokmuon import cli
 from grokmuon.runfolder import decide, set_aside
 from grokmuon.runid import config_hash, member_hash
 from grokmuon.config import leaves
-from grokmuon.report import report
+from grokmuon.arms import title
+from grokmuon.report import report, value_text
 from grokmuon.results import AXES, COLUMNS, TableError, collect, finished, judged, load, scanned_axes, varying_axes
 from conftest import REPO
 from runfolders import config, write_run, write_sweep
@@ -59,18 +60,19 @@ def test_the_config_columns_come_from_the_schema_and_old_tables_keep_their_colum
     assert COLUMNS[:len(committed)] == committed and len(COLUMNS) > len(committed)
 
 
-@pytest.mark.parametrize("path,values", [("momentum", (0.9, 0.99)), ("betas", ([0.9, 0.98], [0.9, 0.95]))])
-def test_a_sweep_over_any_optimizer_key_is_kept_apart_in_the_report(tmp_path, path, values):
-    # Runs that differ only in optimizer.<path>, a key that no list named before the axes came from the
-    # schema: the report scans it (a row per value, each optimizer's best against the other's), it does
-    # not pool the values silently. Straight from collect and after a round trip through runs.csv.
+@pytest.mark.parametrize("path,values", [("adamw_lr", (1e-3, 3e-3)), ("adamw_weight_decay", (1.0, 0.3))])
+def test_a_sweep_over_an_optimizer_setting_is_kept_apart_in_the_report(tmp_path, path, values):
+    # Runs that differ only in optimizer.<path>, a setting (no part of an arm: arms.NOT_ARM) that no list
+    # named before the axes came from the schema: the report scans it (a row per value, each optimizer's
+    # best against the other's), it does not pool the values silently. Straight from collect and after a
+    # round trip through runs.csv.
     for opt in ("adamw", "muon"):
         for value, epochs in zip(values, ([40, 50, 60], [200, 220, None])):
             cfg = config(optimizer=opt, seeds=(0, 1, 2))
             cfg["optimizer"][path] = value
             write_run(tmp_path / "runs" / f"{opt}-{len(str(value))}-{value}", cfg, epochs)
     table, warnings = collect_warned(tmp_path / "runs")
-    assert warnings == [] and table[path].nunique() == 2
+    assert warnings == [] and table[path].nunique() == 2 and set(table.arm) == {"adamw", "muon"}
     table.to_csv(tmp_path / "runs.csv", index=False)
     for t in (table, load(tmp_path / "runs.csv")):
         done = finished(t)
@@ -81,8 +83,31 @@ def test_a_sweep_over_any_optimizer_key_is_kept_apart_in_the_report(tmp_path, pa
         for opt in ("adamw", "muon"):
             rows = [r for r in scan.splitlines() if r.startswith(f"| modadd | softmax | {opt} |")]
             assert len(rows) == 2 and all(r.split(" | ")[4] == "3" for r in rows), rows   # n = 3 each, not 6
-        best = f"{path} = {values[0] if path == 'momentum' else json.dumps(values[0])}: 50"
+        best = f"{path} = {value_text(values[0])}: 50"
         assert scan.count(best) == 2, scan        # both optimizers: best at the first value, KM median 50
+
+
+@pytest.mark.parametrize("path,values,labels", [
+    ("momentum", (0.9, 0.99), ("muon momentum=0.9", "muon momentum=0.99")),
+    ("betas", ([0.9, 0.98], [0.9, 0.95]), ("muon", "muon betas=[0.9,0.95]"))])
+def test_a_sweep_over_an_optimizer_key_of_an_arm_gives_an_arm_per_value(tmp_path, path, values, labels):
+    # A key that is part of an arm (arms.label) makes each value its own arm: its own rows and tests,
+    # never pooled and never scanned; the arms are set against AdamW, each with its own n.
+    write_run(tmp_path / "runs" / "adamw", config(optimizer="adamw", seeds=(0, 1, 2)), [60, 70, 80])
+    for value, epochs, arm in zip(values, ([40, 50, 60], [200, 220, None]), labels):
+        cfg = config(optimizer="muon", seeds=(0, 1, 2))
+        cfg["optimizer"][path] = value
+        write_run(tmp_path / "runs" / arm.replace(" ", "_"), cfg, epochs)
+    table, warnings = collect_warned(tmp_path / "runs")
+    assert warnings == [] and sorted(table.arm.unique()) == ["adamw", *labels]
+    table.to_csv(tmp_path / "runs.csv", index=False)
+    for t in (table, load(tmp_path / "runs.csv")):
+        text = report(t, "t.csv")
+        assert "this table scans" not in text and "pool over them" not in text
+        by_arm = text.split("## By optimizer\n")[1].split("\n## ")[0]
+        for arm, grokked in zip(labels, ("3", "2")):
+            assert f"| {arm} | 3 | {grokked} |" in by_arm           # n = 3 each, not 6
+            assert f"\n### {title(arm)} vs AdamW\n" in text.split("## Each arm against AdamW")[1]
 
 
 def test_corrupt_summary_and_truncated_metrics_are_reported_and_skipped(tmp_path):
