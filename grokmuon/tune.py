@@ -29,7 +29,7 @@ from . import racing
 from .config import CONF, Parser, fail
 from .runfolder import read_summary
 
-OPTIMIZERS = ("adamw", "muon")     # the arms of a plan without `arms` (one per grid; conf/tune.yaml has these)
+OPTIMIZERS = ("adamw", "muon")     # the arms of conf/tune.yaml, which has no `arms`: one per grid
 # What tune sets itself: an arm or a user override may not (the grid's axes are set per member).
 TUNE_SETS = ("seeds", "stop", "role", "race_round", "optimizer.lr", "optimizer.weight_decay")
 
@@ -132,8 +132,8 @@ def chosen(folder: Path) -> tuple[float, float, int | None]:
 
 
 def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float]:
-    """Race the arm's grid, then windows past its edges while the choice sits
-    on one (at most the plan's max_extensions); the final (lr, weight_decay)."""
+    """Race the arm's grid, then windows past its edges while the choice sits on one (at most the plan's
+    max_extensions); the final (lr, weight_decay)."""
     raced = {k: list(grid_of(plan, arm)[k]) for k in AXES if k in grid_of(plan, arm)}
     limit = int(plan.get("max_extensions", MAX_EXTENSIONS))
     grid, round_ = None, 0
@@ -167,7 +167,7 @@ def main(args: list[str]) -> None:
     ap.add_argument("--plan", type=Path, default=CONF / "tune.yaml", help="seeds, grids and arms (default: %(default)s)")
     ap.add_argument("--arms", "--optimizers", dest="arms", default=None,
                     help="which of the plan's arms to tune, comma-separated (default: all of them; a plan without "
-                         f"arms has one per grid: {','.join(OPTIMIZERS)})")
+                         f"arms has one per grid, named after its optimizer: {','.join(OPTIMIZERS)} in tune.yaml)")
     a, user = ap.parse_known_args(args)
     bad = [u for u in user if "=" not in u or u.startswith("-")]
     if bad:
