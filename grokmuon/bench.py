@@ -4,7 +4,8 @@ Per model of the config (--models, default: default and small, shapes from conf/
 (a) reference: the loop as peers write it (nn.Module with nn.Linear layers, DataLoader, torch.optim.AdamW,
     full-sequence forward, `.item()` every step, accuracy on the val set each epoch);
 (b) our trainer with 1 member; (c) our trainer with ensembles (default 3, 8 and 32 members);
-then, at 1 member, for information: Muon (its Newton-Schulz cost is the difference to (b)), the delay
+then, at 1 member, for information: Muon (its Newton-Schulz cost is the difference to (b); --arms: any
+arms of a tune plan, e.g. muon,normuon,adamw_grokfast from conf/tune_arms.yaml), the delay
 phase with eval_train=lazy (train split skipped), probes off, a checkpoint every epoch; and at the largest
 ensemble size the compiled step (compile=step) beside its eager twin (hashed masks, which it needs).
 Every row also counts what the host dispatches per member-epoch (torch.profiler, one more epoch): aten
@@ -137,17 +138,26 @@ class Case:
         return "eval_train=lazy" in self.options.get("extra", ())
 
 
-def plan(models: list[str], members: list[int], compiled: bool = True) -> list[Case]:
+ARMS = {"muon": ("muon", ())}      # the arms timed beside AdamW by default: (optimizer, other overrides)
+
+
+def arm_row(name: str) -> str:
+    """A row's name for an arm: Muon's as it always was, any other by its arm's name."""
+    return "grokmuon Muon" if name == "muon" else f"grokmuon {name}"
+
+
+def plan(models: list[str], members: list[int], compiled: bool = True, arms: dict | None = None) -> list[Case]:
     """The rows, per model: (a) the reference; (b), (c) ours with AdamW at each ensemble size; then at
-    one member: Muon, the delay phase (every member memorised, none grokked: where eval_train=lazy
+    one member: each arm (default: Muon), the delay phase (every member memorised, none grokked: where eval_train=lazy
     skips the train split) without and with lazy, no probes, and a checkpoint every epoch; compiled: the
     compiled step and its eager twin at the largest ensemble size."""
     cases = []
     for m in models:
         cases.append(Case(m, "(a) reference loop (AdamW)", reference=True))
         cases += [Case(m, f"({'b' if e == 1 else 'c'}) grokmuon AdamW", e, options={"optimizer": "adamw"}) for e in members]
-        cases += [Case(m, "    grokmuon Muon", options={"optimizer": "muon"}),
-                  Case(m, "    delay phase, eval_train=every", options={"delay_phase": True}),
+        cases += [Case(m, f"    {arm_row(a)}", options={"optimizer": o, **({"extra": extra} if extra else {})})
+                  for a, (o, extra) in (ARMS if arms is None else arms).items()]
+        cases += [Case(m, "    delay phase, eval_train=every", options={"delay_phase": True}),
                   Case(m, "    delay phase, eval_train=lazy", options={"delay_phase": True, "extra": ("eval_train=lazy",)}),
                   Case(m, "    grokmuon AdamW, probes off", options={"extra": ("probes=false",)}),
                   Case(m, "    grokmuon AdamW, checkpoint/epoch", options={"checkpoint_every": 1})]
@@ -223,17 +233,18 @@ def count_dispatches(case: "Case", task, p, frac, batch, precision, device) -> d
 PHASES = ("forward", "backward", "optimizer", "evaluate", "probes")
 
 
-def profile_epoch(task, frac, model, batch, epochs, optimizer, precision, device, top: int = 12) -> dict:
+def profile_epoch(task, frac, model, batch, epochs, optimizer, precision, device, top: int = 12, extra=(),
+                  arm: str | None = None) -> dict:
     """Where one member's epoch goes: the trainer's phases (train.phase) and the costliest operators by
     their own time, from torch.profiler over `epochs` epochs after a warm-up. Seconds per epoch."""
     from torch.profiler import ProfilerActivity, profile
 
     prof = profile(activities=[ProfilerActivity.CPU])
-    total = ours_epochs(task, frac, model, batch, epochs, 1, optimizer, precision, device, profiler=prof)
+    total = ours_epochs(task, frac, model, batch, epochs, 1, optimizer, precision, device, extra=extra, profiler=prof)
     events = prof.key_averages()
     phases = {e.key.split(".", 1)[1]: e.cpu_time_total / 1e6 / epochs for e in events if e.key.startswith("grokmuon.")}
     ops = sorted((e for e in events if not e.key.startswith("grokmuon.")), key=lambda e: -e.self_cpu_time_total)[:top]
-    return {"model": model, "optimizer": optimizer, "s_per_epoch_profiled": total,
+    return {"model": model, "optimizer": optimizer, "arm": arm or optimizer, "s_per_epoch_profiled": total,
             "phases": {k: phases.get(k, 0.0) for k in PHASES},
             "ops": [{"op": e.key, "self_s_per_epoch": e.self_cpu_time_total / 1e6 / epochs, "calls": e.count // epochs}
                     for e in ops]}
@@ -241,7 +252,7 @@ def profile_epoch(task, frac, model, batch, epochs, optimizer, precision, device
 
 def print_profile(p: dict) -> None:
     total = p["s_per_epoch_profiled"]
-    print(f"profile: model {p['model']}, {p['optimizer']}, 1 member: {total:.3f} s/epoch under the profiler")
+    print(f"profile: model {p['model']}, {p.get('arm', p['optimizer'])}, 1 member: {total:.3f} s/epoch under the profiler")
     rest = total - sum(p["phases"].values())
     for name, sec in [*p["phases"].items(), ("rest (batching, lr, host)", rest)]:
         print(f"  {name:28s} {sec:7.3f} s  {100 * sec / total:5.1f}%")
@@ -299,6 +310,11 @@ def main(argv: list[str]) -> None:
                     help="cpu, cuda or cuda:N (default: cuda when torch sees a GPU, else cpu)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                     help="bf16: autocast for the forward pass (default: %(default)s)")
+    ap.add_argument("--arms", default=None,
+                    help="arms of --plan timed at 1 member beside AdamW (and profiled with --profile), comma-separated "
+                         "(default: muon)")
+    ap.add_argument("--plan", type=Path, default=CONF / "tune_arms.yaml",
+                    help="the tune plan whose arms --arms names (default: %(default)s)")
     ap.add_argument("--profile", action="store_true", help="also: where an epoch goes (phases, operators)")
     ap.add_argument("--compile", choices=["on", "off"], default="on",
                     help="time the compiled step (compile=step) too; its first epoch compiles (minutes on a CPU)")
@@ -312,6 +328,7 @@ def main(argv: list[str]) -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models or any(m not in known for m in models):
         fail(f"--models {args.models!r}: give model configs from {', '.join(known)}, e.g. default,small")
+    arms = ARMS if args.arms is None else plan_arms(args.plan, [a for a in args.arms.split(",") if a])
     p = 97
     x, y = make_task(args.task, p)
     n_all, seq, vocab = len(y), x.shape[1], vocab_size(args.task, p)
@@ -319,7 +336,7 @@ def main(argv: list[str]) -> None:
     rows, profiles = [], []
     print(f"task {args.task}, {n_train} train rows, batch {args.batch}, device {args.device}, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
-    cases = plan(models, args.members, args.compile == "on")
+    cases = plan(models, args.members, args.compile == "on", arms)
     # Every case runs once per round, rounds interleaved, and the fastest round counts: a burst of load
     # from another process then slows one round of every case, not one case.
     best = [float("inf")] * len(cases)
@@ -352,8 +369,12 @@ def main(argv: list[str]) -> None:
                   + " /member-epoch", flush=True)
         by = {r["name"]: r["s_per_epoch"] for r in rows if r["model"] == model}
         b = by["(b) grokmuon AdamW"]
-        print(f"  Muon's Newton-Schulz and its AdamW part: {by['grokmuon Muon'] - b:+.3f} s/epoch over AdamW "
-              f"({100 * (by['grokmuon Muon'] - b) / b:+.0f}%); lazy train evaluation in the delay phase "
+        for a in arms:
+            if a != "muon":
+                print(f"  {a}: {by[arm_row(a)] - b:+.3f} s/epoch over AdamW ({100 * (by[arm_row(a)] - b) / b:+.0f}%)")
+        muon = (f"Muon's Newton-Schulz and its AdamW part: {by['grokmuon Muon'] - b:+.3f} s/epoch over AdamW "
+                f"({100 * (by['grokmuon Muon'] - b) / b:+.0f}%); " if "muon" in arms else "")
+        print(f"  {muon}lazy train evaluation in the delay phase "
               f"{100 * (by['delay phase, eval_train=lazy'] - by['delay phase, eval_train=every']) / by['delay phase, eval_train=every']:+.0f}%"
               f"; probes {100 * (b - by['grokmuon AdamW, probes off']) / b:+.1f}%; a checkpoint every epoch "
               f"{100 * (by['grokmuon AdamW, checkpoint/epoch'] - b) / b:+.1f}% (fastest rounds; noise when small)")
@@ -365,9 +386,9 @@ def main(argv: list[str]) -> None:
                   + (f", {comp['launches_per_member_epoch'] / max(eager['launches_per_member_epoch'], 1):.2f}x the launches"
                      if args.device.startswith("cuda") else ""))
     if args.profile:
-        for optimizer in ("adamw", "muon"):
+        for arm, (optimizer, extra) in {"adamw": ("adamw", ()), **arms}.items():
             profiles.append(profile_epoch(args.task, args.train_frac, models[0], args.batch, args.epochs, optimizer,
-                                          args.precision, args.device))
+                                          args.precision, args.device, extra=extra, arm=arm))
             print_profile(profiles[-1])
     peaks = {str(dt).split(".")[1]: matmul_peak(dt, args.device, args.peak_size) / 1e9 for dt in (torch.float32, torch.bfloat16)}
     print(f"matmul peak ({args.peak_size}^2): " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
@@ -380,6 +401,17 @@ def main(argv: list[str]) -> None:
     name = f"bench-{args.device.split(':')[0]}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     (out / name).write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out / name}")
+
+
+def plan_arms(path: Path, names: list[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """{arm: (its optimizer, its other overrides)} for the named arms of a tune plan (grokmuon/tune.py)."""
+    from . import tune
+    arms = tune.load_plan(path)["arms"]
+    unknown = [n for n in names if n not in arms]
+    if not names or unknown:
+        fail(f"--arms {','.join(names)!r}: give arms of {path}: {', '.join(arms)}")
+    return {n: (tune.arm_optimizer({"arms": arms}, n),
+                tuple(o for o in arms[n] if o.split("=", 1)[0] != "optimizer")) for n in names}
 
 
 def cpu_flags() -> list[str]:

@@ -100,6 +100,15 @@ class GridConfig:
 
 
 @dataclass
+class GrokfastConfig:
+    # A gradient filter before any optimizer's step (grokmuon/grokfast.py). none: the gradient as it is
+    # (every run before it existed); ema: Grokfast-EMA (arXiv 2405.20233), g + lamb * EMA(g).
+    name: str = "none"
+    alpha: float = 0.98         # the EMA's decay per step: the paper's and its code's default
+    lamb: float = 2.0           # how much of the slow component is added: the paper's and its code's default
+
+
+@dataclass
 class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -108,6 +117,8 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seeds: list[int] = field(default_factory=lambda: [0])  # one member per seed, trained together
     grid: GridConfig = field(default_factory=GridConfig)
+    # Added later; its default (no filter) is what every older run did, so it leaves their hashes alone.
+    grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
     # When to stop. patience: every member grokked and held it `patience` epochs (or the budget).
     # race: as soon as one (lr, weight_decay) of the grid has grokked in at least half its seeds, the
     # grid's best Kaplan-Meier median is decided (grokmuon/racing.py); the rest stop as raced_out.
@@ -230,6 +241,10 @@ def validate(cfg: Any) -> None:
         low = 0 if key == "weight_decay" else 1e-300
         _check(all(v >= low for v in values),
                f"grid.{key}={list(values)}: every value must be {'>= 0' if key == 'weight_decay' else '> 0'}")
+    gf = cfg.get("grokfast") or {"name": "none", "alpha": 0.98, "lamb": 2.0}
+    _check(gf["name"] in ("none", "ema"), f"grokfast={gf['name']!r} is unknown; allowed: none, ema")
+    _check(0 <= gf["alpha"] < 1, f"grokfast.alpha={gf['alpha']} must lie in [0, 1)")
+    _check(gf["lamb"] >= 0, f"grokfast.lamb={gf['lamb']} must be >= 0")
     _check(cfg.stop in ("patience", "race"), f"stop={cfg.stop!r} is unknown; allowed: patience, race")
     _check(cfg.batch_size >= 1, f"batch_size={cfg.batch_size} must be >= 1")
     _check(cfg.max_epochs >= 1, f"max_epochs={cfg.max_epochs} must be >= 1")

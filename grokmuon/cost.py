@@ -11,10 +11,12 @@ What is counted (a FLOP is a multiply or an add: a matmul [a, b] @ [b, c] is 2ab
   counted as twice the forward), n_train rows an epoch whatever the batch size.
 - Evaluation: one forward per evaluated row each epoch: the val split always, the train split on the
   epochs that measured it (every epoch, or fewer under eval_train=lazy: metrics.csv leaves those blank).
-- Muon only: its Newton-Schulz iteration, `ns_steps` quintic steps per hidden matrix per optimizer step
-  (ceil(n_train / batch) steps an epoch). A step on X [r, c], r <= c (X is transposed when taller), is
-  A = X X^T (2 r^2 c), B = b A + c A A (2 r^3), X = a X + B X (2 r^2 c). The hidden matrices per block
-  are q, k, v, o (d x d), w1, w3 (m x d) and w2 (d x m), each orthogonalised on its own (optim.py).
+- An optimizer that orthogonalises (Muon, NorMuon: the registry's ORTHOGONALISES, grokmuon/optimizers/):
+  its Newton-Schulz iteration, `ns_steps` quintic steps per matrix per optimizer step (ceil(n_train /
+  batch) steps an epoch; ns_steps=0 costs none). A step on X [r, c], r <= c (X is transposed when
+  taller), is A = X X^T (2 r^2 c), B = b A + c A A (2 r^3), X = a X + B X (2 r^2 c). The hidden matrices
+  per block are q, k, v, o (d x d), w1, w3 (m x d) and w2 (d x m), each orthogonalised on its own
+  (optimizers/muon.py); with optimizer.split=all also the embedding and the head (vocab x d each).
   AdamW's and Muon's elementwise updates (moments, decay) are not counted; nor are the probes.
 Per member: an ensemble of E members costs E times this.
 """
@@ -51,10 +53,12 @@ def newton_schulz_flops(rows: int, cols: int, steps: int = 5) -> int:
     return steps * (2 * r * r * c + 2 * r ** 3 + 2 * r * r * c)
 
 
-def muon_step_flops(layers: int, d: int, m: int, steps: int = 5) -> int:
-    """Newton-Schulz FLOPs of one Muon step over every hidden matrix of the model."""
-    return layers * (4 * newton_schulz_flops(d, d, steps) + 2 * newton_schulz_flops(m, d, steps)
-                     + newton_schulz_flops(d, m, steps))
+def muon_step_flops(layers: int, d: int, m: int, steps: int = 5, vocab: int = 0) -> int:
+    """Newton-Schulz FLOPs of one Muon step over every hidden matrix of the model; vocab > 0 (split=all):
+    the embedding and the head [vocab, d] too."""
+    hidden = layers * (4 * newton_schulz_flops(d, d, steps) + 2 * newton_schulz_flops(m, d, steps)
+                       + newton_schulz_flops(d, m, steps))
+    return hidden + (2 * newton_schulz_flops(vocab, d, steps) if vocab else 0)
 
 
 def epoch_flops(fwd: int, n_train: int, eval_rows: int, batch: int, ns_per_step: int = 0) -> int:
@@ -65,14 +69,16 @@ def epoch_flops(fwd: int, n_train: int, eval_rows: int, batch: int, ns_per_step:
 
 
 def member_flops(task: str, p: int, n_bits: int, train_frac: float, layers: int, d: int, m: int, batch: int,
-                 muon_ns_steps: int | None, train_measured: list[bool]) -> list[int]:
+                 muon_ns_steps: int | None, train_measured: list[bool], split: str = "hidden") -> list[int]:
     """Cumulative FLOPs of one member after each epoch (entry e - 1: epochs 1..e), from the config's
     values and which epochs measured the train split (train_measured, one flag an epoch).
-    muon_ns_steps: Newton-Schulz steps per Muon step, None for an optimizer without them."""
+    muon_ns_steps: Newton-Schulz steps per optimizer step, None (or 0) for an optimizer without them;
+    split: optimizer.split (all: the embedding and the head are orthogonalised too)."""
     rows, seq = task_rows(task, p, n_bits)
     n_train = math.floor(train_frac * rows)          # tasks.split_indices cuts here
     fwd = forward_flops(seq, layers, d, m, vocab(task, p))
-    ns = muon_step_flops(layers, d, m, muon_ns_steps) if muon_ns_steps else 0
+    ns = (muon_step_flops(layers, d, m, muon_ns_steps, vocab(task, p) if split == "all" else 0)
+          if muon_ns_steps else 0)
     total, out = 0, []
     for measured in train_measured:
         total += epoch_flops(fwd, n_train, (rows - n_train) + (n_train if measured else 0), batch, ns)

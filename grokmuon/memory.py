@@ -4,9 +4,9 @@ mid-run (and nothing is written). CPU runs are not checked: the host's memory is
 
 The estimate is an upper bound in round numbers, not a measurement: per member, the weights and
 everything shaped like them (weight, gradient, two optimizer moments, the copy kept once a member
-diverged), the activations a training step keeps for its backward pass, and the hashed dropout masks'
-int64 temporaries; plus a fixed part shared by the ensemble (the evaluation's chunk of member-rows and
-the allocator's slack), and a tenth of the free memory left unplanned.
+diverged; with grokfast=ema its EMA too), the activations a training step keeps for its backward pass,
+and the hashed dropout masks' int64 temporaries; plus a fixed part shared by the ensemble (the
+evaluation's chunk of member-rows and the allocator's slack), and a tenth of the free memory left unplanned.
 """
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ def check_fits(cfg, device) -> None:
     seq = t.n_bits + 1 if t.name == "parity" else 4
     vocab = vocab_size(t.name, t.p)
     per = bytes_per_member(vocab, seq, m.n_layers, m.d_model, m.n_heads, m.d_mlp, cfg.batch_size)
+    if (cfg.get("grokfast") or {}).get("name", "none") != "none":     # grokfast=ema: its EMA, one more copy
+        per += FLOAT * parameters_per_member(vocab, m.n_layers, m.d_model, m.d_mlp)
     fixed = fixed_bytes(cfg.eval_chunk or GPU_EVAL_CHUNK, seq, m.d_model, m.d_mlp, vocab)
     free = free_bytes(device)
     line = refusal(len(members(cfg)), members_that_fit(per, fixed, free), per, free, str(device))

@@ -136,13 +136,15 @@ def member_extras(member_metrics: pd.DataFrame, mem: dict, cfg: dict) -> dict:
         return out
     if "wall_s" in at and pd.notna(at["wall_s"].iloc[0]):
         out["wall_s_to_grok"] = float(at["wall_s"].iloc[0])
-    muon = _get(cfg, "optimizer.name") in ("muon", "normuon")     # Newton-Schulz FLOPs
+    from .optimizers import orthogonalises      # Newton-Schulz FLOPs: the optimizer's module says (no torch)
+    ns_steps = _get(cfg, "optimizer.ns_steps")
+    ns_steps = (5 if ns_steps is None else int(ns_steps)) if orthogonalises(_get(cfg, "optimizer.name")) else None
     flops = cost.member_flops(
         _get(cfg, "task.name"), int(_get(cfg, "task.p") or 97), int(_get(cfg, "task.n_bits") or 10),
         float(_get(cfg, "task.train_frac")), int(_get(cfg, "model.n_layers")), int(_get(cfg, "model.d_model")),
         int(_get(cfg, "model.d_mlp")), int(_get(cfg, "batch_size")),
-        int(_get(cfg, "optimizer.ns_steps") or 5) if muon else None,
-        curve.loc[curve["epoch"] <= g, "train_acc"].notna().tolist())
+        ns_steps, curve.loc[curve["epoch"] <= g, "train_acc"].notna().tolist(),
+        _get(cfg, "optimizer.split") or "hidden")
     out["flops_to_grok"] = flops[-1]
     return out
 

@@ -56,12 +56,13 @@ class TrainStep:
     it in place. groups: the member slices run one after another (train.member_groups); masks: each
     member's dropout generator (a list) or a MaskStream. autocast: the forward's autocast dtype (None:
     fp32). phase(name): a context marking the step's parts for the profiler (eager only; the compiled
-    step is one piece).
+    step is one piece). grad_filter: applied to the summed gradients before the optimizers (grokfast=ema).
     """
 
     def __init__(self, model, optimizers, inputs: torch.Tensor, labels: torch.Tensor, head: str, alive: torch.Tensor,
                  masks, groups: list[slice], clock: Clock, autocast: torch.dtype | None = None, compile: str = "off",
-                 phase=_no_phase):
+                 phase=_no_phase, grad_filter=None):
+        self.grad_filter = grad_filter      # grokfast.GradFilterEMA: the gradients filtered before the step
         self.model, self.optimizers, self.inputs, self.labels, self.head = model, optimizers, inputs, labels, head
         self.alive, self.masks, self.groups, self.clock, self.autocast = alive, masks, groups, clock, autocast
         self.phase = phase if compile == "off" else _no_phase
@@ -96,6 +97,8 @@ class TrainStep:
             fixed += [t for state in opt.state.values() for t in state.values() if torch.is_tensor(t)]
             fixed += [t for tables in getattr(opt, "tables", []) if tables for t in tables]
             fixed += [v for g in opt.param_groups for v in g.values() if torch.is_tensor(v)]
+        if self.grad_filter is not None:
+            fixed += self.grad_filter.tensors()
         for t in fixed:
             torch._dynamo.mark_static_address(t)
 
@@ -115,6 +118,8 @@ class TrainStep:
             with self.phase("backward"):
                 torch.where(self.alive[ms], loss, torch.zeros_like(loss)).sum().backward()
         with self.phase("optimizer"):
+            if self.grad_filter is not None:
+                self.grad_filter.apply()
             for opt in self.optimizers:
                 opt.step()
             for w in self.weights:      # zero_grad(set_to_none=True), which torch.compile will not trace

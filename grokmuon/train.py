@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from . import fourier, heads, metrics, probes, racing
+from . import fourier, grokfast, heads, metrics, probes, racing
 from .config import members as member_list
 from .model import EnsembleTransformer, MaskStream, ModelShape
 from .optim import build_optimizers
@@ -272,6 +272,7 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
     n_steps = math.ceil(data.n_train / bs)
     horizon = cfg.max_epochs * n_steps      # steps a run can take: the device tables of the step cover them
     optimizers = build_optimizers(model, cfg.optimizer, lrs, wds, horizon=horizon)
+    grad_filter = grokfast.build(model, cfg.get("grokfast"))        # None unless grokfast=ema
     train_gens = [member_generator(s, TRAIN) for s in seeds]                 # batch order (CPU)
     dropout_gens = dropout_source(cfg, seeds, device, train_gens)
     results = [MemberResult(seed=s, lr=lr, weight_decay=wd) for s, lr, wd in settings]
@@ -286,7 +287,8 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
         return {"epoch": epoch, "step": step, "model": model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers], "generators": [g.get_state() for g in gens],
                 "results": [asdict(r) for r in results], "alive": alive.cpu(),
-                "frozen": None if frozen is None else [f.cpu() for f in frozen]}
+                "frozen": None if frozen is None else [f.cpu() for f in frozen],
+                **({"grokfast": grad_filter.state_dict()} if grad_filter is not None else {})}
 
     first = 1
     if resume is not None:
@@ -303,10 +305,13 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
         alive = resume["alive"].to(device)
         frozen = None if resume["frozen"] is None else [f.to(device) for f in resume["frozen"]]
         first, step = resume["epoch"] + 1, resume["step"]
+        if grad_filter is not None and "grokfast" in resume:
+            grad_filter.load_state_dict(resume["grokfast"])
     clock = Clock(cfg.optimizer.warmup_steps, horizon, device)
     clock.step.fill_(step)
     train_step = TrainStep(model, optimizers, data.inputs, data.labels, cfg.head.name, alive, dropout_gens, groups,
-                           clock, torch.bfloat16 if cfg.precision == "bf16" else None, cfg.get("compile", "off"), phase)
+                           clock, torch.bfloat16 if cfg.precision == "bf16" else None, cfg.get("compile", "off"), phase,
+                           grad_filter)
     for epoch in range(first, cfg.max_epochs + 1):
         order = torch.stack([torch.randperm(data.n_train, generator=g) for g in train_gens]).to(device)
         rows = data.train_rows.gather(1, order)                                 # [E, n_train]

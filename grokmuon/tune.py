@@ -1,6 +1,9 @@
-"""`grokmuon tune`: tune each optimizer on a raced grid, then confirm its choice on fresh seeds.
+"""`grokmuon tune`: tune each arm on a raced grid, then confirm its choice on fresh seeds.
 
-For each optimizer, with the plan's grid (conf/tune.yaml; the same size for every optimizer):
+An arm is a name and the overrides that make it (`muon_nomomentum: [optimizer=muon, optimizer.momentum=0]`);
+a plan without `arms` has one per grid, named after its optimizer (today's adamw and muon). For each arm,
+with its grid (the plan's grid of that name, else of the arm's optimizer; conf/tune.yaml; the same size
+for every arm):
   1. tune:    one ensemble of every (lr, weight_decay) x tuning seed, stop=race (racing.py): it stops as
               soon as the best setting's Kaplan-Meier median is decided;
   2. choose:  racing.choose picks that setting (ties: racing.RULE), exactly what a run to budget picks;
@@ -26,7 +29,9 @@ from . import racing
 from .config import CONF, Parser, fail
 from .runfolder import read_summary
 
-OPTIMIZERS = ("adamw", "muon")
+OPTIMIZERS = ("adamw", "muon")     # the arms of conf/tune.yaml, which has no `arms`: one per grid
+# What tune sets itself: an arm or a user override may not (the grid's axes are set per member).
+TUNE_SETS = ("seeds", "stop", "role", "race_round", "optimizer.lr", "optimizer.weight_decay")
 
 
 def seq(values) -> str:
@@ -47,24 +52,50 @@ def load_plan(path: Path) -> dict:
     sizes = {o: len(g.get("lr", [None])) * len(g.get("weight_decay", [None])) for o, g in plan["grids"].items()}
     if len(set(sizes.values())) > 1:
         fail(f"the plan {path}: the grids differ in size ({sizes}); an equal tuning budget needs equal grids")
+    arms = plan.setdefault("arms", {o: [f"optimizer={o}"] for o in plan["grids"]})
+    if not isinstance(arms, dict) or not arms:
+        fail(f"the plan {path}: arms must map each arm's name to its overrides, e.g. muon_nomomentum: "
+             "[optimizer=muon, optimizer.momentum=0]")
+    for name, overrides in arms.items():
+        if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
+            fail(f"the plan {path}: arm {name!r} must list key=value overrides, e.g. [optimizer=muon]")
+        keys = [o.split("=", 1)[0] for o in overrides]
+        taken = [k for k in keys if k in TUNE_SETS or k.startswith("grid.") or k == "experiment"]
+        if taken:
+            fail(f"the plan {path}: arm {name!r} sets {taken[0]}, which tune sets itself")
+        if "optimizer" not in keys:
+            fail(f"the plan {path}: arm {name!r} names no optimizer (give optimizer=<name> among its overrides)")
+        if grid_of(plan, name) is None:
+            fail(f"the plan {path}: no grid for arm {name!r} (grids: {', '.join(plan['grids'])}); give one under "
+                 f"its name or its optimizer's")
     return plan
+
+
+def arm_optimizer(plan: dict, arm: str) -> str:
+    """The optimizer an arm trains with: its last optimizer=<name> override."""
+    return [o.split("=", 1)[1] for o in plan["arms"][arm] if o.split("=", 1)[0] == "optimizer"][-1]
+
+
+def grid_of(plan: dict, arm: str) -> dict | None:
+    """The arm's grid: the plan's grid under the arm's own name, else its optimizer's (None: neither)."""
+    return plan["grids"].get(arm) or plan["grids"].get(arm_optimizer(plan, arm))
 
 
 AXES = ("lr", "weight_decay")        # the grid's axes, as the member axis carries them (config.GridConfig)
 MAX_EXTENSIONS = 2                  # a plan without max_extensions: at most two windows past an edge
 
 
-def tune_overrides(plan: dict, optimizer: str, user: list[str], grid: dict | None = None,
+def tune_overrides(plan: dict, arm: str, user: list[str], grid: dict | None = None,
                    round_: int = 0) -> list[str]:
-    """The race of round 0 (the plan's grid) or of an extension window (grid, race_round > 0)."""
-    g = grid or plan["grids"][optimizer]
+    """The race of round 0 (the arm's grid) or of an extension window (grid, race_round > 0)."""
+    g = grid or grid_of(plan, arm)
     axes = [f"grid.{k}={seq(g[k])}" for k in AXES if k in g]
-    return ["experiment=tune", f"optimizer={optimizer}", f"seeds={seq(plan['tune_seeds'])}", *axes,
-            "stop=race", "role=tune", *([f"race_round={round_}"] if round_ else []), *user]
+    return [f"experiment={plan.get('experiment', 'tune')}", *plan["arms"][arm], f"seeds={seq(plan['tune_seeds'])}",
+            *axes, "stop=race", "role=tune", *([f"race_round={round_}"] if round_ else []), *user]
 
 
-def confirm_overrides(plan: dict, optimizer: str, lr: float, wd: float, user: list[str]) -> list[str]:
-    return ["experiment=tune", f"optimizer={optimizer}", f"seeds={seq(plan['confirm_seeds'])}",
+def confirm_overrides(plan: dict, arm: str, lr: float, wd: float, user: list[str]) -> list[str]:
+    return [f"experiment={plan.get('experiment', 'tune')}", *plan["arms"][arm], f"seeds={seq(plan['confirm_seeds'])}",
             f"optimizer.lr={lr!r}", f"optimizer.weight_decay={wd!r}", "role=confirm", *user]
 
 
@@ -100,17 +131,17 @@ def chosen(folder: Path) -> tuple[float, float, int | None]:
     return lr, wd, racing.median_epoch(configs[(lr, wd)])
 
 
-def race(plan: dict, optimizer: str, user: list[str]) -> tuple[float, float]:
-    """Race the plan's grid, then windows past its edges while the choice sits on one (at most the plan's
+def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float]:
+    """Race the arm's grid, then windows past its edges while the choice sits on one (at most the plan's
     max_extensions); the final (lr, weight_decay)."""
-    raced = {k: list(plan["grids"][optimizer][k]) for k in AXES if k in plan["grids"][optimizer]}
+    raced = {k: list(grid_of(plan, arm)[k]) for k in AXES if k in grid_of(plan, arm)}
     limit = int(plan.get("max_extensions", MAX_EXTENSIONS))
     grid, round_ = None, 0
     while True:
-        overrides = tune_overrides(plan, optimizer, user, grid, round_)
+        overrides = tune_overrides(plan, arm, user, grid, round_)
         train(overrides)
         lr, wd, median = chosen(job_folder(overrides))
-        print(f"tune {optimizer}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
+        print(f"tune {arm}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
               f"{median if median is not None else 'none: fewer than half grokked anywhere'}"
               + (f"; window {round_})" if round_ else ")"), flush=True)
         choice = dict(zip(AXES, (lr, wd)))
@@ -119,42 +150,43 @@ def race(plan: dict, optimizer: str, user: list[str]) -> tuple[float, float]:
             return lr, wd
         where = ", ".join(f"{k} {choice[k]:g} at the {side} edge" for k, side in sides.items())
         if round_ >= limit:
-            print(f"tune {optimizer}: {where} after {round_} extension(s), the plan's limit (max_extensions "
+            print(f"tune {arm}: {where} after {round_} extension(s), the plan's limit (max_extensions "
                   f"{limit}); confirming it as it is", flush=True)
             return lr, wd
         grid = racing.window({k: choice[k] for k in raced}, raced)
         for k, values in grid.items():
             raced[k] = sorted(set(raced[k]) | set(values))
         round_ += 1
-        print(f"tune {optimizer}: {where}; racing a window past it (round {round_}): "
+        print(f"tune {arm}: {where}; racing a window past it (round {round_}): "
               + ", ".join(f"{k} {seq(v)}" for k, v in grid.items()), flush=True)
 
 
 def main(args: list[str]) -> None:
     ap = Parser(prog="grokmuon tune", description=__doc__.split("\n\n")[0] + " Other "
                                  "arguments are `grokmuon train` overrides for both steps, e.g. task=moddiv.")
-    ap.add_argument("--plan", type=Path, default=CONF / "tune.yaml", help="seeds and grids (default: %(default)s)")
-    ap.add_argument("--optimizers", default=",".join(OPTIMIZERS),
-                    help="which to tune, comma-separated (default: %(default)s)")
+    ap.add_argument("--plan", type=Path, default=CONF / "tune.yaml", help="seeds, grids and arms (default: %(default)s)")
+    ap.add_argument("--arms", "--optimizers", dest="arms", default=None,
+                    help="which of the plan's arms to tune, comma-separated (default: all of them; a plan without "
+                         f"arms has one per grid, named after its optimizer: {','.join(OPTIMIZERS)} in tune.yaml)")
     a, user = ap.parse_known_args(args)
     bad = [u for u in user if "=" not in u or u.startswith("-")]
     if bad:
         fail(f"{bad[0]!r} is not an override; give key=value (e.g. task=moddiv) or see `grokmuon tune --help`")
     plan = load_plan(a.plan)
-    optimizers = [o for o in a.optimizers.split(",") if o]
-    unknown = [o for o in optimizers if o not in plan["grids"]]
+    arms = [o for o in a.arms.split(",") if o] if a.arms is not None else list(plan["arms"])
+    unknown = [o for o in arms if o not in plan["arms"]]
     if unknown:
-        fail(f"--optimizers: no grid for {', '.join(unknown)} in {a.plan}; it has {', '.join(plan['grids'])}")
-    if any(u.split("=", 1)[0] in ("optimizer", "seeds", "stop", "role", "race_round") or u.startswith("grid.")
-           for u in user):
-        fail("tune sets optimizer, seeds, grid, stop, role and race_round itself; use --optimizers and --plan instead")
+        fail(f"--arms: no arm {', '.join(unknown)} in {a.plan}; it has {', '.join(plan['arms'])}")
+    if any(u.split("=", 1)[0] in ("optimizer", *TUNE_SETS) or u.startswith("grid.") for u in user):
+        fail("tune sets optimizer, its lr and weight_decay, seeds, grid, stop, role and race_round itself; "
+             "use --arms and --plan instead")
     from .precheck import precheck
-    for o in optimizers:       # every job's command line, checked before anything trains
+    for o in arms:       # every job's command line, checked before anything trains
         precheck(tune_overrides(plan, o, user))
         precheck(confirm_overrides(plan, o, 1.0, 0.0, user))
     os.environ.setdefault("OMP_NUM_THREADS", "1")   # small tensors: one thread per process is fastest
     outcome = []
-    for o in optimizers:
+    for o in arms:
         lr, wd = race(plan, o, user)
         confirm = confirm_overrides(plan, o, lr, wd, user)
         train(confirm)
@@ -163,5 +195,5 @@ def main(args: list[str]) -> None:
         s = read_summary(folder) or {"members": []}
         epochs = [m["grokking_epoch"] for m in s["members"]]
         print(f"confirm {o} (lr {lr:g}, weight_decay {wd:g}): grokking epochs {epochs} -> {folder}")
-    sweep = job_folder(tune_overrides(plan, optimizers[0], user)).parent
+    sweep = job_folder(tune_overrides(plan, arms[0], user)).parent
     print(f"next: grokmuon collect {sweep} && grokmuon report --runs results/{sweep.name}/runs.csv")

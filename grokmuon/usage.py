@@ -27,7 +27,8 @@ KEYS = {
     "eval_train": "every | lazy (the train split only where it can matter)",
 }
 GROUPS = {"task": "the data set", "model": "transformer size", "head": "output map and its loss",
-          "optimizer": "the optimizer and its defaults", "logger": "the W&B mirror (offline by default)",
+          "optimizer": "the optimizer and its defaults", "grokfast": "a gradient filter before the optimizer",
+          "logger": "the W&B mirror (offline by default)",
           "experiment": "a sweep's grid and settings, for -m"}
 
 

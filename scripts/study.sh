@@ -8,6 +8,7 @@
 #   scripts/study.sh 7 &   scripts/study.sh 8 &     # batch size and width on fresh seeds, tuned per batch size
 #   scripts/study.sh 9 &   scripts/study.sh 10 &    # the later study's protocol (moddiv 50/50, its rule), tuned per condition
 #   scripts/study.sh 11 &  scripts/study.sh 12 &    # what is learned (Fourier probes) and whether it holds
+#   scripts/study.sh 13 &  scripts/study.sh 14 &    # which part of Muon groks sooner: eight arms, each tuned and confirmed
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
 # A lane re-run over complete cells changes no file in multirun/; `report` regenerates the committed
 # results folders from the run folders (`git diff results` shows what changed).
@@ -16,6 +17,8 @@
 #         for moddiv at its tuned settings (results/tune) and what modadd's may still lack.
 # Lanes 3 (AdamW) and 4 (Muon): stablemax and sparsemax at each task's tuned setting (experiment=heads_tuned;
 #         the settings are results/tune's choices, task:lr:weight_decay, cheapest tasks first).
+# Lanes 13 and 14: the ablation arms of conf/tune_arms.yaml (experiment=arms), four a lane, each raced on
+#         the same 4 x 3 budget on seeds 0-2 and its choice run on the fresh seeds 300-304 to the budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
@@ -93,6 +96,14 @@ case "${1:-}" in
     tasks=$([ "$1" = 11 ] && echo "modadd modsub" || echo "modmul moddiv")
     for task in $tasks; do $bin/grokmuon train -m experiment=mechanism task=$task; done
     ;;
+  13|14)
+    # Lane 13: AdamW, AdamW on ⊥Grad, AdamW with Grokfast-EMA, Muon without orthogonalisation; lane 14:
+    # Muon, Muon without momentum, Muon on every matrix, NorMuon. A re-run skips every finished race.
+    if [ "$1" = 13 ]; then arms=adamw,adamw_orthograd,adamw_grokfast,muon_nons
+    else arms=muon,muon_nomomentum,muon_all,normuon
+    fi
+    for task in modadd moddiv gcd; do $bin/grokmuon tune --plan conf/tune_arms.yaml --arms $arms task=$task; done
+    ;;
   report)
     $bin/grokmuon collect multirun/cpu multirun/heads --name study
     $bin/grokmuon report --runs results/study/runs.csv
@@ -110,6 +121,6 @@ case "${1:-}" in
     $bin/grokmuon report --runs results/mechanism/runs.csv
     $bin/grokmuon figures --runs results/mechanism/runs.csv
     ;;
-  *) echo "usage: scripts/study.sh 1|2|3|4|5|6|7|8|9|10|11|12|report" >&2; exit 2 ;;
+  *) echo "usage: scripts/study.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|report" >&2; exit 2 ;;
 esac
 echo "study ${1}: done"

@@ -120,3 +120,31 @@ def test_bench_times_and_counts_the_compiled_step(tmp_path, capsys):
     comp = next(r for r in record["rows"] if r["name"] == "grokmuon AdamW, compile=step")
     assert comp["members"] == 2 and comp["member_epochs_per_s"] > 0 and comp["ops_per_member_epoch"] > 0
     assert "compile=step against eager at 2 members" in capsys.readouterr().out
+
+
+def test_bench_times_and_profiles_any_arms_of_a_plan(tmp_path, capsys, monkeypatch):
+    """--arms: the named arms of the plan (conf/tune_arms.yaml), each a row at one member trained with its
+    overrides, and each profiled after AdamW; Muon's row and line only when it is among them."""
+    import grokmuon.bench as bench
+    seen = []
+    real = bench.compose_train
+    monkeypatch.setattr(bench, "compose_train", lambda overrides: seen.append(list(overrides)) or real(overrides))
+    main(["--task", "parity", "--models", "tiny", "--members", "1", "--epochs", "1", "--rounds", "1",
+          "--peak-size", "64", "--compile", "off", "--profile", "--arms", "muon_nomomentum,adamw_grokfast",
+          "--out", str(tmp_path)])
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("bench-*.json")]
+    names = [r["name"] for r in record["rows"]]
+    assert {"grokmuon muon_nomomentum", "grokmuon adamw_grokfast"} <= set(names) and "grokmuon Muon" not in names
+    assert [p["arm"] for p in record["profiles"]] == ["adamw", "muon_nomomentum", "adamw_grokfast"]
+    assert any("optimizer=muon" in o and "optimizer.momentum=0" in o for o in seen)
+    assert any("optimizer=adamw" in o and "grokfast=ema" in o for o in seen)
+    out = capsys.readouterr().out
+    assert "muon_nomomentum: " in out and "Muon's Newton-Schulz" not in out
+
+
+def test_an_unknown_arm_is_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--arms", "muon,nosuch", "--models", "tiny"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nosuch" in err[0] and "muon_nomomentum" in err[0]

@@ -48,3 +48,31 @@ def test_member_flops_accumulates_and_leaves_out_unmeasured_train_epochs():
     got = cost.member_flops("modadd", 5, 10, 0.5, 1, 2, 4, 4, 5, [True, False, True])
     assert got == [full, full + val_only, 2 * full + val_only]
     assert cost.member_flops("modadd", 5, 10, 0.5, 1, 2, 4, 4, None, [True])[0] == 61 * fwd
+
+
+def test_split_all_adds_the_embedding_and_the_head_by_hand():
+    # d = 2, m = 3, vocab 5, one step. Hidden: 4 x 48 + 3 x 64 = 384 (above). Embedding and head [5, 2]:
+    # transposed to [2, 5]: X X^T 2*2*2*5 = 40, A A 2*2^3 = 16, B X 40: 96 each.
+    assert cost.muon_step_flops(layers=1, d=2, m=3, steps=1, vocab=5) == 384 + 2 * 96
+    fwd = cost.forward_flops(4, 1, 2, 3, 7)          # modadd p = 5: vocab 7; [7, 2] -> [2, 7]: 56 + 16 + 56
+    got = cost.member_flops("modadd", 5, 10, 0.5, 1, 2, 3, 4, 1, [True], split="all")
+    assert got == [61 * fwd + 3 * (384 + 2 * 128)]
+
+
+def test_no_newton_schulz_flops_at_zero_steps():
+    fwd = cost.forward_flops(4, 1, 2, 4, 7)
+    assert cost.member_flops("modadd", 5, 10, 0.5, 1, 2, 4, 4, 0, [True]) == [61 * fwd]
+    assert cost.member_flops("modadd", 5, 10, 0.5, 1, 2, 4, 4, 0, [True], split="all") == [61 * fwd]
+
+
+def test_the_registry_says_which_optimizers_orthogonalise_without_importing_them():
+    import subprocess
+    import sys
+    code = ("import sys; from grokmuon.optimizers import names, orthogonalises; "
+            "print([n for n in names() if orthogonalises(n)], 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("]")
+    assert out[0] + "]" == "['muon', 'normuon'" + "]" and out[1].strip() == "False"
+    from grokmuon import optimizers
+    for name in optimizers.names():       # the literal read from the source is the module's own attribute
+        assert optimizers.orthogonalises(name) == getattr(optimizers.get(name), "ORTHOGONALISES", False)
+    assert not optimizers.orthogonalises("nosuch")

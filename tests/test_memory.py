@@ -54,6 +54,19 @@ def test_check_fits_refuses_a_grid_too_large_for_the_free_memory(compose_cfg, mo
     memory.check_fits(cfg, torch.device("cpu"))                   # a CPU is not checked
 
 
+def test_grokfast_adds_one_weight_copy_to_the_estimate(compose_cfg, monkeypatch):
+    """grokfast=ema keeps an EMA of every weight: 10 members that just fit without it do not with it."""
+    cfg = compose_cfg("task=modadd", "model=default", "experiment=paper", "grokfast=ema")
+    per = memory.bytes_per_member(99, 4, 2, 128, 4, 512, 512)
+    fixed = memory.fixed_bytes(65536, 4, 128, 512, 99)
+    weights = memory.FLOAT * memory.parameters_per_member(99, 2, 128, 512)
+    monkeypatch.setattr(memory, "free_bytes", lambda device: int((fixed + 10 * per + 5 * weights) / memory.HEADROOM))
+    with pytest.raises(ConfigError, match="10 members need about .* at most 9 members fit"):
+        memory.check_fits(cfg, torch.device("cuda"))
+    monkeypatch.setattr(memory, "free_bytes", lambda device: int((fixed + 10 * per + 11 * weights) / memory.HEADROOM))
+    memory.check_fits(cfg, torch.device("cuda"))
+
+
 def test_train_refuses_in_one_line_without_writing(tmp_path, monkeypatch, capsys):
     """The whole command: `grokmuon train device=cuda` with too little free memory exits 2 with one line
     before a run folder gets anything (pick_device and the free memory faked, no GPU needed)."""

@@ -359,6 +359,30 @@ def test_collect_adds_the_near_max_epoch_and_the_cost_to_grok(tmp_path):
     assert back["flops_to_grok"].dtype == "Int64" and back["grokking_epoch_near_max"].dtype == "Int64"
 
 
+def test_the_newton_schulz_flops_follow_the_registry_ns_steps_and_split(tmp_path):
+    """NorMuon counts Muon's Newton-Schulz FLOPs (the registry says it orthogonalises), ns_steps=0 counts
+    none, split=all adds the embedding and the head, AdamW with ⊥Grad none."""
+    from grokmuon import cost
+
+    def run(folder, **opt):
+        cfg = config(seeds=(0,))
+        cfg["optimizer"] = {"name": "muon", "lr": 0.02, "weight_decay": 0.05, "adamw_lr": 1e-3,
+                            "adamw_weight_decay": 1.0, **opt}
+        return write_run(tmp_path / folder, cfg, [20])
+    runs = {"adamw": write_run(tmp_path / "a", config(optimizer="adamw", seeds=(0,)), [20]),
+            "normuon": run("n", name="normuon"), "ns0": run("z", ns_steps=0), "all": run("l", split="all", ns_steps=2),
+            "orth": run("o", name="adamw", lr=1e-3, weight_decay=1.0, orthogonal_grad=True)}
+    table, _ = collect_warned(tmp_path)
+    flops = {k: int(table[table.run_dir == str(f)].iloc[0].flops_to_grok) for k, f in runs.items()}
+    # 1 block, d 32, m 64, vocab 99; 10 optimizer steps an epoch, 20 epochs: 200 steps.
+    hidden5 = 4 * 5 * (4 * 32 ** 3 + 2 * 32 ** 3) + 3 * 5 * (4 * 32 * 32 * 64 + 2 * 32 ** 3)
+    hidden2, vocab2 = hidden5 * 2 // 5, 2 * 2 * (4 * 32 * 32 * 99 + 2 * 32 ** 3)
+    assert cost.muon_step_flops(1, 32, 64, 5) == hidden5
+    assert flops["normuon"] - flops["adamw"] == 200 * hidden5
+    assert flops["ns0"] == flops["adamw"] == flops["orth"]
+    assert flops["all"] - flops["adamw"] == 200 * (hidden2 + vocab2)
+
+
 def _written(tmp_path, table):
     path = tmp_path / "runs.csv"
     table.to_csv(path, index=False)

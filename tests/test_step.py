@@ -183,8 +183,9 @@ def test_muon_ablations_trace_as_one_graph(ablation):
     assert_one_graph(compose_config(*TINY, "optimizer=muon", ablation, "compile=step", "max_epochs=5"))
 
 
-@pytest.mark.parametrize("arm", [("optimizer=normuon",), ("optimizer=adamw", "optimizer.orthogonal_grad=true")],
-                         ids=["normuon", "adamw orthogonal_grad"])
+@pytest.mark.parametrize("arm", [("optimizer=normuon",), ("optimizer=adamw", "optimizer.orthogonal_grad=true"),
+                                 ("optimizer=adamw", "grokfast=ema")],
+                         ids=["normuon", "adamw orthogonal_grad", "adamw grokfast"])
 def test_the_ablation_arms_trace_as_one_graph(arm):
     assert_one_graph(compose_config(*TINY, *arm, "compile=step", "max_epochs=5"))
 
@@ -226,12 +227,14 @@ def test_compiled_run_equals_the_eager_run():
     assert any(r.memorisation_epoch for r in er)      # the comparison saw something happen
 
 
-def test_the_captured_step_gives_the_eager_steps_numbers():
+@pytest.mark.parametrize("arm", [("optimizer=muon",), ("optimizer=adamw", "grokfast=ema")], ids=["muon", "adamw grokfast"])
+def test_the_captured_step_gives_the_eager_steps_numbers(arm):
     """The whole step as one captured graph (dynamo + AOTAutograd, backend aot_eager: the capture
     without inductor's code generation, seconds on a CPU) against the eager step, 4 steps from the same
-    start: the same weights to float rounding, and the device counters moved the same."""
+    start: the same weights to float rounding, and the device counters moved the same (grokfast: the
+    gradient filter's EMA too)."""
     torch._dynamo.reset()
-    cfg = compose_config(*TINY, "optimizer=muon", "compile=step", "max_epochs=5")
+    cfg = compose_config(*TINY, *arm, "compile=step", "max_epochs=5")
     (eager, batch), (captured, _) = step_of(cfg), step_of(cfg)
     start = [w.detach().clone() for w in captured.model.parameters()]
     eager._step(batch)
@@ -245,6 +248,9 @@ def test_the_captured_step_gives_the_eager_steps_numbers():
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
         assert not torch.equal(b, w0)                               # the captured steps moved every weight
     assert int(captured.clock.step) == int(eager.clock.step) == 4
+    if eager.grad_filter is not None:
+        for name, ema in eager.grad_filter.ema.items():
+            torch.testing.assert_close(captured.grad_filter.ema[name], ema, rtol=1e-5, atol=1e-6)
     assert int(captured.masks.calls) == int(eager.masks.calls) > 0
 
 

@@ -19,6 +19,8 @@ from torch.optim import Optimizer
 
 from ._common import at_step, bias_tables, closure_loss, decay, per_member, scheduled
 
+ORTHOGONALISES = False   # no Newton-Schulz (grokmuon/cost.py counts none)
+
 
 def orthogonal_grad(w: torch.Tensor, g: torch.Tensor, eps: float = 1e-30) -> torch.Tensor:
     """⊥Grad of g [E, ...] at weights w [E, ...]: per member, g without its component along w, rescaled

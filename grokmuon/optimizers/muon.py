@@ -25,6 +25,8 @@ from torch.optim import Optimizer
 from ._common import closure_loss, decay, per_member, scheduled
 from .adamw import adamw
 
+ORTHOGONALISES = True   # Newton-Schulz on its matrices (grokmuon/cost.py counts its FLOPs)
+
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 SPLITS = ("hidden", "all")
 

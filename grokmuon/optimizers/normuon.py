@@ -24,6 +24,8 @@ from torch.optim import Optimizer
 from .adamw import adamw
 from .muon import BatchedMuon, muon_params, ns_dtype
 
+ORTHOGONALISES = True   # Muon's Newton-Schulz on its matrices (grokmuon/cost.py counts its FLOPs)
+
 EPS = 1e-10  # the authors' code's guard in steps 3 and 4
 
 
