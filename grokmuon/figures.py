@@ -312,6 +312,20 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
     return save(fig, out, "fig3_km_task")
 
 
+def run_metrics(keep: pd.DataFrame, warn):
+    """(run_dir, its rows of the table, its metrics.csv) for each run of `keep` in turn. A file corrupted
+    or cut short since `collect` read it is left out, with one `warn` line. The train column may be blank
+    (eval_train=lazy): collect has checked each run's own rule."""
+    for run_dir, rows in keep.groupby("run_dir"):
+        try:
+            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True,
+                              blank_ok=("train_acc",))
+        except BadRun as err:
+            warn(str(err))
+            continue
+        yield run_dir, rows, m
+
+
 def read_curves(done: pd.DataFrame, warn) -> pd.DataFrame:
     """Accuracy per epoch of every non-diverged member in the table, from the run folders' metrics.csv.
     A member that stopped early (grokked, then held for `patience` epochs) is held at its last value
@@ -320,14 +334,7 @@ def read_curves(done: pd.DataFrame, warn) -> pd.DataFrame:
     if keep.empty:
         raise TableError("every member of this table diverged: no accuracy curve to draw")
     frames = []
-    for run_dir, rows in keep.groupby("run_dir"):
-        try:     # a file corrupted or cut short since `collect` read it is left out, with one line
-            # The train column may be blank (eval_train=lazy); collect has checked each run's own rule.
-            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True,
-                              blank_ok=("train_acc",))
-        except BadRun as err:
-            warn(str(err))
-            continue
+    for run_dir, rows, m in run_metrics(keep, warn):
         m = m[["epoch", "member", "train_acc", "val_acc"]]
         m = m[m["member"].isin(rows["member"])].merge(rows[["member", *cell]], on="member")
         m["run_dir"] = run_dir
@@ -499,22 +506,15 @@ PROBE_PANELS = {"weight_norm": "weight norm", "spectral_max": "max spectral norm
 def read_probes(done: pd.DataFrame, warn) -> pd.DataFrame:
     """Long table of the probe columns of every non-diverged member's metrics.csv (runs without probes
     are left out)."""
-    keep, frames, unread = done[~done["diverged"]], [], 0
+    keep, frames, unread = done[~done["diverged"]], [], []
     if keep.empty:
         raise TableError("every member of this table diverged: no probe curve to draw")
-    for run_dir, rows in keep.groupby("run_dir"):
-        try:
-            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True,
-                              blank_ok=("train_acc",))
-        except BadRun as err:
-            warn(str(err))
-            unread += 1
-            continue
+    for run_dir, rows, m in run_metrics(keep, lambda msg: (warn(msg), unread.append(msg))):
         if not set(PROBE_PANELS) <= set(m.columns):
             continue
         m = m[m["member"].isin(rows["member"])].merge(rows[["member", "task", "head", "optimizer"]], on="member")
         frames.append(m[["epoch", "member", "task", "head", "optimizer", *PROBE_PANELS]].assign(run_dir=run_dir))
-    if not frames and unread == keep["run_dir"].nunique():
+    if not frames and len(unread) == keep["run_dir"].nunique():
         raise TableError("no metrics.csv could be read for the probe curves (see the lines above)")
     if not frames:
         raise TableError("no run in this table was trained with probes (metrics.csv has no probe columns)")

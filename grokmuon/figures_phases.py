@@ -24,9 +24,9 @@ import matplotlib.ticker
 import pandas as pd
 
 from . import stats
-from .figures import _legend_once, label, optimizers, palette, save
+from .figures import _legend_once, label, optimizers, palette, run_metrics, save
 from .results import TableError
-from .runfolder import METRICS, BadRun, check_metrics
+from .runfolder import METRICS
 
 PANELS = {"acc": "accuracy", "restricted_loss": "restricted loss (key frequencies only)",
           "excluded_loss": "excluded loss (key frequencies removed)", "fourier_gini": "Fourier Gini of the embedding",
@@ -48,15 +48,9 @@ def read_phases(done: pd.DataFrame, warn) -> pd.DataFrame:
     """Long table (epoch, member row) of accuracy and the Fourier columns of every non-diverged member
     whose run has them; the grokking epoch joined on, for the after-grokking panel."""
     keep, frames = done[~done["diverged"]], []
-    for run_dir, rows in keep.groupby("run_dir"):
-        try:
-            m = check_metrics(Path(run_dir), rows[["member", "epochs_run"]].to_dict("records"), complete=True,
-                              blank_ok=("train_acc",))
-        except BadRun as err:
-            warn(str(err))
-            continue
-        if not set(FOURIER) <= set(m.columns):
-            continue
+    for run_dir, rows, m in run_metrics(keep, warn):
+        if not set(FOURIER) <= set(m.columns) or not m[list(FOURIER)].notna().any().any():
+            continue        # trained without the probes, or on a task they are not defined for (blank)
         m = m[m["member"].isin(rows["member"])].merge(
             rows[["member", "task", "optimizer", "grokking_epoch"]], on="member")
         frames.append(m[["epoch", "member", "task", "optimizer", "grokking_epoch", "train_acc", "val_acc",

@@ -70,3 +70,26 @@ def cli_env(**extra: str) -> dict[str, str]:
     env.update({"WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}, **extra)
     return env
 
+
+def step_of(cfg):
+    """The TrainStep train() builds for cfg, and its first batch, without training: a hook on TrainStep
+    stops train() at its first step (tests/test_step.py, test_grokfast.py)."""
+    import grokmuon.train as tr
+    built = {}
+    real = tr.TrainStep
+
+    class Catch(real):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            built["step"] = self
+
+        def __call__(self, batch):
+            built.setdefault("batch", batch)
+            raise StopIteration
+    tr.TrainStep = Catch
+    try:
+        with pytest.raises(StopIteration):
+            tr.train(cfg)
+    finally:
+        tr.TrainStep = real
+    return built["step"], built["batch"]

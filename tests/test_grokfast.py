@@ -14,7 +14,8 @@ from grokmuon import checkpoint, grokfast
 from grokmuon.config import ConfigError, validate
 from grokmuon.runid import config_hash
 from grokmuon.train import train
-from conftest import compose_config
+
+from conftest import compose_config, step_of
 
 
 def gradfilter_ema(m: nn.Module, grads=None, alpha: float = 0.98, lamb: float = 2.0):
@@ -78,30 +79,6 @@ def test_the_filter_is_the_authors_and_each_member_has_its_own():
 
 
 RUN = ("task=modadd", "task.p=13", "batch_size=32", "model.n_layers=2", "max_epochs=6", "patience=0")
-
-
-def step_of(cfg):
-    """The trainer's own TrainStep for cfg, built as train() builds it, and its first batch (a hook on
-    TrainStep stops train() at its first step)."""
-    import grokmuon.train as tr
-    built = {}
-    real = tr.TrainStep
-
-    class Catch(real):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            built["step"] = self
-
-        def __call__(self, batch):
-            built.setdefault("batch", batch)
-            raise StopIteration
-    tr.TrainStep = Catch
-    try:
-        with pytest.raises(StopIteration):
-            train(cfg)
-    finally:
-        tr.TrainStep = real
-    return built["step"], built["batch"]
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])

@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import REPO, compose_config
+from conftest import REPO, compose_config, step_of
 from grokmuon.config import Config
 from grokmuon.model import MaskStream
 from grokmuon.optim import BatchedAdamW, BatchedMuon
@@ -143,29 +143,6 @@ def test_compile_needs_hashed_masks(compose_cfg):
 
 # ----------------------------------------------------------------------------- compiled
 TINY = ("task=modadd", "task.p=11", "batch_size=40", "seeds=[0,1]", "patience=0")
-
-
-def step_of(cfg):
-    """The TrainStep train() builds for cfg, and a batch, without training (a hook on TrainStep)."""
-    import grokmuon.train as tr
-    built = {}
-    real = tr.TrainStep
-
-    class Catch(real):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            built["step"] = self
-
-        def __call__(self, batch):
-            built.setdefault("batch", batch)
-            raise StopIteration
-    tr.TrainStep = Catch
-    try:
-        with pytest.raises(StopIteration):
-            train(cfg)
-    finally:
-        tr.TrainStep = real
-    return built["step"], built["batch"]
 
 
 @pytest.mark.parametrize("optimizer,head", [
