@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, grokmuon_exe
 
 TESTS = Path(__file__).resolve().parent
@@ -28,20 +30,36 @@ def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
                            *args, str(folder)], capture_output=True, text=True, env=env, cwd=folder, timeout=120)
 
 
-def test_a_skip_outside_the_gpu_marker_fails_the_run_and_says_why(tmp_path):
+# `make test` runs pytest-xdist workers, which report to the controlling process: the rule holds either way.
+WORKERS = pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
+
+
+@WORKERS
+def test_a_skip_outside_the_gpu_marker_fails_the_run_and_says_why(tmp_path, workers):
     (tmp_path / "test_some.py").write_text(
         "import pytest\n\n"
         "@pytest.mark.gpu\ndef test_needs_cuda():\n    pytest.skip('no CUDA GPU here')\n\n"
         "def test_runs():\n    pass\n")
-    allowed = pytest_in(tmp_path)
+    allowed = pytest_in(tmp_path, *workers)
     assert allowed.returncode == 0, allowed.stdout
     assert "no CUDA GPU here" in allowed.stdout and "1 passed, 1 skipped" in allowed.stdout
     (tmp_path / "test_other.py").write_text(
         "import pytest\n\ndef test_needs_a_tool():\n    pytest.skip('the tool is missing')\n")
-    failed = pytest_in(tmp_path)
+    failed = pytest_in(tmp_path, *workers)
     assert failed.returncode == 1, failed.stdout
     assert "the tool is missing" in failed.stdout                       # -rs: the reason
     assert "1 test(s) skipped outside the gpu marker" in failed.stdout and "test_needs_a_tool" in failed.stdout
+
+
+@WORKERS
+def test_a_module_skipped_while_collected_fails_the_run_and_says_why(tmp_path, workers):
+    (tmp_path / "test_some.py").write_text("def test_runs():\n    pass\n")
+    (tmp_path / "test_tool.py").write_text(
+        "import pytest\n\npytest.importorskip('no_such_tool_here')\n\ndef test_uses_it():\n    pass\n")
+    failed = pytest_in(tmp_path, *workers)
+    assert failed.returncode == 1, failed.stdout
+    assert "could not import 'no_such_tool_here'" in failed.stdout                   # -rs: the reason
+    assert "1 test(s) skipped outside the gpu marker" in failed.stdout and "test_tool.py" in failed.stdout
 
 
 def test_without_the_console_script_the_cli_tests_run_python_m_grokmuon(tmp_path):
