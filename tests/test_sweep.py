@@ -58,7 +58,9 @@ def test_collect_report_figures_on_the_smoke_sweep(sweep, tmp_path):
     assert "## By cell" in text and (tmp_path / "results" / "report.md").exists()
     grokmuon("figures", "--runs", runs, "--out", tmp_path / "figs", cwd=tmp_path)
     pngs = sorted(p.stem for p in (tmp_path / "figs").glob("*.png"))
-    assert len(pngs) == 6 and "fig6_probes" in pngs          # the smoke runs carry probes
+    # the smoke runs carry probes: fig6, and figure 7 (phases) for each of the sweep's two tasks
+    assert pngs == ["fig1_boxplot_optimizer", "fig2_boxplot_head", "fig2_boxplot_task", "fig3_km_task",
+                    "fig4_curves_task", "fig6_probes", "fig7_phases_modadd", "fig7_phases_parity"]
 
 
 def test_rerun_skips_complete_cells_and_redoes_an_interrupted_one(sweep):
