@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 ARGS ?=
 # Tests run in parallel (pytest-xdist), one worker per CPU this process may use: `nproc` honours taskset
-# and cpusets, while `-n auto` counts physical cores where psutil is installed (1 on a 2-vCPU machine).
-# One CPU runs in process (-n 0), with no worker to start. Set JOBS to choose; ARGS come last and win
-# (`make test ARGS="-n 0"` runs serially). --dist loadgroup keeps a module marked xdist_group on one
-# worker, so its module-scoped fixture (a training run) runs once (tests/README.md).
-JOBS ?= $(shell nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+# and cpusets (but would report OMP_NUM_THREADS, which this project sets to 1, hence env -u), while
+# `-n auto` counts physical cores where psutil is installed (1 on a 2-vCPU machine). One CPU runs in
+# process (-n 0), with no worker to start. Set JOBS to choose; ARGS come last and win (`make test
+# ARGS="-n 0"` runs serially). --dist loadgroup keeps the tests marked with one xdist_group on one
+# worker, so the module-scoped fixture they share (a training run) runs once (tests/README.md).
+JOBS ?= $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 XDIST = -n $(if $(filter 1,$(JOBS)),0,$(JOBS)) --dist loadgroup
 
 .PHONY: install run test test-all smoke bench clean

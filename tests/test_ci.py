@@ -24,6 +24,26 @@ def test_ci_runs_make_test_which_is_the_readmes_test_command_and_runs_pytest():
     assert "-m pytest" in recipe
 
 
+def make_test_words(*args: str, **env: str) -> list[str]:
+    """The pytest command `make test` would run here (make -n), split into words."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OMP_")}, **env}
+    out = subprocess.run(["make", "-n", "test", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    (line,) = [ln for ln in out.splitlines() if "-m pytest" in ln]
+    return line.split()
+
+
+def test_make_test_runs_a_worker_per_cpu_whatever_omp_num_threads_says_and_args_win():
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    words = make_test_words()
+    assert words[words.index("-n") + 1] == (str(cpus) if cpus > 1 else "0")      # one CPU: in process
+    assert words[words.index("--dist") + 1] == "loadgroup"
+    # nproc reports OMP_NUM_THREADS, which the project sets to 1, unless the Makefile unsets it
+    assert make_test_words(OMP_NUM_THREADS="1", OMP_THREAD_LIMIT="1") == words
+    assert make_test_words("JOBS=1")[words.index("-n") + 1] == "0"
+    assert make_test_words("ARGS=-n 0 -k x")[-4:] == ["-n", "0", "-k", "x"]          # ARGS come last
+
+
 def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "skipcheck", "-rs", "-p", "no:cacheprovider",
