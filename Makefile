@@ -6,6 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 ARGS ?=
+# Tests run in parallel (pytest-xdist), one worker per CPU this process may use: `nproc` honours taskset
+# and cpusets (but would report OMP_NUM_THREADS, which this project sets to 1, hence env -u), while
+# `-n auto` counts physical cores where psutil is installed (1 on a 2-vCPU machine). One CPU runs in
+# process (-n 0), with no worker to start. Set JOBS to choose; ARGS come last and win (`make test
+# ARGS="-n 0"` runs serially). --dist loadgroup keeps the tests marked with one xdist_group on one
+# worker, so the module-scoped fixture they share (a training run) runs once (tests/README.md).
+JOBS ?= $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+XDIST = -n $(if $(filter 1,$(JOBS)),0,$(JOBS)) --dist loadgroup
 
 .PHONY: install run test test-all smoke bench clean
 install: $(VENV)/.installed
@@ -20,10 +28,10 @@ run: install
 	$(BIN)/grokmuon train optimizer=muon task=modadd $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(ARGS)
 
 test-all: install
-	$(BIN)/python -m pytest -q -m "" $(ARGS)
+	$(BIN)/python -m pytest -q -m "" $(XDIST) $(ARGS)
 
 bench: install
 	$(BIN)/grokmuon bench $(ARGS)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, grokmuon_exe
 
 TESTS = Path(__file__).resolve().parent
@@ -22,26 +24,62 @@ def test_ci_runs_make_test_which_is_the_readmes_test_command_and_runs_pytest():
     assert "-m pytest" in recipe
 
 
+def make_test_words(*args: str, **env: str) -> list[str]:
+    """The pytest command `make test` would run here (make -n), split into words."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OMP_")}, **env}
+    out = subprocess.run(["make", "-n", "test", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    (line,) = [ln for ln in out.splitlines() if "-m pytest" in ln]
+    return line.split()
+
+
+def test_make_test_runs_a_worker_per_cpu_whatever_omp_num_threads_says_and_args_win():
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    words = make_test_words()
+    assert words[words.index("-n") + 1] == (str(cpus) if cpus > 1 else "0")      # one CPU: in process
+    assert words[words.index("--dist") + 1] == "loadgroup"
+    # nproc reports OMP_NUM_THREADS, which the project sets to 1, unless the Makefile unsets it
+    assert make_test_words(OMP_NUM_THREADS="1", OMP_THREAD_LIMIT="1") == words
+    assert make_test_words("JOBS=1")[words.index("-n") + 1] == "0"
+    assert make_test_words("ARGS=-n 0 -k x")[-4:] == ["-n", "0", "-k", "x"]          # ARGS come last
+
+
 def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "skipcheck", "-rs", "-p", "no:cacheprovider",
                            *args, str(folder)], capture_output=True, text=True, env=env, cwd=folder, timeout=120)
 
 
-def test_a_skip_outside_the_gpu_marker_fails_the_run_and_says_why(tmp_path):
+# `make test` runs pytest-xdist workers, which report to the controlling process: the rule holds either way.
+WORKERS = pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
+
+
+@WORKERS
+def test_a_skip_outside_the_gpu_marker_fails_the_run_and_says_why(tmp_path, workers):
     (tmp_path / "test_some.py").write_text(
         "import pytest\n\n"
         "@pytest.mark.gpu\ndef test_needs_cuda():\n    pytest.skip('no CUDA GPU here')\n\n"
         "def test_runs():\n    pass\n")
-    allowed = pytest_in(tmp_path)
+    allowed = pytest_in(tmp_path, *workers)
     assert allowed.returncode == 0, allowed.stdout
     assert "no CUDA GPU here" in allowed.stdout and "1 passed, 1 skipped" in allowed.stdout
     (tmp_path / "test_other.py").write_text(
         "import pytest\n\ndef test_needs_a_tool():\n    pytest.skip('the tool is missing')\n")
-    failed = pytest_in(tmp_path)
+    failed = pytest_in(tmp_path, *workers)
     assert failed.returncode == 1, failed.stdout
     assert "the tool is missing" in failed.stdout                       # -rs: the reason
     assert "1 test(s) skipped outside the gpu marker" in failed.stdout and "test_needs_a_tool" in failed.stdout
+
+
+@WORKERS
+def test_a_module_skipped_while_collected_fails_the_run_and_says_why(tmp_path, workers):
+    (tmp_path / "test_some.py").write_text("def test_runs():\n    pass\n")
+    (tmp_path / "test_tool.py").write_text(
+        "import pytest\n\npytest.importorskip('no_such_tool_here')\n\ndef test_uses_it():\n    pass\n")
+    failed = pytest_in(tmp_path, *workers)
+    assert failed.returncode == 1, failed.stdout
+    assert "could not import 'no_such_tool_here'" in failed.stdout                   # -rs: the reason
+    assert "1 test(s) skipped outside the gpu marker" in failed.stdout and "test_tool.py" in failed.stdout
 
 
 def test_without_the_console_script_the_cli_tests_run_python_m_grokmuon(tmp_path):

@@ -137,6 +137,7 @@ def bad_runs(tmp_path_factory):
         return dict(pool.map(run, enumerate(BAD_INPUT.items())))
 
 
+@pytest.mark.xdist_group("config-bad_runs")     # one worker runs the bad commands once (tests/README.md)
 @pytest.mark.parametrize("case", BAD_INPUT)
 def test_bad_input_gives_one_error_line(bad_runs, case):
     proc, folder = bad_runs[case]

@@ -51,6 +51,7 @@ def every_and_lazy(tmp_path_factory):
     return out
 
 
+@pytest.mark.xdist_group("lazy_eval-every_and_lazy")   # the two runs train once, on one worker
 def test_lazy_gives_the_same_epochs_and_numbers_and_skips_train_evaluations(every_and_lazy):
     every, every_rows, _ = every_and_lazy["every"]
     lazy, lazy_rows, _ = every_and_lazy["lazy"]
@@ -89,6 +90,7 @@ def test_needs_train_follows_its_rule():
     assert not needs_train([fitted, stopped], [0.1, math.nan], 13, cfg)
 
 
+@pytest.mark.xdist_group("lazy_eval-every_and_lazy")
 @pytest.mark.parametrize("mode", ["every", "lazy"])
 def test_each_members_epochs_are_the_rule_applied_to_its_recorded_curves(every_and_lazy, mode):
     """summary.json's epochs, member by member, against grokmuon.metrics on metrics.csv's curves (a blank
@@ -112,6 +114,7 @@ def test_each_members_epochs_are_the_rule_applied_to_its_recorded_curves(every_a
     assert (mode == "lazy") == any(r["train_acc"] == "" for r in rows)
 
 
+@pytest.mark.xdist_group("lazy_eval-every_and_lazy")
 def test_a_lazy_run_folder_collects_and_a_blank_in_an_every_run_is_refused(every_and_lazy):
     run_dir = every_and_lazy["lazy"][2]
     rows = read_run(run_dir)

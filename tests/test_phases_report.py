@@ -11,6 +11,8 @@ from grokmuon.job import main as train_main
 
 matplotlib.use("Agg")
 
+# Every test reads the module's two training runs: under xdist they run on one worker, which trains them once.
+pytestmark = pytest.mark.xdist_group("phases_report")
 TINY = ["model=tiny", "logger=none", "progress=false", "device=cpu", "task=modadd", "task.p=13", "batch_size=32",
         "max_epochs=30", "probe_every=3", "patience=0", "seeds=[0,1]"]
 

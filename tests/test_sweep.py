@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-
+# The tests share one smoke sweep, and the re-run test changes it (an interrupted cell set aside): under
+# xdist they run on one worker, in this order, as serially, and the sweep trains once.
+pytestmark = pytest.mark.xdist_group("sweep")
 REPO = Path(__file__).resolve().parent.parent
 GROKMUON = [sys.executable, "-m", "grokmuon.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}   # tiny tensors: one thread is faster

@@ -115,6 +115,7 @@ def grid_runs(tmp_path_factory):
             "raced": raced_run(compose_config(*TINY_GRID, "stop=race"), tmp_path_factory.mktemp("raced"))}
 
 
+@pytest.mark.xdist_group("tuning-grid_runs")   # the raced and full grids train once, on one worker
 def test_raced_grid_stops_early_and_chooses_what_the_run_to_budget_chooses(grid_runs):
     full, (raced, _) = grid_runs["full"], grid_runs["raced"]
     stop = max(r.epochs_run for r in raced)
@@ -129,6 +130,7 @@ def test_raced_grid_stops_early_and_chooses_what_the_run_to_budget_chooses(grid_
             assert r.epochs_run == stop and (f.grokking_epoch is None or f.grokking_epoch > stop)
 
 
+@pytest.mark.xdist_group("tuning-grid_runs")
 def test_the_race_fields_say_where_it_stopped_and_what_it_chose(grid_runs):
     full, (raced, summary) = grid_runs["full"], grid_runs["raced"]
     stop, (lr, wd), median = plain_race((r.lr, r.weight_decay, r.grokking_epoch) for r in full)
@@ -139,6 +141,7 @@ def test_the_race_fields_say_where_it_stopped_and_what_it_chose(grid_runs):
     assert summary["counts"]["raced_out"] == sum(r.grokking_epoch is None or r.grokking_epoch > stop for r in full)
 
 
+@pytest.mark.xdist_group("tuning-grid_runs")
 def test_a_diverged_member_of_a_raced_grid_counts_as_never_grokked(grid_runs, monkeypatch, tmp_path):
     """The member that grokked first in the setting the race picks diverges after epoch 1: the race goes
     on without it (the others train as they would without it) and may pick another setting."""
@@ -168,6 +171,7 @@ def test_a_diverged_member_of_a_raced_grid_counts_as_never_grokked(grid_runs, mo
             assert r.status == ("grokked" if r.grokking_epoch else "raced_out")
 
 
+@pytest.mark.xdist_group("tuning-grid_runs")
 def test_an_interrupted_raced_run_resumes_to_the_same_race(grid_runs, tmp_path):
     from grokmuon import checkpoint
     raced, summary = grid_runs["raced"]
@@ -212,6 +216,7 @@ def tuned(tmp_path_factory):
     return root, subprocess.CompletedProcess([], 0, "".join(o for o, _ in outs), "".join(e for _, e in outs))
 
 
+@pytest.mark.xdist_group("tuning-tuned")       # `grokmuon tune` runs once, on one worker
 def test_tune_races_chooses_and_confirms_on_fresh_seeds(tuned):
     root, r = tuned
     folders = sorted((root / "sweep").iterdir())
@@ -238,6 +243,7 @@ def test_tune_races_chooses_and_confirms_on_fresh_seeds(tuned):
     assert races["muon"]["stopped_at"] < 30 and races["adamw"]["stopped_at"] is None
 
 
+@pytest.mark.xdist_group("tuning-tuned")
 def test_tune_result_collects_with_roles_and_reports_tuned_against_tuned(tuned, tmp_path, capsys):
     from grokmuon.cli import main
     root, _ = tuned
