@@ -124,6 +124,7 @@ def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
             if panel == "restricted_loss":      # falls by orders of magnitude; the excluded loss stays within one
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             if panel == "after" and empty:
                 ax.text(0.5, 0.5, "no member grokked", ha="center", va="center", transform=ax.transAxes,
                         fontsize=9, color="dimgray")
