@@ -5,6 +5,7 @@ figure per task, fig7_phases_<task>.png/.pdf, a column per measure, every optimi
   restricted loss  the training loss from the key frequencies alone (fourier.py): falls as the circuit forms
   excluded loss    the training loss with the key frequencies removed: rises as the fit comes to rest on them
   Fourier Gini     how concentrated the number embedding is on a few frequencies (0: spread, 1: one)
+  stable rank      of the update a step applied (solid) and of its gradient (dashed), hidden matrices
   after grokking   val accuracy against epochs since each member's own grokking epoch: whether it held
 
 Lines are the median over members, bands the 25-75% range (the lowest value, for val accuracy after
@@ -30,9 +31,10 @@ from .runfolder import METRICS
 
 PANELS = {"acc": "accuracy", "restricted_loss": "restricted loss (key frequencies only)",
           "excluded_loss": "excluded loss (key frequencies removed)", "fourier_gini": "Fourier Gini of the embedding",
-          "after": "val accuracy after grokking"}
+          "update_stable_rank": "stable rank of the update (hidden)", "after": "val accuracy after grokking"}
 PHASE_OF = {"restricted_loss": "restricted_drop_epoch", "excluded_loss": "excluded_rise_epoch"}
 FOURIER = ("fourier_gini", "restricted_loss", "excluded_loss")
+RANKS = ("update_stable_rank", "grad_stable_rank")
 
 
 def has_fourier(done: pd.DataFrame) -> bool:
@@ -53,8 +55,10 @@ def read_phases(done: pd.DataFrame, warn) -> pd.DataFrame:
             continue        # trained without the probes, or on a task they are not defined for (blank)
         m = m[m["member"].isin(rows["member"])].merge(
             rows[["member", "task", "optimizer", "grokking_epoch"]], on="member")
+        for col in RANKS:           # runs made before probes.UpdateWatch have no such column
+            m[col] = m[col] if col in m else float("nan")
         frames.append(m[["epoch", "member", "task", "optimizer", "grokking_epoch", "train_acc", "val_acc",
-                         *FOURIER]].assign(run_dir=run_dir))
+                         *FOURIER, *RANKS]].assign(run_dir=run_dir))
     if not frames:
         raise TableError("no run in this table was trained with the Fourier probes (experiment=mechanism; "
                          "modadd, modsub, modmul, moddiv)")
@@ -88,7 +92,7 @@ def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
     paths = []
     for task in sorted(long["task"].unique()):
         here, cells = long[long["task"] == task], done[done["task"] == task]
-        fig, axes = plt.subplots(1, len(PANELS), figsize=(3.1 * len(PANELS), 3.6), squeeze=False)
+        fig, axes = plt.subplots(1, len(PANELS), figsize=(3.0 * len(PANELS), 3.6), squeeze=False)
         axes = list(axes.flat)
         colors = palette(done)
         for opt in optimizers(cells):
@@ -106,6 +110,9 @@ def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                         since=lambda d: d["epoch"] - d["grokking_epoch"].astype(float))
                     _band(ax, after[after["since"] >= -20], "since", "val_acc", color, low="min")
                     continue
+                elif panel == "update_stable_rank":   # the update (solid) and the gradient it came from (dashed)
+                    _band(ax, g, "epoch", "update_stable_rank", color)
+                    _band(ax, g, "epoch", "grad_stable_rank", color, "--")
                 else:
                     _band(ax, g, "epoch", panel, color)
                     if panel in PHASE_OF and (ph := _median(cell[PHASE_OF[panel]])) is not None:
@@ -128,6 +135,7 @@ def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
             if panel == "after" and empty:
                 ax.text(0.5, 0.5, "no member grokked", ha="center", va="center", transform=ax.transAxes,
                         fontsize=9, color="dimgray")
+        axes[0].plot([], [], "--", color="gray", lw=1.2, label="dashed: train accuracy; the gradient's stable rank")
         axes[0].plot([], [], ":", color="gray", lw=0.8, label="median memorisation epoch")
         axes[0].plot([], [], "-.", color="gray", lw=0.9, label="median phase epoch (restricted drop, excluded rise)")
         axes[0].plot([], [], "-", color="gray", lw=0.8, label="Kaplan–Meier median grokking epoch")

@@ -14,8 +14,8 @@ import pandas as pd
 from . import metrics, racing, stats
 from .arms import PAPER, order, title
 from .phases import PHASES
-from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, condition_axes, finished, judged,
-                      scanned_axes, varying_axes)
+from .results import (CONDITIONS, SCANNED, SPECTRUM, TableError, best_setting, by_arm, condition_axes, finished,
+                      judged, scanned_axes, varying_axes)
 
 REFERENCE = "adamw"             # the arm every other is set against by default: the paper's baseline
 IDENTITY = ("task", "optimizer", "head", "seed")
@@ -308,9 +308,11 @@ def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     rows = []
     for (task, opt), g in timed.groupby(["task", "optimizer"]):
         lead = (g["grokking_epoch"].astype(float) - g["restricted_drop_epoch"].astype(float)).dropna()
+        ranks = [pd.to_numeric(g[c], errors="coerce").median() if c in g else None for c in SPECTRUM]
         rows.append([task, opt, len(g), km_median_text(g, "mem_time", "mem_event"),
                      *(f"{km_median_text(g, f'{c}_time', f'{c}_event')} ({int(g[c].notna().sum())})" for c in PHASES),
-                     km_median_text(g), num(lead.median() if len(lead) else None, ".0f")])
+                     km_median_text(g), num(lead.median() if len(lead) else None, ".0f"),
+                     *(num(r, ".2f") for r in ranks)])
     tests, ps = [], []
     for pair in pairs:
         a, b = (timed[timed["optimizer"] == arm] for arm in pair)
@@ -330,9 +332,13 @@ def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
         "half of the way from its low point to its later peak (the fit coming to rest on them). Medians are "
         "Kaplan–Meier: a member whose curve never moves that far is censored at its last epoch (how many "
         "have the epoch, in brackets). *lead*: median grokking epoch − restricted drop over the members that "
-        "have both.\n",
+        "have both. *update rank*, *gradient rank*: the mean stable rank ‖M‖_F²/‖M‖₂² over the hidden-matrix "
+        "blocks (as Muon sees them) of the update a step applied and of the gradient it was given, on the first "
+        "step of each probe epoch (probes.UpdateWatch); per member the median over its probe epochs up to its "
+        "grokking epoch, then the median over members. Muon's update is near full rank by construction "
+        "(orthogonalised); AdamW's is what this measures.\n",
         md_table(["task", "optimizer", "n", "KM median m", "KM median restricted drop", "KM median excluded rise",
-                  "KM median g", "lead (median)"], rows),
+                  "KM median g", "lead (median)", "update rank", "gradient rank"], rows),
         f"\n{first} against {second} on each phase epoch: stratified log-rank z within task (z < 0: {second} "
         f"sooner), permutation p. The grokking epoch stays the primary test (*{tests_heading(pairs)}*); "
         + holm_note(f"the two phase epochs ({2 * len(pairs)} tests)") + "\n",

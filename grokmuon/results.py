@@ -67,9 +67,12 @@ OUTCOME = ("seed", "member", "grokking_epoch", "memorisation_epoch", "censored",
 # Whole numbers that may be blank (a member that never grokked): pandas' nullable Int64, in collect and load.
 EPOCH_COLUMNS = ("grokking_epoch", "memorisation_epoch", "diverged_epoch", "grokking_epoch_near_max", "flops_to_grok",
                  "post_grok_epochs", *PHASES)
-# The Fourier probes' phase epochs (phases.py) are blank for a run trained without them.
+# The Fourier probes' phase epochs (phases.py) are blank for a run trained without them; so are the
+# update's and gradient's stable ranks (probes.UpdateWatch: the median over a member's probe epochs up to
+# its grokking epoch, all of them where it did not grok).
+SPECTRUM = {"update_rank_to_grok": "update_stable_rank", "grad_rank_to_grok": "grad_stable_rank"}
 EXTRAS = ("grokking_epoch_near_max", "wall_s_to_grok", "flops_to_grok", "post_grok_epochs", "post_grok_below",
-          "post_grok_min_val", "regressed", *PHASES)
+          "post_grok_min_val", "regressed", *PHASES, *SPECTRUM)
 COLUMNS = [*FIRST, *OUTCOME, "plateau", "run_status", "wall_s", "device", "config_hash", "member_hash",
            "written_at", "run_dir", *(c for c in AXES if c not in FIRST), *EXTRAS, "arm"]      # new columns last
 # Cells every row of runs.csv has (collect always writes them); a blank one means the file was cut.
@@ -127,6 +130,10 @@ def member_extras(member_metrics: pd.DataFrame, mem: dict, cfg: dict) -> dict:
     g = mem.get("grokking_epoch")
     out = {"grokking_epoch_near_max": metrics.near_max_epoch(val, threshold), "wall_s_to_grok": None,
            "flops_to_grok": None, **metrics.after_grokking(val, g, threshold), **dict.fromkeys(PHASES)}
+    for col, probe in SPECTRUM.items():
+        vals = curve.loc[curve["epoch"] <= (g if g is not None else curve["epoch"].max()), probe] \
+            if probe in curve else pd.Series(dtype=float)
+        out[col] = float(vals.median()) if vals.notna().any() else None
     if {"restricted_loss", "excluded_loss"} <= set(curve.columns):
         probed = curve.dropna(subset=["restricted_loss", "excluded_loss"])
         if len(probed):

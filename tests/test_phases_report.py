@@ -46,6 +46,12 @@ def test_report_has_the_phases_section_with_a_row_per_task_and_optimizer(table):
     assert "| restricted_drop_epoch |" in text and "| excluded_rise_epoch |" in text
     # A table without the probes has no such section.
     assert report.phases_section(table.drop(columns=list(phases.PHASES))) == ""
+    # The update's and gradient's stable ranks: each member's median over its probe epochs (to grokking).
+    for _, row in table.iterrows():
+        m = pd.read_csv(f"{row['run_dir']}/metrics.csv")
+        m = m[m["member"] == row["member"]]
+        assert row["update_rank_to_grok"] == pytest.approx(m["update_stable_rank"].median())
+        assert row["grad_rank_to_grok"] == pytest.approx(m["grad_stable_rank"].median())
     assert report.phases_section(table.assign(restricted_drop_epoch=pd.NA, excluded_rise_epoch=pd.NA)) == ""
 
 
@@ -62,8 +68,9 @@ def test_figure_7_one_file_per_task_and_the_after_grokking_panel(table, tmp_path
         figures_phases.fig7_phases(table.assign(grokking_epoch=10), tmp_path / "again")
     finally:
         figures_phases.save = real_save
-    after = drawn[0].axes[4]
-    assert after.get_xlabel() == "epochs since grokking"
+    after = [ax for ax in drawn[0].axes if ax.get_xlabel() == "epochs since grokking"][0]
+    ranks = [ax for ax in drawn[0].axes if ax.get_title().startswith("stable rank")][0]
+    assert len(ranks.lines) >= 4            # the update and its gradient, for each optimizer
     colours = {matplotlib.colors.to_hex(line.get_color()) for line in after.lines}
     assert {matplotlib.colors.to_hex(c) for c in ("tab:orange", "tab:blue")} <= colours
     assert min(x for line in after.lines for x in line.get_xdata()) >= -20
