@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import pandas as pd
 
-from . import stats
+from . import fourier, stats
 from .figures import _legend_once, label, optimizers, palette, run_metrics, save
 from .results import TableError
 from .runfolder import METRICS
@@ -38,10 +38,14 @@ RANKS = ("update_stable_rank", "grad_stable_rank")
 
 
 def has_fourier(done: pd.DataFrame) -> bool:
-    """Whether the table's first run has the Fourier columns (figures makes fig7 by default only then)."""
+    """Whether the table's first run on a task the Fourier probes apply to has their values (figures makes
+    fig7 by default only then): a run without the probes, or on gcd, modexp or parity, has blank columns."""
     try:
-        cols = pd.read_csv(Path(done["run_dir"].iloc[0]) / METRICS, nrows=0).columns
-        return set(FOURIER) <= set(cols)
+        runs = done.loc[done["task"].map(fourier.applies), "run_dir"]
+        if runs.empty:
+            return False
+        first = pd.read_csv(Path(runs.iloc[0]) / METRICS)
+        return set(FOURIER) <= set(first.columns) and bool(first[list(FOURIER)].notna().any().any())
     except (OSError, ValueError, IndexError, KeyError):
         return False
 

@@ -65,10 +65,15 @@ def test_a_skip_outside_the_gpu_marker_fails_the_run_and_says_why(tmp_path, work
     assert "no CUDA GPU here" in allowed.stdout and "1 passed, 1 skipped" in allowed.stdout
     (tmp_path / "test_other.py").write_text(
         "import pytest\n\ndef test_needs_a_tool():\n    pytest.skip('the tool is missing')\n")
-    failed = pytest_in(tmp_path, *workers)
+    fails_saying(tmp_path, workers, "the tool is missing", "test_needs_a_tool")
+
+
+def fails_saying(folder, workers, reason: str, where: str) -> None:
+    """pytest in folder fails the run on its one skip outside the gpu marker, giving the reason (-rs) and where."""
+    failed = pytest_in(folder, *workers)
     assert failed.returncode == 1, failed.stdout
-    assert "the tool is missing" in failed.stdout                       # -rs: the reason
-    assert "1 test(s) skipped outside the gpu marker" in failed.stdout and "test_needs_a_tool" in failed.stdout
+    assert reason in failed.stdout
+    assert "1 test(s) skipped outside the gpu marker" in failed.stdout and where in failed.stdout
 
 
 @WORKERS
@@ -76,10 +81,7 @@ def test_a_module_skipped_while_collected_fails_the_run_and_says_why(tmp_path, w
     (tmp_path / "test_some.py").write_text("def test_runs():\n    pass\n")
     (tmp_path / "test_tool.py").write_text(
         "import pytest\n\npytest.importorskip('no_such_tool_here')\n\ndef test_uses_it():\n    pass\n")
-    failed = pytest_in(tmp_path, *workers)
-    assert failed.returncode == 1, failed.stdout
-    assert "could not import 'no_such_tool_here'" in failed.stdout                   # -rs: the reason
-    assert "1 test(s) skipped outside the gpu marker" in failed.stdout and "test_tool.py" in failed.stdout
+    fails_saying(tmp_path, workers, "could not import 'no_such_tool_here'", "test_tool.py")
 
 
 def test_without_the_console_script_the_cli_tests_run_python_m_grokmuon(tmp_path):

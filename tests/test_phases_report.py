@@ -82,5 +82,6 @@ def test_figure_7_says_when_no_run_has_the_probes(table):
 
     plain = table.assign(run_dir="/nonexistent")
     assert not figures_phases.has_fourier(plain)
+    assert not figures_phases.has_fourier(table.assign(task="gcd"))       # the probes do not apply there
     with pytest.raises(TableError, match="Fourier probes"):
         figures_phases.fig7_phases(plain, "/tmp", warn=lambda msg: None)
