@@ -44,10 +44,15 @@ def has_fourier(done: pd.DataFrame) -> bool:
         runs = done.loc[done["task"].map(fourier.applies), "run_dir"]
         if runs.empty:
             return False
-        first = pd.read_csv(Path(runs.iloc[0]) / METRICS)
-        return set(FOURIER) <= set(first.columns) and bool(first[list(FOURIER)].notna().any().any())
+        return probed(pd.read_csv(Path(runs.iloc[0]) / METRICS))
     except (OSError, ValueError, IndexError, KeyError):
         return False
+
+
+def probed(m: pd.DataFrame) -> bool:
+    """Whether a metrics.csv has the Fourier probes' values (blank: trained without them, or on a task they
+    are not defined for)."""
+    return set(FOURIER) <= set(m.columns) and bool(m[list(FOURIER)].notna().any().any())
 
 
 def read_phases(done: pd.DataFrame, warn) -> pd.DataFrame:
@@ -55,8 +60,8 @@ def read_phases(done: pd.DataFrame, warn) -> pd.DataFrame:
     whose run has them; the grokking epoch joined on, for the after-grokking panel."""
     keep, frames = done[~done["diverged"]], []
     for run_dir, rows, m in run_metrics(keep, warn):
-        if not set(FOURIER) <= set(m.columns) or not m[list(FOURIER)].notna().any().any():
-            continue        # trained without the probes, or on a task they are not defined for (blank)
+        if not probed(m):
+            continue
         m = m[m["member"].isin(rows["member"])].merge(
             rows[["member", "task", "optimizer", "grokking_epoch"]], on="member")
         for col in RANKS:           # runs made before probes.UpdateWatch have no such column
@@ -93,12 +98,11 @@ def _median(values) -> float | None:
 def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
     warn = warn or (lambda msg: print(f"grokmuon: figure 7 skipped {msg}", file=sys.stderr))
     long = read_phases(done, warn)
-    paths = []
+    paths, colors = [], palette(done)
     for task in sorted(long["task"].unique()):
         here, cells = long[long["task"] == task], done[done["task"] == task]
         fig, axes = plt.subplots(1, len(PANELS), figsize=(3.0 * len(PANELS), 3.6), squeeze=False)
         axes = list(axes.flat)
-        colors = palette(done)
         for opt in optimizers(cells):
             g, cell, color = here[here["optimizer"] == opt], cells[cells["optimizer"] == opt], colors[opt]
             if g.empty:
