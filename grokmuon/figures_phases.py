@@ -9,9 +9,9 @@ figure per task, fig7_phases_<task>.png/.pdf, a column per measure, every optimi
   after grokking   val accuracy against epochs since each member's own grokking epoch: whether it held
 
 Lines are the median over members, bands the 25-75% range (the lowest value, for val accuracy after
-grokking: a single member's loss of generalisation shows). Vertical lines mark each optimizer's median
-memorisation epoch (dotted), median phase epoch of the panel's curve (dash-dot; phases.py) and
-Kaplan-Meier median grokking epoch (solid). Where some members have stopped (grokked and held for
+grokking: a single member's loss of generalisation shows). Vertical lines mark each optimizer's
+Kaplan-Meier median memorisation epoch (dotted), phase epoch of the panel's curve (dash-dot; phases.py)
+and grokking epoch (solid), the medians report.md gives (a member without the epoch is censored). Where some members have stopped (grokked and held for
 `patience` epochs), the median is over fewer of them: drawn faint there, as in figure 6.
 """
 from __future__ import annotations
@@ -90,9 +90,20 @@ def _band(ax, g: pd.DataFrame, x: str, col: str, color, style: str = "-", low: s
     ax.fill_between(lo.index, lo, hi, color=color, alpha=0.15, lw=0)
 
 
-def _median(values) -> float | None:
-    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
-    return float(v.median()) if len(v) else None
+def _km(cell: pd.DataFrame, col: str) -> float | None:
+    """Kaplan-Meier median of an epoch column over the cell's members, as report.md gives it: a member
+    without one (never memorised; its curve never moved that far) is censored at its last epoch, so a
+    marker does not sit early because the slow members were left out."""
+    epoch = pd.to_numeric(cell[col], errors="coerce")
+    return stats.km_median(epoch.fillna(cell["epochs_run"].astype(float)), epoch.notna())
+
+
+def markers(cell: pd.DataFrame) -> dict[str, float | None]:
+    """The epochs figure 7 marks for one arm's members (finished()'s columns): the Kaplan-Meier median
+    memorisation and grokking epoch, and the median phase epoch of each phase panel's curve."""
+    return {"memorisation": stats.km_median(cell["mem_time"], cell["mem_event"]),
+            "grokking": stats.km_median(cell["time"], cell["event"]),
+            **{panel: _km(cell, col) for panel, col in PHASE_OF.items()}}
 
 
 def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
@@ -107,8 +118,8 @@ def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
             g, cell, color = here[here["optimizer"] == opt], cells[cells["optimizer"] == opt], colors[opt]
             if g.empty:
                 continue
-            grok = stats.km_median(cell["time"], cell["event"])
-            mem = _median(cell["memorisation_epoch"])
+            marks = markers(cell)
+            grok, mem = marks["grokking"], marks["memorisation"]
             for ax, panel in zip(axes, PANELS):
                 if panel == "acc":
                     _band(ax, g, "epoch", "val_acc", color, "-", lbl=f"{label(opt)} (n={len(cell)})")
@@ -123,7 +134,7 @@ def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                     _band(ax, g, "epoch", "grad_stable_rank", color, "--")
                 else:
                     _band(ax, g, "epoch", panel, color)
-                    if panel in PHASE_OF and (ph := _median(cell[PHASE_OF[panel]])) is not None:
+                    if panel in PHASE_OF and (ph := marks[panel]) is not None:
                         ax.axvline(ph, color=color, ls="-.", lw=0.9, alpha=0.8)
                 if mem is not None:
                     ax.axvline(mem, color=color, ls=":", lw=0.8, alpha=0.8)
@@ -144,8 +155,8 @@ def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                 ax.text(0.5, 0.5, "no member grokked", ha="center", va="center", transform=ax.transAxes,
                         fontsize=9, color="dimgray")
         axes[0].plot([], [], "--", color="gray", lw=1.2, label="dashed: train accuracy; the gradient's stable rank")
-        axes[0].plot([], [], ":", color="gray", lw=0.8, label="median memorisation epoch")
-        axes[0].plot([], [], "-.", color="gray", lw=0.9, label="median phase epoch (restricted drop, excluded rise)")
+        axes[0].plot([], [], ":", color="gray", lw=0.8, label="Kaplan–Meier median memorisation epoch")
+        axes[0].plot([], [], "-.", color="gray", lw=0.9, label="Kaplan–Meier median phase epoch (restricted drop, excluded rise)")
         axes[0].plot([], [], "-", color="gray", lw=0.8, label="Kaplan–Meier median grokking epoch")
         axes[0].fill_between([], [], [], color="gray", alpha=0.15, lw=0, label="25–75% of members (after grokking: lowest–75%)")
         fig.suptitle(f"{task}: the phases of grokking, median over members", fontsize=11)

@@ -85,3 +85,21 @@ def test_figure_7_says_when_no_run_has_the_probes(table):
     assert not figures_phases.has_fourier(table.assign(task="gcd"))       # the probes do not apply there
     with pytest.raises(TableError, match="Fourier probes"):
         figures_phases.fig7_phases(plain, "/tmp", warn=lambda msg: None)
+
+
+def test_figure_7_marks_the_kaplan_meier_medians_report_md_gives():
+    # Four members memorised at 100, 200, 300, 400 and one never did (stopped at 600): the plain median
+    # of the four that did (250) would put the marker early; Kaplan-Meier's, as report.md's, is 300.
+    # Restricted drop at 10 and 20 and none for three members (censored at 600): the survival curve
+    # falls to 0.6 and stays, so there is no median to mark; the plain median would mark 15.
+    rows = pd.DataFrame({"memorisation_epoch": [100, 200, 300, 400, None], "grokking_epoch": [150, 250, 350, 450, None],
+                         "restricted_drop_epoch": [10, 20, None, None, None],
+                         "excluded_rise_epoch": [50, 60, 70, None, None],
+                         "epochs_run": 600})
+    mem = rows["memorisation_epoch"].astype(float)
+    cell = rows.assign(mem_time=mem.fillna(600.0), mem_event=mem.notna(),
+                       time=rows["grokking_epoch"].astype(float).fillna(600.0), event=rows["grokking_epoch"].notna())
+    marks = figures_phases.markers(cell)
+    assert marks["memorisation"] == 300 and marks["grokking"] == 350
+    assert marks["restricted_loss"] is None          # fewer than half have the epoch: no median to mark
+    assert marks["excluded_loss"] == 70
