@@ -1,4 +1,4 @@
-"""docs/optimizers.md's example optimizer loads as a module of the registry's package, builds for a real
+"""README.md's example optimizer loads as a module of the registry's package, builds for a real
 model, and its update equals a plain one-matrix loop on every member's slice."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from grokmuon.optimizers import names
 from grokmuon.train import build_model
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "optimizers.md"
+DOC = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def load_example(tmp_path):
