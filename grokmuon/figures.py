@@ -31,7 +31,7 @@ import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
 from .arms import order, title  # noqa: E402
-from .report import value_text  # noqa: E402
+from .report_tables import value_text  # noqa: E402
 from .results import TableError, best_setting, condition_axes, scanned_axes  # noqa: E402
 from .runfolder import METRICS, BadRun, check_metrics  # noqa: E402
 

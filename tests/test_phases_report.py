@@ -6,7 +6,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from grokmuon import figures_phases, phases, report, results
+from grokmuon import figures_phases, phases, report_dynamics, results
 from grokmuon.job import main as train_main
 
 matplotlib.use("Agg")
@@ -40,19 +40,19 @@ def test_collect_dates_each_members_phases_from_its_own_curve(table):
 
 
 def test_report_has_the_phases_section_with_a_row_per_task_and_optimizer(table):
-    text = report.phases_section(table)
+    text = report_dynamics.phases_section(table)
     assert "## Phases (Fourier probes)" in text
     assert "| modadd | adamw | 2 |" in text and "| modadd | muon | 2 |" in text
     assert "| restricted_drop_epoch |" in text and "| excluded_rise_epoch |" in text
     # A table without the probes has no such section.
-    assert report.phases_section(table.drop(columns=list(phases.PHASES))) == ""
+    assert report_dynamics.phases_section(table.drop(columns=list(phases.PHASES))) == ""
     # The update's and gradient's stable ranks: each member's median over its probe epochs (to grokking).
     for _, row in table.iterrows():
         m = pd.read_csv(f"{row['run_dir']}/metrics.csv")
         m = m[m["member"] == row["member"]]
         assert row["update_rank_to_grok"] == pytest.approx(m["update_stable_rank"].median())
         assert row["grad_rank_to_grok"] == pytest.approx(m["grad_stable_rank"].median())
-    assert report.phases_section(table.assign(restricted_drop_epoch=pd.NA, excluded_rise_epoch=pd.NA)) == ""
+    assert report_dynamics.phases_section(table.assign(restricted_drop_epoch=pd.NA, excluded_rise_epoch=pd.NA)) == ""
 
 
 def test_figure_7_one_file_per_task_and_the_after_grokking_panel(table, tmp_path):

@@ -11,7 +11,8 @@ from grokmuon.runfolder import decide, set_aside
 from grokmuon.runid import config_hash, member_hash
 from grokmuon.config import leaves
 from grokmuon.arms import title
-from grokmuon.report import report, value_text
+from grokmuon.report import report
+from grokmuon.report_tables import value_text
 from grokmuon.results import AXES, COLUMNS, TableError, collect, finished, judged, load, scanned_axes, varying_axes
 from conftest import REPO
 from runfolders import config, write_run, write_sweep
@@ -435,5 +436,5 @@ def test_the_report_says_where_the_members_that_did_not_grok_stopped(tmp_path):
     assert len(rows) == 1 and rows[0][2] == "adamw"                # Muon grokked every member: no row
     # runfolders' censored curve: train saturates at 0.995 by epoch 25, val 0.42 from epoch 50 on.
     assert rows[0][3:] == ["2", "2", "0", "60", "1.00", "0.42 |"]
-    from grokmuon.report import span
+    from grokmuon.report_tables import span
     assert span(pd.Series([0.94, 0.66])) == "0.66–0.94" and span(pd.Series([0.671, 0.668])) == "0.67"

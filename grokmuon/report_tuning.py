@@ -1,0 +1,135 @@
+"""The report's sections on `grokmuon tune`'s runs: tuned against tuned (each arm's chosen setting, its
+race and its confirmation members, tested per pair) and every setting of every tuning race with what
+racing saved. grokmuon/report.py places them where a table holds tuning members.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import racing, stats
+from .arms import PAPER, title
+from .report_tables import (holm_note, km_median_text, md_table, num, pair_tables, perm_logrank, perm_text,
+                            strata_of, stratum_key, value_text, versus, within)
+
+
+def tuned_cells(tune: pd.DataFrame, g: pd.DataFrame, task, head, arm: str) -> list:
+    """One arm in one task and head of `grokmuon tune`: its chosen setting, its race, and its
+    confirmation members' counts and medians ("–" where it has none)."""
+    c, t = g[g["optimizer"] == arm], tune[(tune["task"] == task) & (tune["head"] == head) & (tune["optimizer"] == arm)]
+    if c.empty:
+        return ["–"] * 5
+    settings = len(t[["lr", "weight_decay"]].drop_duplicates())
+    raced = sorted(tune.loc[(tune["task"] == task) & (tune["optimizer"] == arm), "head"].unique())
+    grid = (f"{settings} settings × {t['seed'].nunique()} seeds" if len(t) else
+            f"none for this head: {', '.join(raced)}'s choice" if raced else "no tuning run")
+    rounds = t.groupby(race_rounds(t))["epochs_run"].max()      # the grid, then any windows past its edges
+    if len(rounds) > 1:
+        grid += f" (the grid, then {len(rounds) - 1} window{'s' if len(rounds) > 2 else ''} past its edge)"
+    stopped = ", ".join(str(int(e)) for e in rounds) if len(t) else None
+    return [f"lr {value_text(c['lr'].iloc[0])}, wd {value_text(c['weight_decay'].iloc[0])}",
+            f"{grid}, stopped at {stopped}" if stopped is not None else grid,
+            f"{int(c['grokked'].sum())}/{len(c)}", km_median_text(c),
+            km_median_text(c, "delay_time", "delay_event")]
+
+
+def fresh_text(confirm: pd.DataFrame, pair: tuple[str, str]) -> str:
+    """The pair's primary test without the strata that are `grokmuon tune`'s own confirmation cells,
+    collected beside new runs at the chosen settings (experiment=heads_tuned): counted in results/tune
+    already, so not new evidence here ("" where no stratum or every one is reused)."""
+    confirm = confirm[confirm["optimizer"].isin(pair)]
+    reused = confirm["role"] == "confirm" if "role" in confirm else pd.Series(False, index=confirm.index)
+    if not reused.any() or reused.all():
+        return ""
+    new = confirm[~reused]
+    t_new = perm_logrank(*(new[new["optimizer"] == arm] for arm in pair), strata_of(confirm))
+    key = stratum_key(confirm, strata_of(confirm))
+    both = key.groupby(key).transform(lambda k: confirm.loc[k.index, "optimizer"].nunique() > 1)
+    n_reused, n_all = key[reused & both].nunique(), key[both].nunique()       # strata a test can use
+    return (f"\nWithout the {n_reused} of its {n_all} strata (with both optimizers) that are "
+            "`grokmuon tune`'s own confirmation cells (reused here, already counted in its own report), "
+            "the new strata alone: z = "
+            f"{num(t_new.statistic, '.3f')}, permutation p = {perm_text(t_new)}.\n")
+
+
+def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame, pairs=(PAPER,)) -> str:
+    """`grokmuon tune`: each arm's chosen setting, its tuning race, and the confirmation runs, per pair."""
+    tables, ps = [], []
+    for pair in pairs:
+        rows = []
+        for (task, head), g in confirm.groupby(["task", "head"]):
+            a, b = (g[g["optimizer"] == arm] for arm in pair)
+            t = perm_logrank(a, b, ()) if len(a) and len(b) else stats.PermTest(np.nan, np.nan, 0, False, np.nan)
+            lr = stats.logrank(a["time"], a["event"], b["time"], b["event"]) if len(a) and len(b) else stats.Test(np.nan, np.nan)
+            ps.append(t.p)
+            rows.append([task, head, *(x for arm in pair for x in tuned_cells(tune, g, task, head, arm)),
+                         num(t.statistic, ".3f"), perm_text(t), None, num(lr.p, ".3g")])
+        tables.append(rows)
+    adjusted = iter(stats.holm(ps))
+    for rows in tables:
+        for row in rows:
+            row[-2] = num(next(adjusted), ".3g")
+    overall = [perm_logrank(*(confirm[confirm["optimizer"] == arm] for arm in pair), strata_of(confirm))
+               for pair in pairs]
+    primary = stats.holm([t.p for t in overall])
+    header = lambda pair: ["task", "head"] + [f"{title(n)} {x}" for n in pair for x in
+                                              ("chosen", "tuning race", "grokked", "KM median", "KM median delay")] + \
+        ["log-rank z", "exact p", "Holm p", "normal p"]
+    lines = [f"\nThe primary test, all rows stratified by {within(strata_of(confirm))}: z = {num(t.statistic, '.3f')}, "
+             f"permutation p = {perm_text(t)} (z < 0: {title(pair[1])} sooner).\n" + fresh_text(confirm, pair)
+             if len(pairs) == 1 else
+             f"\n{versus(pair)}: the primary test, all rows stratified by {within(strata_of(confirm))}: "
+             f"z = {num(t.statistic, '.3f')}, permutation p = {perm_text(t)}, Holm p over the {len(pairs)} pairs "
+             f"{num(p, '.3g')} (z < 0: {title(pair[1])} sooner).\n" + fresh_text(confirm, pair)
+             for pair, t, p in zip(pairs, overall, primary)]
+    return "\n".join([
+        "\n## Tuned against tuned\n",
+        "Each optimizer raced its own (lr, weight decay) grid, of the same size, on the tuning seeds and took "
+        f"the setting racing picks ({racing.RULE}); the table judges that setting on fresh confirmation seeds "
+        "only (choosing and judging on the same seeds would flatter both). The exact p counts every "
+        "arrangement of the optimizer labels among the confirmation members; the normal p is beside it. "
+        + holm_note(f"every row of {'this table' if len(pairs) == 1 else 'these tables'} with a test "
+                    f"({sum(not np.isnan(p) for p in ps)})") + "\n",
+        pair_tables(pairs, [md_table(header(pair), rows) for pair, rows in zip(pairs, tables)]),
+        *lines])
+
+
+def race_rounds(tune: pd.DataFrame) -> pd.Series:
+    """Each tuning member's race: 0 the grid, 1.. the windows raced past its edges (race_round; blank: 0)."""
+    col = tune["race_round"] if "race_round" in tune else pd.Series(0, index=tune.index)
+    return pd.to_numeric(col, errors="coerce").fillna(0).astype(int).rename("race_round")
+
+
+def tuning_table(tune: pd.DataFrame) -> str:
+    """Every setting of every tuning race (a window past a grid's edge is a race of its own, `round` ≥ 1,
+    and may race a setting of the grid again): how many seeds grokked before the race stopped."""
+    tune = tune.assign(race_round=race_rounds(tune))
+    windows = bool((tune["race_round"] > 0).any())
+    keys = ["task", "head", "optimizer", *(["race_round"] if windows else [])]
+    rows = []
+    for key, g in tune.groupby([*keys, "lr", "weight_decay"]):
+        rows.append([*(value_text(v) for v in key), len(g), int(g["grokked"].sum()),
+                     int((g["status"] == "raced_out").sum()), km_median_text(g)])
+    cost = []
+    for key, g in tune.groupby(keys):
+        run_epochs = int(g["epochs_run"].max())
+        budget = int(g["max_epochs"].max()) if "max_epochs" in g else run_epochs
+        wall = g["wall_s"].dropna()
+        cost.append([*(value_text(v) for v in key), len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
+                     f"{float(wall.iloc[0]) / 3600:.2f}" if len(wall) else "–",
+                     f"{float(wall.iloc[0]) * budget / run_epochs / 3600:.1f}" if len(wall) else "–"])
+    return "\n".join([
+        "\n## Tuning races\n",
+        "Members stopped by the race are *raced out*: censored where the race stopped, not at the budget. "
+        "A setting's KM median shows only where at least half its seeds grokked before the stop."
+        + (" *round*: 0 the grid, 1 and 2 the windows raced one step past a chosen setting on the grid's edge "
+           "(docs/tuning.md), each stopped on its own." if windows else "") + "\n",
+        md_table(["task", "head", "optimizer", *(["round"] if windows else []), "lr", "weight decay", "n",
+                  "grokked", "raced out", "KM median"], rows),
+        "\nWhat racing saved: a grid is one ensemble, so every member runs as long as the grid does. Without "
+        "the race it would run to the budget unless every member grokked first (settings that had not even "
+        "fit the training set when the race stopped make that the likely case); the hours to budget scale "
+        "the race's own wall time by budget / stop, an estimate at the same cost per epoch.\n",
+        md_table(["task", "head", "optimizer", *(["round"] if windows else []), "members", "race stopped at",
+                  "budget", "saved (epochs)",
+                  "race wall hours", "to budget, hours (est.)"], cost)])
