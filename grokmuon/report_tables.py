@@ -16,7 +16,6 @@ from .results import condition_axes
 
 
 REFERENCE = "adamw"             # the arm every other is set against by default: the paper's baseline
-IDENTITY = ("task", "optimizer", "head", "seed")
 
 
 def num(x, fmt: str = ".1f") -> str:
