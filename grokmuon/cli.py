@@ -160,7 +160,8 @@ def report_cmd(args: list[str]) -> None:
 
 
 def figures_cmd(args: list[str]) -> None:
-    from .figures import FIGURES, has_probes
+    from .figures import FIGURES
+    from .figures_curves import has_probes
     from .figures_phases import fig7_phases, has_fourier
     FIGURES = {**FIGURES, "phases": fig7_phases}   # made by default only when its runs have the Fourier probes
     from .results import TableError, by_arm, condition_axes, finished, judged, load, scanned_axes

@@ -25,7 +25,8 @@ import matplotlib.ticker
 import pandas as pd
 
 from . import fourier, stats
-from .figures import _legend_once, label, optimizers, palette, run_metrics, save
+from .figures_base import _legend_once, label, optimizers, palette, save
+from .figures_curves import run_metrics
 from .results import TableError
 from .runfolder import METRICS
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from grokmuon import arms, cli, figures
+from grokmuon import arms, cli, figures_base, figures_epochs
 from grokmuon.report import report
 from grokmuon.results import by_arm, collect, finished, judged, load
 from conftest import REPO, compose_config
@@ -230,19 +230,19 @@ def test_report_command_takes_a_reference_and_pairs_and_refuses_unknown_arms(fou
 def test_figures_draw_one_colour_per_arm_the_papers_two_in_theirs(four, tmp_path):
     table, _ = four
     done = judged(finished(by_arm(table)))
-    colors = figures.palette(done)
+    colors = figures_base.palette(done)
     assert colors["adamw"] == "tab:orange" and colors["muon"] == "tab:blue"
     wanted = [colors[a] for a in ARMS]
     assert len(set(mcolors.to_hex(c) for c in wanted)) == 4
-    for make in (figures.fig1_boxplot_optimizer, figures.fig3_km_task):
+    for make in (figures_epochs.fig1_boxplot_optimizer, figures_epochs.fig3_km_task):
         png = next(p for p in make(done, tmp_path) if p.suffix == ".png")
         image = plt.imread(png)[..., :3]
         for arm, c in zip(ARMS, wanted):
             drawn = (np.abs(image - np.array(mcolors.to_rgb(c))).max(-1) < 0.02).sum()
             assert drawn > 300, (png.name, arm)         # more than a legend's swatch
-    fig = figures.plt.figure()
+    fig = plt.figure()
     ax = fig.add_subplot()
-    figures.boxplot(ax, done, np.random.default_rng(0), figures.YLayout.of(done))
+    figures_epochs.boxplot(ax, done, np.random.default_rng(0), figures_epochs.YLayout.of(done))
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "AdamW\n8/12 grokked", "Muon\n12/12 grokked", "Muon\nmomentum=0\n12/12 grokked", "NorMuon\n12/12 grokked"]
     plt.close(fig)
@@ -251,7 +251,7 @@ def test_figures_draw_one_colour_per_arm_the_papers_two_in_theirs(four, tmp_path
 def test_the_figures_command_groups_by_arm(four, tmp_path, capsys, monkeypatch):
     _, runs = four
     made = []
-    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
+    monkeypatch.setattr(figures_epochs, "save", lambda fig, out, name: made.append(fig) or [])
     cli.main(["figures", "--runs", str(runs), "--out", str(tmp_path / "figs"), "--only", "km"])
     assert capsys.readouterr().err == ""
     legend = [t.get_text() for t in made[0].legends[0].get_texts()]

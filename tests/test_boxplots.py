@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from grokmuon import figures, stats
+from grokmuon import figures_epochs, stats
 from grokmuon.results import collect, finished
 from runfolders import config, write_run
 
@@ -33,10 +33,10 @@ def done(tmp_path):
 
 
 def test_a_box_over_every_member_does_not_flatter_the_optimizer_that_fails_more_often(done):
-    y = figures.YLayout.of(done)
+    y = figures_epochs.YLayout.of(done)
     fig, ax = plt.subplots()
-    paper = figures.boxplot(ax, done, np.random.default_rng(0), y, box="grokked")
-    every = figures.boxplot(ax, done, np.random.default_rng(0), y, box="all")
+    paper = figures_epochs.boxplot(ax, done, np.random.default_rng(0), y, box="grokked")
+    every = figures_epochs.boxplot(ax, done, np.random.default_rng(0), y, box="all")
     plt.close(fig)
     assert paper == {"adamw": 55.0, "muon": 145.0}             # grokked only: AdamW looks faster
     assert every == {"adamw": 300.0, "muon": 145.0}            # 6 of 10 at the budget: it is not
@@ -45,8 +45,8 @@ def test_a_box_over_every_member_does_not_flatter_the_optimizer_that_fails_more_
 
 def test_fig1_has_the_three_panels_counts_and_a_legend_for_every_marker(done, tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(figures, "save", lambda fig, out, name: seen.setdefault("fig", fig) and [])
-    figures.fig1_boxplot_optimizer(done, tmp_path)
+    monkeypatch.setattr(figures_epochs, "save", lambda fig, out, name: seen.setdefault("fig", fig) and [])
+    figures_epochs.fig1_boxplot_optimizer(done, tmp_path)
     fig = seen["fig"]
     every, km, paper = fig.axes
     assert "every member" in every.get_title() and "Kaplan–Meier" in km.get_title()
@@ -72,7 +72,7 @@ def test_a_far_budget_compresses_the_axis_above_a_break_and_keeps_true_values():
     import pandas as pd
     done = pd.DataFrame({"grokked": [True, True, False], "grokking_epoch": [50, 100, None],
                          "max_epochs": [3000] * 3})
-    y = figures.YLayout.of(done)
+    y = figures_epochs.YLayout.of(done)
     assert y.brk == pytest.approx(110) and float(y.forward(3000)) == pytest.approx(120)
     values = np.array([0, 50, 110, 500, 3000])
     assert np.allclose(y.inverse(y.forward(values)), values)

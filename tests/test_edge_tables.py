@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grokmuon import cli, figures
+from grokmuon import cli, figures_curves, figures_epochs
 from grokmuon.report import report
 from grokmuon.results import collect, finished, judged
 from runfolders import config, write_run
@@ -40,7 +40,8 @@ def rows(text: str, section: str, first: str) -> list[list[str]]:
 def drawn(monkeypatch, make, done, tmp_path):
     """The figure objects a figure function makes (instead of its files)."""
     made = []
-    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
+    for module in (figures_epochs, figures_curves):     # where each figure looks `save` up
+        monkeypatch.setattr(module, "save", lambda fig, out, name: made.append(fig) or [])
     make(done, tmp_path)
     return made[0]
 
@@ -59,12 +60,12 @@ def test_nothing_grokked_reports_counts_and_no_test(tables):
 
 def test_nothing_grokked_is_drawn_at_the_budget(tables, monkeypatch, tmp_path):
     done = judged(finished(tables["all censored"][0]))
-    ax = drawn(monkeypatch, figures.fig1_boxplot_optimizer, done, tmp_path).axes[0]
+    ax = drawn(monkeypatch, figures_epochs.fig1_boxplot_optimizer, done, tmp_path).axes[0]
     points = [tuple(map(float, p)) for c in ax.collections for p in c.get_offsets()]
     # every member at the budget: one marker per optimizer, its count (3) beside it
     assert points == [(0.0, 300.0), (1.0, 300.0)] and [t.get_text() for t in ax.texts] == ["3", "3"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["AdamW\n0/3 grokked", "Muon\n0/3 grokked"]
-    km = drawn(monkeypatch, figures.fig3_km_task, done, tmp_path).axes[0]
+    km = drawn(monkeypatch, figures_epochs.fig3_km_task, done, tmp_path).axes[0]
     steps = [line for line in km.get_lines() if line.get_drawstyle() == "steps-post"]
     assert len(steps) == 2 and all(set(line.get_ydata()) == {0.0} for line in steps)   # nobody grokked
 
@@ -80,9 +81,9 @@ def test_one_optimizer_only_is_described_not_compared(tables, monkeypatch, tmp_p
     assert set(row[4:6] + row[7:]) == {"–", "– [–, –]"}
     assert rows(text, "Beside the paper", "mean grokking epoch, Muon")[0][2] == "45.00"      # (30+40+50+60)/4
     done = judged(finished(table))
-    ax = drawn(monkeypatch, figures.fig1_boxplot_optimizer, done, tmp_path).axes[0]
+    ax = drawn(monkeypatch, figures_epochs.fig1_boxplot_optimizer, done, tmp_path).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["Muon\n4/6 grokked"]
-    fig = drawn(monkeypatch, figures.fig4_curves_task, done, tmp_path)
+    fig = drawn(monkeypatch, figures_curves.fig4_curves_task, done, tmp_path)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
         "Muon val", "Muon train", "0.95: the grokking threshold", "a member's grokking epoch",
         "min–max of val accuracy"]                                      # Muon's only: no AdamW entry

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from grokmuon import cli, figures, stats
+from grokmuon import cli, figures, figures_base, figures_curves, figures_epochs, stats
 from grokmuon.report import report
 from grokmuon.results import COLUMNS, TableError, collect, condition_axes, finished, scanned_axes
 from runfolders import write_sweep
@@ -37,7 +37,7 @@ def test_every_figure_is_written_as_png_and_pdf(table, tmp_path):
         assert image.shape[0] > 300 and image.shape[1] > 400, (name, image.shape)
         assert (image < 0.9).any(-1).mean() > 0.01, name     # not a blank page
         for opt in ("adamw", "muon"):       # both optimizers are drawn, each in its colour, in every figure
-            colour = np.array(mcolors.to_rgb(figures.COLOR[opt]))
+            colour = np.array(mcolors.to_rgb(figures_base.COLOR[opt]))
             faint = colour * 0.35 + 0.65                  # fig6's stretches where some members had stopped
             drawn = sum((np.abs(image - c).max(-1) < 0.02).sum() for c in (colour, faint))
             assert drawn > 300, (name, opt)                # more than a legend's swatch
@@ -50,7 +50,7 @@ def test_the_probes_figure_needs_runs_with_probes(tmp_path, capsys):
     write_run(tmp_path / "old" / "b", config("modadd", optimizer="muon"), [20, 30], probes=False)
     done = finished(collect([tmp_path / "old"]))
     with pytest.raises(TableError, match="trained with probes"):
-        figures.fig6_probes(done, tmp_path / "figs")
+        figures_curves.fig6_probes(done, tmp_path / "figs")
     done.to_csv(tmp_path / "old.csv", index=False)
     cli.main(["figures", "--runs", str(tmp_path / "old.csv"), "--out", str(tmp_path / "figs")])
     assert capsys.readouterr().err == "" and not (tmp_path / "figs" / "fig6_probes.png").exists()
@@ -80,7 +80,7 @@ def test_the_scan_figure_is_made_by_default_for_a_scan_only(table, tmp_path, cap
     two = as_lr_scan(table)
     two.loc[two.seed == 3, "weight_decay"] = 0.5
     with pytest.raises(TableError, match="plots one scanned column"):
-        figures.fig5_scan(finished(two), tmp_path)
+        figures_epochs.fig5_scan(finished(two), tmp_path)
 
 
 def test_curves_skip_a_missing_metrics_file_and_fail_when_none_is_left(table, tmp_path):
@@ -89,10 +89,10 @@ def test_curves_skip_a_missing_metrics_file_and_fail_when_none_is_left(table, tm
     shutil.move(gone, str(tmp_path / "moved"))
     try:
         warned = []
-        figures.fig4_curves_task(done, tmp_path / "out", warn=warned.append)
+        figures_curves.fig4_curves_task(done, tmp_path / "out", warn=warned.append)
         assert len(warned) == 1 and gone in warned[0]
         with pytest.raises(TableError, match="no metrics.csv"):
-            figures.fig4_curves_task(done[done.run_dir == gone], tmp_path / "out2", warn=warned.append)
+            figures_curves.fig4_curves_task(done[done.run_dir == gone], tmp_path / "out2", warn=warned.append)
         assert not (tmp_path / "out2").exists()
     finally:
         shutil.move(str(tmp_path / "moved"), gone)
@@ -211,9 +211,10 @@ def test_a_column_that_only_relabels_a_condition_is_named_once(table):
 
 def test_the_figures_of_a_condition_grid_keep_its_values_apart(table, monkeypatch, tmp_path, capsys):
     made = []
-    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
+    for module in (figures_curves, figures_epochs):     # figure 4, then figure 5
+        monkeypatch.setattr(module, "save", lambda fig, out, name: made.append(fig) or [])
     done = finished(as_batch_grid(table))
-    figures.fig4_curves_task(done, tmp_path)
+    figures_curves.fig4_curves_task(done, tmp_path)
     shown = [ax for ax in made[0].axes if ax.get_visible()]
     assert len(shown) == 4 * 2                               # (task, head) rows x batch sizes
     assert shown[0].get_title() == "modadd, softmax, batch_size 128"
@@ -230,7 +231,7 @@ def test_the_figures_of_a_condition_grid_keep_its_values_apart(table, monkeypatc
     assert len(curves) == 2 and len({len(c) for c in curves}) == 2           # members of unequal length
     line = shown[0].get_lines()[0]
     assert list(line.get_xdata()) == list(range(1, n + 1)) and np.allclose(line.get_ydata(), want)
-    figures.fig5_scan(done, tmp_path)
+    figures_epochs.fig5_scan(done, tmp_path)
     assert made[1].axes[0].get_xlabel() == "batch_size"
     as_batch_grid(table).to_csv(tmp_path / "grid.csv", index=False)
     monkeypatch.undo()
@@ -287,9 +288,9 @@ def test_report_stratifies_the_pooled_log_rank_by_task_and_head(table):
 @pytest.mark.parametrize("heads", [["softmax"], ["softmax", "stablemax"]], ids=["one head", "two heads"])
 def test_accuracy_curves_have_a_panel_per_cell_and_one_legend(table, heads, monkeypatch, tmp_path):
     made = []
-    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
+    monkeypatch.setattr(figures_curves, "save", lambda fig, out, name: made.append(fig) or [])
     done = finished(table)
-    figures.fig4_curves_task(done[done["head"].isin(heads)], tmp_path)
+    figures_curves.fig4_curves_task(done[done["head"].isin(heads)], tmp_path)
     fig = made[0]
     shown = [ax for ax in fig.axes if ax.get_visible()]
     assert len(shown) == 2 * len(heads)                     # tasks x heads
@@ -318,10 +319,10 @@ def test_commands_are_recorded_beside_what_they_wrote(table, tmp_path, capsys):
 
 def test_a_scan_through_zero_keeps_its_zero_on_the_axis(table, monkeypatch, tmp_path):
     made = []
-    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
+    monkeypatch.setattr(figures_epochs, "save", lambda fig, out, name: made.append(fig) or [])
     scan = table.copy()
     scan.loc[scan.seed.isin([0, 1]), "weight_decay"] = 0.0
-    figures.fig5_scan(finished(scan), tmp_path)
+    figures_epochs.fig5_scan(finished(scan), tmp_path)
     ax = made[0].axes[0]
     assert ax.get_xscale() == "symlog" and ax.get_xlabel() == "weight_decay"
     assert min(x for line in ax.get_lines() for x in line.get_xdata()) == 0.0     # the median at wd 0 is drawn
@@ -329,14 +330,14 @@ def test_a_scan_through_zero_keeps_its_zero_on_the_axis(table, monkeypatch, tmp_
 
 def test_accuracy_curves_of_a_scan_show_each_optimizer_at_its_best_value(table, monkeypatch, tmp_path):
     made, read = [], []
-    monkeypatch.setattr(figures, "save", lambda fig, out, name: made.append(fig) or [])
-    real = figures.read_curves
-    monkeypatch.setattr(figures, "read_curves", lambda d, warn: read.append(d) or real(d, warn))
+    monkeypatch.setattr(figures_curves, "save", lambda fig, out, name: made.append(fig) or [])
+    real = figures_curves.read_curves
+    monkeypatch.setattr(figures_curves, "read_curves", lambda d, warn: read.append(d) or real(d, warn))
     scan = as_lr_scan(table)
-    figures.fig4_curves_task(finished(scan), tmp_path)
+    figures_curves.fig4_curves_task(finished(scan), tmp_path)
     assert "each optimizer at its best lr" in made[0]._suptitle.get_text()
     assert (read[0].groupby(["task", "head", "optimizer"])["lr"].nunique() == 1).all()
-    figures.fig4_curves_task(finished(table), tmp_path)
+    figures_curves.fig4_curves_task(finished(table), tmp_path)
     assert "best" not in made[1]._suptitle.get_text()
 
 

@@ -327,7 +327,7 @@ def test_more_bad_run_folders_are_reported_by_path_and_skipped(tmp_path):
 
 @pytest.mark.parametrize("damage", ["cut mid-row", "cut", "garbled", "header only", "binary"])
 def test_accuracy_curves_skip_a_metrics_file_damaged_after_collect(tmp_path, damage):
-    from grokmuon import figures
+    from grokmuon import figures_curves
     folders = [write_run(tmp_path / c, config(c, opt), [40, None]) for c, opt in (("modadd", "muon"),
                                                                                   ("gcd", "adamw"))]
     done = finished(collect([tmp_path]))
@@ -339,7 +339,7 @@ def test_accuracy_curves_skip_a_metrics_file_damaged_after_collect(tmp_path, dam
                       "header only": text.splitlines(keepends=True)[0].encode(),
                       "binary": b"\x89PNG\x00\xff\xfe" * 50}[damage])
     warned = []
-    paths = figures.fig4_curves_task(done, tmp_path / "figs", warn=warned.append)
+    paths = figures_curves.fig4_curves_task(done, tmp_path / "figs", warn=warned.append)
     assert all(p.exists() for p in paths)
     assert len(warned) == 1 and str(path) in warned[0] and "\n" not in warned[0]
 
