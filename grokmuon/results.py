@@ -22,7 +22,7 @@ import pandas as pd
 from . import arms
 from .phases import PHASES
 from .config import leaves
-from .runfolder import SUMMARY, BadRun, check_metrics, lazy_blanks, read_config, read_summary, run_folders
+from .runfolder import METRICS, SUMMARY, BadRun, check_metrics, lazy_blanks, read_config, read_summary, run_folders
 from .runid import NOT_RESULTS, config_hash, member_hash, with_defaults
 
 DEFAULT_DIRS = ("outputs", "multirun")
@@ -163,6 +163,9 @@ def read_run(folder: Path) -> list[dict]:
         raise BadRun(f"{folder / SUMMARY}: unreadable or not a grokmuon summary")
     cfg = with_defaults(read_config(folder))  # a key added since the run: what the run did, not a blank
     complete = summary["status"] == "complete"
+    path = folder / METRICS
+    if not complete and (not path.exists() or path.stat().st_size == 0):   # started, no epoch finished yet
+        raise BadRun(f"{folder}: {summary['status']}, no epoch written yet")
     metrics = check_metrics(folder, summary["members"], complete, lazy_blanks(cfg))
     written = summary.get("written_at") or pd.Timestamp((folder / SUMMARY).stat().st_mtime, unit="s",
                                                            tz="UTC").isoformat()

@@ -325,6 +325,24 @@ def test_more_bad_run_folders_are_reported_by_path_and_skipped(tmp_path):
         assert sum(str(bad[name] / file) in w for w in warnings) == 1, (name, warnings)
 
 
+
+def test_a_run_that_has_not_finished_an_epoch_yet_is_skipped_as_running_not_as_damaged(tmp_path):
+    # collect during a sweep: the newest run folder has its summary ("running") and an empty metrics.csv.
+    good = write_run(tmp_path / "good", config("modadd"), [40, None])
+    new = write_run(tmp_path / "new", config("gcd"), [None, None])
+    summary = json.loads((new / "summary.json").read_text())
+    (new / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
+    (new / "metrics.csv").write_text("")
+    warnings = []
+    table = collect([tmp_path], warn=warnings.append)
+    assert set(table.run_dir) == {str(good)}
+    assert warnings == [f"{new}: running, no epoch written yet"]
+    # A complete run with an empty metrics.csv is damage, named as such (above).
+    (new / "summary.json").write_text(json.dumps({**summary, "status": "complete"}))
+    warnings.clear()
+    collect([tmp_path], warn=warnings.append)
+    assert len(warnings) == 1 and "metrics.csv: unreadable" in warnings[0]
+
 @pytest.mark.parametrize("damage", ["cut mid-row", "cut", "garbled", "header only", "binary"])
 def test_accuracy_curves_skip_a_metrics_file_damaged_after_collect(tmp_path, damage):
     from grokmuon import figures_curves
