@@ -120,6 +120,11 @@ case "${1:-}" in
     $bin/grokmuon collect multirun/mechanism --name mechanism
     $bin/grokmuon report --runs results/mechanism/runs.csv
     $bin/grokmuon figures --runs results/mechanism/runs.csv
+    # Every arm against AdamW, and each of Muon's ablations against Muon itself (what removing a part costs)
+    $bin/grokmuon collect multirun/arms --name arms
+    $bin/grokmuon report --runs results/arms/runs.csv --pair muon 'muon momentum=0' --pair muon 'muon ns_steps=0' \
+      --pair muon 'muon split=all' --pair muon normuon
+    $bin/grokmuon figures --runs results/arms/runs.csv
     ;;
   *) echo "usage: scripts/study.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|report" >&2; exit 2 ;;
 esac
