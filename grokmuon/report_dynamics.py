@@ -89,7 +89,7 @@ def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
                   "KM median g", "lead (median)", "update rank", "gradient rank"], rows),
         f"\n{first} against {second} on each phase epoch: stratified log-rank z within task (z < 0: {second} "
         f"sooner), permutation p. The grokking epoch stays the primary test (*{tests_heading(pairs)}*); "
-        + holm_note(f"the two phase epochs ({2 * len(pairs)} tests)") + "\n",
+        + holm_note(f"the two phase epochs ({int(np.sum(~np.isnan(ps)))} tests)") + "\n",
         md_table([*(["pair"] if len(pairs) > 1 else []), "phase epoch", "stratified z", "permutation p", "Holm p"],
                  tests)])
 
@@ -134,7 +134,7 @@ def delay_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
         f"\n{first} against {second} on each quantity: stratified log-rank z (within {within(strata)}; z < 0: "
         f"{second} sooner), permutation p (labels shuffled within strata). The grokking epoch is the primary "
         f"test (as in *{tests_heading(pairs)}*); "
-        + holm_note(f"the memorisation epoch and the delay ({2 * len(pairs)} tests)") + primaries_note(pairs) +
+        + holm_note(f"the memorisation epoch and the delay ({int(np.sum(~np.isnan(ps[:, :2])))} tests)") + primaries_note(pairs) +
         " **The delay is conditional on having memorised**, and the optimizer itself changes who "
         f"memorises: {within(never)} members never memorised (or diverged) and are not in it, so "
         "a delay difference may reflect which members fit, not how long the same members wait.\n",

@@ -276,3 +276,17 @@ def test_tuned_against_tuned_comes_once_a_pair_with_holm_over_both(tmp_path):
     both = tuned["Muon vs AdamW"] + tuned["Muon momentum=0 vs AdamW"]
     assert [r[14] for r in both] == [format(p, ".3g") for p in holm_by_hand([exact_p(r[13]) for r in both])]
     assert "every row of these tables with a test (14)" in section(text, "Tuned against tuned")
+
+
+def test_an_arm_raced_but_not_yet_confirmed_is_no_member_of_the_primary_family(tmp_path):
+    # A third arm with tuning rows only (its confirmation still to run, as when a report is made while
+    # a study lane runs): its pair has no test, and the Holm family of the primary tests is the 2 with one.
+    import pandas as pd
+    table = load(REPO / "results" / "tune" / "runs.csv")
+    muon = table[table.optimizer == "muon"]
+    raced = muon[muon.role == "tune"].assign(arm="muon momentum=0", run_dir=lambda d: d.run_dir + "-raced")
+    again = muon.assign(arm="normuon", run_dir=lambda d: d.run_dir + "-again")
+    text = section(report(pd.concat([table, raced, again], ignore_index=True), "t.csv"), "Tuned against tuned")
+    lines = [ln for ln in text.splitlines() if "the primary test" in ln]
+    assert len(lines) == 3 and all("Holm p over the 2 pairs" in ln for ln in lines)
+    assert "z = –" in next(ln for ln in lines if ln.startswith("Muon momentum=0 vs AdamW"))
