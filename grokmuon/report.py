@@ -306,7 +306,7 @@ def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs
         "Every other row is a subgroup. " + holm_note("every row but *all* (and those that hold all "
                                                       "its members again: “= all”)"
                                                       + ("" if len(pairs) == 1 else " of every pair's table"))
-        + primaries_note(pairs) + " The other p columns are unadjusted.\n",
+        + primaries_note(pairs, done) + " The other p columns are unadjusted.\n",
         tests_table(done, pairs),
         delay_section(done, pairs),
         held_section(done),

@@ -286,7 +286,9 @@ def test_an_arm_raced_but_not_yet_confirmed_is_no_member_of_the_primary_family(t
     muon = table[table.optimizer == "muon"]
     raced = muon[muon.role == "tune"].assign(arm="muon momentum=0", run_dir=lambda d: d.run_dir + "-raced")
     again = muon.assign(arm="normuon", run_dir=lambda d: d.run_dir + "-again")
-    text = section(report(pd.concat([table, raced, again], ignore_index=True), "t.csv"), "Tuned against tuned")
+    whole = report(pd.concat([table, raced, again], ignore_index=True), "t.csv")
+    assert whole.count("With 3 pairs, each pair's primary test is one of a family of 2") == 2   # each arm, and the delay
+    text = section(whole, "Tuned against tuned")
     lines = [ln for ln in text.splitlines() if "the primary test" in ln]
     assert len(lines) == 3 and all("Holm p over the 2 pairs" in ln for ln in lines)
     assert "z = –" in next(ln for ln in lines if ln.startswith("Muon momentum=0 vs AdamW"))
