@@ -91,20 +91,13 @@ def _band(ax, g: pd.DataFrame, x: str, col: str, color, style: str = "-", low: s
     ax.fill_between(lo.index, lo, hi, color=color, alpha=0.15, lw=0)
 
 
-def _km(cell: pd.DataFrame, col: str) -> float | None:
-    """Kaplan-Meier median of an epoch column over the cell's members, as report.md gives it: a member
-    without one (never memorised; its curve never moved that far) is censored at its last epoch, so a
-    marker does not sit early because the slow members were left out."""
-    epoch = pd.to_numeric(cell[col], errors="coerce")
-    return stats.km_median(epoch.fillna(cell["epochs_run"].astype(float)), epoch.notna())
-
-
 def markers(cell: pd.DataFrame) -> dict[str, float | None]:
-    """The epochs figure 7 marks for one arm's members (finished()'s columns): the Kaplan-Meier median
-    memorisation and grokking epoch, and the median phase epoch of each phase panel's curve."""
+    """The epochs figure 7 marks for one arm's members (results.finished's columns): the Kaplan-Meier
+    median memorisation, grokking and phase epoch of each phase panel's curve, as report.md gives them (a
+    member without the epoch is censored), so a marker does not sit early for leaving the slow ones out."""
     return {"memorisation": stats.km_median(cell["mem_time"], cell["mem_event"]),
             "grokking": stats.km_median(cell["time"], cell["event"]),
-            **{panel: _km(cell, col) for panel, col in PHASE_OF.items()}}
+            **{panel: stats.km_median(cell[f"{col}_time"], cell[f"{col}_event"]) for panel, col in PHASE_OF.items()}}
 
 
 def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:

@@ -49,10 +49,8 @@ def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     phase epoch. Only where some member has one (a run trained with the Fourier probes)."""
     if not all(c in done for c in PHASES) or not done[list(PHASES)].notna().any().any():
         return ""
-    # A member without a phase epoch (its curve never moved that far) is censored at its last epoch.
-    timed = done.assign(**{f"{c}_time": done[c].astype(float).fillna(done["epochs_run"].astype(float))
-                           for c in PHASES}, **{f"{c}_event": done[c].notna() for c in PHASES})
-    timed = timed[timed["task"].isin(timed.loc[timed[list(PHASES)].notna().any(axis=1), "task"])]
+    # Each phase epoch's time and event: results.finished (censored at a member's last epoch).
+    timed = done[done["task"].isin(done.loc[done[list(PHASES)].notna().any(axis=1), "task"])]
     rows = []
     for (task, opt), g in timed.groupby(["task", "optimizer"]):
         lead = (g["grokking_epoch"].astype(float) - g["restricted_drop_epoch"].astype(float)).dropna()

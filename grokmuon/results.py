@@ -306,6 +306,13 @@ def finished(table: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
     done["delay_time"] = (done["time"] - mem).where(done["memorised"])
     done["delay_event"] = done["grokked"] & done["memorised"]
     done["no_delay"] = done["delay_event"] & (done["delay_time"] == 0)
+    # The Fourier probes' phase epochs (phases.py): a member without one (its curve never moved that far)
+    # is censored at its last epoch. The report's Phases section and figure 7's markers both read these.
+    for c in PHASES:
+        if c in done:
+            phase = pd.to_numeric(done[c], errors="coerce")
+            done[f"{c}_time"] = phase.fillna(done["epochs_run"].astype(float))
+            done[f"{c}_event"] = phase.notna()
     return done
 
 

@@ -95,11 +95,8 @@ def test_figure_7_marks_the_kaplan_meier_medians_report_md_gives():
     rows = pd.DataFrame({"memorisation_epoch": [100, 200, 300, 400, None], "grokking_epoch": [150, 250, 350, 450, None],
                          "restricted_drop_epoch": [10, 20, None, None, None],
                          "excluded_rise_epoch": [50, 60, 70, None, None],
-                         "epochs_run": 600})
-    mem = rows["memorisation_epoch"].astype(float)
-    cell = rows.assign(mem_time=mem.fillna(600.0), mem_event=mem.notna(),
-                       time=rows["grokking_epoch"].astype(float).fillna(600.0), event=rows["grokking_epoch"].notna())
-    marks = figures_phases.markers(cell)
+                         "epochs_run": 600, "status": ["grokked"] * 4 + ["censored"]})
+    marks = figures_phases.markers(results.finished(rows))
     assert marks["memorisation"] == 300 and marks["grokking"] == 350
     assert marks["restricted_loss"] is None          # fewer than half have the epoch: no median to mark
     assert marks["excluded_loss"] == 70
