@@ -43,7 +43,8 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = 
             "perm": perm_logrank(a, b, strata)}
 
 
-def tests_table(done: pd.DataFrame, pairs=(PAPER,)) -> str:
+def tests_table(done: pd.DataFrame, pairs=(PAPER,)) -> tuple[str, np.ndarray]:
+    """The test tables (one a pair) and the pairs' primary permutation p (NaN: no test), Holm's family."""
     conds = condition_axes(done)
     groups = [("all", done, (*STRATA, *conds))] + \
              [(f"task={k}", g, ("head", *conds)) for k, g in done.groupby("task")] + \
@@ -72,7 +73,7 @@ def tests_table(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     header = lambda a, b: ["group", f"n {a}/{b}", "grokked", f"KM median {a}/{b}", "stratified z", "permutation p",
                            "Holm p", "normal p", "log-rank z", "p", f"mean {a} − {b} [95% CI]", "Welch t", "p",
                            "Mann–Whitney U", "p"]
-    return pair_tables(pairs, [md_table(header(title(a), title(b)), rows) for (a, b), rows in zip(pairs, tables)])
+    return pair_tables(pairs, [md_table(header(title(a), title(b)), rows) for (a, b), rows in zip(pairs, tables)]), perms[:, 0]
 
 
 def test_row(name: str, c: dict) -> list:
@@ -255,6 +256,7 @@ def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs
     unfinished = len(table) - len(everything)
     runs = everything.drop_duplicates("run_dir") if "run_dir" in everything else everything.iloc[:0]
     hours = runs["wall_s"].astype(float).sum() / 3600 if "wall_s" in runs and runs["wall_s"].notna().any() else None
+    tests_text, primary_ps = tests_table(done, pairs)
     parts = [
         (f"# Grokking epochs: {versus(pairs[0])}\n\n" if len(pairs) == 1 else
          f"# Grokking epochs: {len(arms)} arms, each against {title(pairs[0][0])}\n\nArms (an optimizer and its "
@@ -306,8 +308,8 @@ def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs
         "Every other row is a subgroup. " + holm_note("every row but *all* (and those that hold all "
                                                       "its members again: “= all”)"
                                                       + ("" if len(pairs) == 1 else " of every pair's table"))
-        + primaries_note(pairs, done) + " The other p columns are unadjusted.\n",
-        tests_table(done, pairs),
+        + primaries_note(pairs, primary_ps) + " The other p columns are unadjusted.\n",
+        tests_text,
         delay_section(done, pairs),
         held_section(done),
         phases_section(done, pairs),

@@ -132,7 +132,7 @@ def delay_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
         f"\n{first} against {second} on each quantity: stratified log-rank z (within {within(strata)}; z < 0: "
         f"{second} sooner), permutation p (labels shuffled within strata). The grokking epoch is the primary "
         f"test (as in *{tests_heading(pairs)}*); "
-        + holm_note(f"the memorisation epoch and the delay ({int(np.sum(~np.isnan(ps[:, :2])))} tests)") + primaries_note(pairs, done) +
+        + holm_note(f"the memorisation epoch and the delay ({int(np.sum(~np.isnan(ps[:, :2])))} tests)") + primaries_note(pairs, ps[:, 2]) +
         " **The delay is conditional on having memorised**, and the optimizer itself changes who "
         f"memorises: {within(never)} members never memorised (or diverged) and are not in it, so "
         "a delay difference may reflect which members fit, not how long the same members wait.\n",

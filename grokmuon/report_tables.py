@@ -129,10 +129,10 @@ def primary_text(p_adj: float, pairs) -> str:
     return "primary" if len(pairs) == 1 else f"primary: {num(p_adj, '.3g')}"
 
 
-def primaries_note(pairs, done: pd.DataFrame | None = None) -> str:
-    """The primary tests' family: one test per pair whose arms both have members in done (a pair with an
-    arm not yet run has no test, and Holm leaves it out)."""
-    k = len(pairs) if done is None else sum(all((done["optimizer"] == arm).any() for arm in pair) for pair in pairs)
+def primaries_note(pairs, primary_ps) -> str:
+    """The primary tests' family: the pairs' primary p (NaN where a pair has no test: an arm not yet run, or
+    no stratum holding both), counted as Holm counts them."""
+    k = int(np.sum(~np.isnan(np.asarray(primary_ps, dtype=float))))
     return "" if len(pairs) == 1 else (
         f" With {len(pairs)} pairs, each pair's primary test is one of a family of {k}: its Holm p "
         "over them is beside the word *primary*.")

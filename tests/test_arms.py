@@ -292,3 +292,20 @@ def test_an_arm_raced_but_not_yet_confirmed_is_no_member_of_the_primary_family(t
     lines = [ln for ln in text.splitlines() if "the primary test" in ln]
     assert len(lines) == 3 and all("Holm p over the 2 pairs" in ln for ln in lines)
     assert "z = –" in next(ln for ln in lines if ln.startswith("Muon momentum=0 vs AdamW"))
+
+
+def test_a_pair_with_no_stratum_holding_both_arms_is_no_member_of_the_primary_family():
+    # Two more arms, each with members of one task only (Muon's, relabelled): each has a test against
+    # AdamW, but the pair set between them has no task holding both, so no test: the note's family
+    # counts what Holm counts (3 of the 4 pairs), not the pairs whose arms both have members (4).
+    import pandas as pd
+    table = load(REPO / "results" / "tune" / "runs.csv")
+    muon = table[table.optimizer == "muon"]
+    one, other = sorted(muon.task.unique())[:2]
+    a = muon[muon.task == one].assign(arm="muon momentum=0", run_dir=lambda d: d.run_dir + "-a")
+    b = muon[muon.task == other].assign(arm="normuon", run_dir=lambda d: d.run_dir + "-b")
+    whole = report(pd.concat([table, a, b], ignore_index=True), "t.csv", pairs=[("muon momentum=0", "normuon")])
+    primary = {name: rows[0] for name, rows in tables_of(section(whole, "Each arm against AdamW")).items()}
+    assert primary["NorMuon vs Muon momentum=0"][5] == "–"                    # no test
+    assert sum(r[5] != "–" for r in primary.values()) == 3
+    assert whole.count("With 4 pairs, each pair's primary test is one of a family of 3") == 2   # each arm, and the delay
