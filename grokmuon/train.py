@@ -148,8 +148,11 @@ def evaluate(model, data: Data, cfg, device) -> dict[str, torch.Tensor]:
                 logit_probes[k].append(v)
     correct, losses = torch.cat(correct, 1).float(), torch.cat(losses, 1)
     tr, va = data.is_train.float(), (~data.is_train).float()
+    # Accuracies in float64 from the exact counts: 19/20 in float32 is 0.94999999, which would miss the
+    # rule's "val acc >= 0.95" at an exact tie (the rule's threshold is a Python float).
     return {
-        "train_acc": (correct * tr).sum(1) / data.n_train, "val_acc": (correct * va).sum(1) / data.n_val,
+        "train_acc": (correct * tr).sum(1).double() / data.n_train,
+        "val_acc": (correct * va).sum(1).double() / data.n_val,
         "train_loss": (losses * tr).sum(1) / data.n_train, "val_loss": (losses * va).sum(1) / data.n_val,
         **{k: (torch.cat(v, 1) * tr).sum(1) / data.n_train for k, v in logit_probes.items() if v},
     }
@@ -177,7 +180,8 @@ def evaluate_split(model, data: Data, cfg, device, rows: torch.Tensor, split: st
         for k, v in (probes.logit_sums(logits, y).items() if logit_probes else ()):
             sums[k] += v.sum(1)
     model.train()
-    return {f"{split}_acc": correct / n, f"{split}_loss": loss / n, **{k: v / n for k, v in sums.items()}}
+    return {f"{split}_acc": correct.double() / n,            # float64, exact at a tie, as in evaluate()
+            f"{split}_loss": loss / n, **{k: v / n for k, v in sums.items()}}
 
 
 @torch.no_grad()

@@ -41,6 +41,8 @@ def replay(folder, epochs: int) -> tuple[int, list]:
                 if row[k] == "" and math.isnan(v):        # eval_train=lazy skipped it, then and now
                     continue
                 compared += 1
+                if k.endswith("_acc"):  # committed accuracies were float32 ratios, ours float64: the same count
+                    v = float(torch.tensor(v, dtype=torch.float32))
                 if row[k] == "" or float(row[k]) != v:
                     differ.append((row["epoch"], row["member"], k, row[k], v))
     return compared, differ
