@@ -22,7 +22,7 @@ from .report_dynamics import cost_section, delay_section, held_section, phases_s
 from .report_tables import (REFERENCE, STRATA, arm_pairs, group_table, holm_note, km_median_text, md_table, names,
                             num, pair_tables, perm_logrank, perm_text, plateaus, primaries_note, primary_text,
                             strata_of, stratum_key, tests_heading, value_text, versus, within)
-from .report_tuning import tuned_section, tuning_table
+from .report_tuning import compute_table, tuned_section, tuning_table
 from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, condition_axes, finished, judged,
                       scanned_axes, varying_axes)
 
@@ -322,5 +322,6 @@ def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs
         "\n## By cell\n", group_table(done, ["task", "head", "optimizer"]),
         scan_section(done, pairs),
         tuning_table(tune) if len(tune) else "",
+        compute_table(everything) if len(tune) else "",
     ]
     return "\n".join(p for p in parts if p) + "\n"

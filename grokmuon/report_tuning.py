@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import racing, stats
-from .arms import PAPER, title
+from .arms import PAPER, order, title
 from .report_tables import (holm_note, km_median_text, md_table, num, pair_tables, perm_logrank, perm_text,
                             strata_of, stratum_key, value_text, versus, within)
 
@@ -134,3 +134,31 @@ def tuning_table(tune: pd.DataFrame) -> str:
         md_table(["task", "head", "optimizer", *(["round"] if windows else []), "members", "race stopped at",
                   "budget", "saved (epochs)",
                   "race wall hours", "to budget, hours (est.)"], cost)])
+
+
+def run_hours(g: pd.DataFrame) -> float:
+    """Wall-clock hours of the run folders the rows come from, each folder once (its members train together:
+    a folder's wall_s is what one waited for all of them)."""
+    runs = g.drop_duplicates("run_dir") if "run_dir" in g else g.iloc[:0]
+    return float(pd.to_numeric(runs["wall_s"], errors="coerce").fillna(0).sum()) / 3600 if "wall_s" in runs else 0.0
+
+
+def compute_table(everything: pd.DataFrame) -> str:
+    """What each arm cost, task by task and in all: the hours of its races (the grid and any windows) and of
+    the runs at its chosen setting (its confirmation, and any members run beside it), one process each."""
+    keys = ["task", "head", "optimizer"]
+    is_tune = everything["role"] == "tune"
+    rows, totals = [], {}
+    for key, g in everything.groupby(keys):
+        race, rest = run_hours(g[is_tune.loc[g.index]]), run_hours(g[~is_tune.loc[g.index]])
+        rows.append([*(value_text(v) for v in key), f"{race:.2f}", f"{rest:.2f}", f"{race + rest:.2f}"])
+        t = totals.setdefault(key[2], [0.0, 0.0])
+        t[0], t[1] = t[0] + race, t[1] + rest
+    if everything["task"].nunique() > 1:
+        rows += [["all", "", value_text(arm), f"{totals[arm][0]:.2f}", f"{totals[arm][1]:.2f}", f"{sum(totals[arm]):.2f}"]
+                 for arm in order(totals)]
+    return "\n".join([
+        "\n## Compute by arm\n",
+        "Wall-clock hours of each arm's run folders (one process each): its tuning races, the grid and "
+        "any windows, and its runs at the chosen setting. *all*: summed over the tasks.\n",
+        md_table(["task", "head", "arm", "races, hours", "at the choice, hours", "total, hours"], rows)])

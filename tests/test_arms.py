@@ -309,3 +309,24 @@ def test_a_pair_with_no_stratum_holding_both_arms_is_no_member_of_the_primary_fa
     assert primary["NorMuon vs Muon momentum=0"][5] == "–"                    # no test
     assert sum(r[5] != "–" for r in primary.values()) == 3
     assert whole.count("With 4 pairs, each pair's primary test is one of a family of 3") == 2   # each arm, and the delay
+
+
+def test_compute_by_arm_splits_each_run_folders_hours_once_between_races_and_the_choice():
+    # Recomputed by hand from runs.csv (a folder's wall_s is on each of its member rows), against the
+    # report's table, its per-arm totals, and the source line's hours, which it must sum to.
+    import re
+    import pandas as pd
+    table = pd.read_csv(REPO / "results" / "tune" / "runs.csv")
+    text = report(load(REPO / "results" / "tune" / "runs.csv"), "t.csv")
+    lines = [ln for ln in section(text, "Compute by arm").splitlines() if ln.startswith("| ")][1:]   # past the header
+    rows = {(c[0], c[2]): [float(x) for x in c[3:]] for c in ([x.strip() for x in ln.split("|")[1:-1]] for ln in lines)}
+    folders = table.drop_duplicates("run_dir")
+    for (task, opt), g in folders.groupby(["task", "optimizer"]):
+        race = g.loc[g.role == "tune", "wall_s"].sum() / 3600
+        choice = g.loc[g.role != "tune", "wall_s"].sum() / 3600
+        assert rows[(task, opt)] == [round(race, 2), round(choice, 2), round(race + choice, 2)], (task, opt)
+    for opt, g in folders.groupby("optimizer"):
+        assert rows[("all", opt)][2] == round(g["wall_s"].sum() / 3600, 2)
+    hours = float(re.search(r"Compute: ([0-9.]+) wall-clock hours", text).group(1))
+    assert abs(sum(v[2] for (task, _), v in rows.items() if task == "all") - hours) < 0.02
+    assert rows[("all", "adamw")][0] > 0 and rows[("all", "muon")][1] > 0    # both columns filled
