@@ -10,7 +10,10 @@ for every arm):
   2b. extend: while the choice sits on an edge of what was raced, race a window one step past that edge
               around it (racing.window; race_round 1, 2, ...), up to the plan's max_extensions, so a
               choice is inside its grid or the limit is said;
-  3. confirm: the chosen setting on fresh seeds (disjoint from the tuning seeds), to the budget.
+  3. confirm: the chosen setting on fresh seeds (disjoint from the tuning seeds), to the budget. A
+              complete confirmation of the same arm at another setting (a choice that a re-run's windows
+              moved) then moves to <sweep>_superseded/ beside the sweep: kept, in no table, so each arm
+              has one confirmation.
 Both steps are ordinary `grokmuon train -m` jobs, so a re-run skips what is complete and redoes what was
 cut off; `grokmuon collect multirun/<experiment>` then gives runs.csv with role tune / confirm, and
 `grokmuon report` the tuned-against-tuned table. Choosing and judging on the same seeds would bias each
@@ -18,16 +21,19 @@ optimizer's median downward (the one with the noisier response most); fresh seed
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from . import racing
 from .config import CONF, Parser, fail
-from .runfolder import read_summary
+from .runfolder import is_set_aside, read_summary
+from .runid import config_hash
 
 OPTIMIZERS = ("adamw", "muon")     # the arms of conf/tune.yaml, which has no `arms`: one per grid
 # What tune sets itself: an arm or a user override may not (the grid's axes are set per member).
@@ -131,6 +137,57 @@ def chosen(folder: Path) -> tuple[float, float, int | None]:
     return lr, wd, racing.median_epoch(configs[(lr, wd)])
 
 
+def superseded(folder: Path) -> list[Path]:
+    """The complete confirmations in folder's sweep of the same arm and conditions at another (lr,
+    weight_decay): those whose config, given folder's lr and weight decay, hashes as folder's does."""
+    own = json.loads((folder / "config.json").read_text())
+    target, out = config_hash(own), []
+    for other in sorted(folder.parent.iterdir()):
+        if other == folder or not other.is_dir() or is_set_aside(other):
+            continue
+        summary = read_summary(other)
+        try:
+            cfg = json.loads((other / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if summary is None or summary.get("status") != "complete" or cfg.get("role") != "confirm":
+            continue
+        moved = {**cfg, "optimizer": {**cfg.get("optimizer", {}), "lr": own["optimizer"]["lr"],
+                                      "weight_decay": own["optimizer"]["weight_decay"]}}
+        if config_hash(moved) == target:
+            out.append(other)
+    return out
+
+
+def retire(folder: Path, arm: str) -> list[Path]:
+    """Move every confirmation that folder's (complete) one supersedes out of its sweep, whole, to the
+    sweep's `<sweep>_superseded/` beside it (`grokmuon collect <sweep>` does not read it), with a line in
+    its README.md naming what moved where; the new places."""
+    moved = []
+    for old in superseded(folder):
+        cfg = json.loads((old / "config.json").read_text())
+        now = json.loads((folder / "config.json").read_text())["optimizer"]
+        home = old.parent.with_name(f"{old.parent.name}_superseded")
+        home.mkdir(exist_ok=True)
+        dest = home / old.name
+        if dest.exists():                       # the same cell retired before: keep both
+            dest = home / f"{old.name}.superseded-{time.strftime('%Y%m%d-%H%M%S')}"
+        old.rename(dest)
+        readme = home / "README.md"
+        if not readme.exists():
+            readme.write_text(f"# {home.name}\n\nConfirmation runs of choices that a later `grokmuon tune` moved "
+                              f"(windows raced past a grid's edge): kept because they were run, in no table "
+                              f"(`grokmuon collect {old.parent.name}` does not read this folder).\n\n")
+        line = (f"- `{dest.name}`: {arm} on {cfg['task']['name']} at lr {cfg['optimizer']['lr']:g}, weight decay "
+                f"{cfg['optimizer']['weight_decay']:g} (now {now['lr']:g}, {now['weight_decay']:g}: `{folder.name}`).\n")
+        with open(readme, "a") as f:
+            f.write(line)
+        moved.append(dest)
+        print(f"tune {arm}: {old.name} confirmed an earlier choice (lr {cfg['optimizer']['lr']:g}, weight_decay "
+              f"{cfg['optimizer']['weight_decay']:g}); moved to {dest}, in no table", flush=True)
+    return moved
+
+
 def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float]:
     """Race the arm's grid, then windows past its edges while the choice sits on one (at most the plan's
     max_extensions); the final (lr, weight_decay)."""
@@ -190,6 +247,7 @@ def main(args: list[str]) -> None:
         lr, wd = race(plan, o, user)
         confirm = confirm_overrides(plan, o, lr, wd, user)
         train(confirm)
+        retire(job_folder(confirm), o)
         outcome.append((o, lr, wd, job_folder(confirm)))
     for o, lr, wd, folder in outcome:
         s = read_summary(folder) or {"members": []}

@@ -30,7 +30,8 @@ tuned() {   # tuned <sweep> <task> <optimizer> <batch>: "lr weight_decay" of tha
 import json, pathlib, sys
 sweep, task, opt, batch = sys.argv[1:]
 found = {(c["optimizer"]["lr"], c["optimizer"]["weight_decay"])
-         for c in (json.loads(p.read_text()) for p in pathlib.Path("multirun", sweep).glob(f"{task}-{opt}-softmax-*/config.json"))
+         for c in (json.loads(p.read_text()) for p in pathlib.Path("multirun", sweep).glob(f"{task}-{opt}-softmax-*/config.json")
+                   if "." not in p.parent.name)          # not an attempt set aside (<folder>.incomplete-<time>)
          if c.get("role") == "confirm" and c["batch_size"] == int(batch)}
 if len(found) != 1:
     sys.exit(f"study.sh: {len(found)} confirmation settings for {task} {opt} at batch {batch} in multirun/{sweep}; need one")

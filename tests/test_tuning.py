@@ -447,3 +447,31 @@ def test_the_study_scripts_tuned_settings_are_the_committed_tuning_choices():
         if cfg["role"] == "confirm":
             chosen[(cfg["task"]["name"], cfg["optimizer"]["name"])] = (cfg["optimizer"]["lr"], cfg["optimizer"]["weight_decay"])
     assert len(chosen) == 14 and written == chosen
+
+
+def test_a_moved_choice_moves_its_old_confirmation_out_of_the_sweep_and_collect_skips_it(tmp_path, capsys):
+    # gcd AdamW's confirmation at wd 0.3, which its re-tuning moved to 0.027 (committed, moved by hand to
+    # multirun/tune_superseded), beside the new one, Muon's, and AdamW's races: only the old AdamW
+    # confirmation is superseded; it moves whole to tune_superseded/, and collect then finds one per arm.
+    import shutil
+
+    from grokmuon import tune
+    from grokmuon.results import collect
+    sweep = tmp_path / "tune"
+    sweep.mkdir()
+    for src in ("tune/gcd-adamw-softmax-399d4935", "tune_superseded/gcd-adamw-softmax-32ecb3e8",
+                "tune/gcd-muon-softmax-6c46206b", "tune/gcd-adamw-softmax-b1029187", "tune/gcd-adamw-softmax-3d656629"):
+        shutil.copytree(REPO / "multirun" / src, sweep / Path(src).name)
+    new, old = sweep / "gcd-adamw-softmax-399d4935", sweep / "gcd-adamw-softmax-32ecb3e8"
+    assert tune.superseded(new) == [old]
+    assert tune.superseded(sweep / "gcd-muon-softmax-6c46206b") == []       # Muon has one confirmation
+    files = sorted(p.relative_to(old) for p in old.rglob("*"))
+    [dest] = tune.retire(new, "adamw")
+    assert not old.exists() and dest == tmp_path / "tune_superseded" / old.name
+    assert sorted(p.relative_to(dest) for p in dest.rglob("*")) == files    # nothing lost
+    assert "confirmed an earlier choice (lr 0.003, weight_decay 0.3)" in capsys.readouterr().out
+    assert ("`gcd-adamw-softmax-32ecb3e8`: adamw on gcd at lr 0.003, weight decay 0.3 (now 0.003, 0.027: "
+            "`gcd-adamw-softmax-399d4935`)") in (dest.parent / "README.md").read_text()
+    confirms = collect([sweep]).query("role == 'confirm'").drop_duplicates("run_dir")
+    assert sorted(confirms.optimizer) == ["adamw", "muon"] and (confirms.weight_decay != 0.3).all()
+    assert tune.retire(new, "adamw") == []                                   # a re-run moves nothing more
