@@ -10,6 +10,7 @@
 #   scripts/study.sh 11 &  scripts/study.sh 12 &    # what is learned (Fourier probes) and whether it holds
 #   scripts/study.sh 13 &  scripts/study.sh 14 &    # which part of Muon groks sooner: eight arms, each tuned and confirmed
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
+#   scripts/study.sh 13 5 7 9 &  scripts/study.sh 14 6 8 10 &   # lanes one after another, one process a core
 # A lane re-run over complete cells changes no file in multirun/; `report` regenerates the committed
 # results folders from the run folders (`git diff results` shows what changed).
 # Lane 1: the head axis at each optimizer's defaults (experiment=heads; softmax seeds 3-4 beside
@@ -22,7 +23,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
-[ -x $bin/grokmuon ] || make install
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread per process: two lanes fill two cores
 
 tuned() {   # tuned <sweep> <task> <optimizer> <batch>: "lr weight_decay" of that sweep's one confirmation run
@@ -38,7 +38,8 @@ if len(found) != 1:
 print(*found.pop())
 PY
 }
-case "${1:-}" in
+lane() {   # lane <n>: one lane (see the list above)
+case "$1" in
   1)
     $bin/grokmuon train -m experiment=heads
     $bin/grokmuon train -m experiment=heads head=softmax 'seeds=[3,4]'
@@ -127,6 +128,14 @@ case "${1:-}" in
       --pair muon 'muon split=all' --pair muon normuon
     $bin/grokmuon figures --runs results/arms/runs.csv
     ;;
-  *) echo "usage: scripts/study.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|report" >&2; exit 2 ;;
 esac
-echo "study ${1}: done"
+echo "study $1: done"
+}
+# Several lanes one after another in one process (scripts/study.sh 13 5 7 9 & scripts/study.sh 14 6 8 10 &):
+# each is checked before any runs, so a typo stops nothing hours later.
+for l in "${@:-}"; do
+  [[ "$l" =~ ^([1-9]|1[0-4]|report)$ ]] || {
+    echo "usage: scripts/study.sh LANE [LANE ...]; a LANE is 1-14 or report (got '$l')" >&2; exit 2; }
+done
+[ -x $bin/grokmuon ] || make install
+for l in "$@"; do lane "$l"; done

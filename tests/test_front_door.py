@@ -149,3 +149,16 @@ def test_git_sha_of_a_checkout_and_of_an_installed_package(tmp_path):
     assert installed_sha({"url": "https://example.org/grokmuon.git",
                           "vcs_info": {"vcs": "git", "commit_id": "a" * 40}}, "0.1") == "a" * 40
     assert installed_sha({"url": "file:///tmp/grokmuon", "dir_info": {}}, "0.1") == "installed package 0.1"
+
+
+@pytest.mark.parametrize("lanes", [["15"], [], ["13", "x"]])
+def test_study_script_checks_every_lane_before_running_any(lanes, tmp_path):
+    # A bad lane anywhere in the queue stops at once with one usage line and exit 2, before any lane (or
+    # an install) starts: in a copy of the script with no .venv beside it, nothing is built either.
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "study.sh"
+    script.write_text((REPO / "scripts" / "study.sh").read_text())
+    run = subprocess.run(["bash", str(script), *lanes], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith("usage: scripts/study.sh LANE [LANE ...]") and run.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scripts"]
