@@ -66,12 +66,31 @@ def budget(done: pd.DataFrame) -> float:
     return float(done["max_epochs"].max() if "max_epochs" in done else done["time"].max())
 
 
-def _legend_once(fig, axes, ncol: int | None = None) -> None:
+def _legend_once(fig, axes, ncol: int | None = None) -> int:
+    """One legend under the figure for every labelled handle of axes; how many rows it takes."""
     handles = {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    if handles:     # one row; two where many arms would make it wider than the figure
-        ncol = ncol or (len(handles) if len(handles) <= 7 else -(-len(handles) // 2))
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol,
-                   frameon=False, bbox_to_anchor=(0.5, -0.02))
+    if not handles:
+        return 0
+    # one row; two where many arms would make it wider than the figure
+    ncol = ncol or (len(handles) if len(handles) <= 7 else -(-len(handles) // 2))
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol,
+               frameon=False, bbox_to_anchor=(0.5, -0.02))
+    return -(-len(handles) // ncol)
+
+
+LEGEND_ROW_IN = 0.22        # one legend row at the default font, in inches
+
+
+def legend_below(fig, axes, bottom: float, ncol: int | None = None, planned_rows: int = 1) -> float:
+    """The legend under the figure (_legend_once). Where it takes more rows than the figure's layout
+    planned for (many arms), the figure grows by those rows, so they do not cover the axes' labels. The
+    bottom of the axes' area for tight_layout, as a fraction of the figure: `bottom` (a fraction of the
+    planned height) plus the rows added."""
+    rows, h = _legend_once(fig, axes, ncol), fig.get_figheight()
+    extra = max(0, rows - planned_rows) * LEGEND_ROW_IN
+    if extra:
+        fig.set_figheight(h + extra)
+    return (bottom * h + extra) / (h + extra)

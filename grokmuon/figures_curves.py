@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
-from .figures_base import _legend_once, grid, label, optimizers, palette, pooled, save  # noqa: E402
+from .figures_base import _legend_once, grid, label, legend_below, optimizers, palette, pooled, save  # noqa: E402
 from .report_tables import value_text  # noqa: E402
 from .results import TableError, best_setting, condition_axes, scanned_axes  # noqa: E402
 from .runfolder import METRICS, BadRun, check_metrics  # noqa: E402
@@ -153,10 +153,10 @@ def fig4_curves_task(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
                  fontsize=12)
     axes[0].plot([], [], "^", color="gray", ms=4, lw=0, label="a member's grokking epoch")
     axes[0].fill_between([], [], [], color="gray", alpha=0.15, lw=0, label="min–max of val accuracy")
-    _legend_once(fig, axes, ncol=4)
+    bottom = legend_below(fig, axes, 0.6 / fig.get_figheight(), ncol=4, planned_rows=2)   # the paper's 2 arms: 2 rows
     fig.text(0.5, -0.03, "Members that stopped early (grokked and held) are carried at their last value; "
              "diverged members are left out.", ha="center", va="top", fontsize=8, color="dimgray")
-    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return save(fig, out, "fig4_curves_task")
 
 

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
-from .figures_base import _legend_once, budget, grid, label, optimizers, palette, pooled, save  # noqa: E402
+from .figures_base import _legend_once, budget, grid, label, legend_below, optimizers, palette, pooled, save  # noqa: E402
 from .report_tables import value_text  # noqa: E402
 from .results import TableError, condition_axes, scanned_axes  # noqa: E402
 
@@ -141,6 +141,7 @@ def km_medians(ax, done: pd.DataFrame, y: YLayout, colors: dict | None = None) -
     """Each optimizer's Kaplan-Meier median grokking epoch (every member counted, censoring included)
     with its 95% CI; a median or CI end that the data never reach is drawn as an arrow at the budget."""
     opts, beyond_drawn, colors = optimizers(done), False, colors or palette(done)
+    compact = len(opts) > 2
     for i, opt in enumerate(opts):
         g, color = done[done["optimizer"] == opt], colors[opt]
         med = stats.km_median(g["time"], g["event"])
@@ -153,12 +154,16 @@ def km_medians(ax, done: pd.DataFrame, y: YLayout, colors: dict | None = None) -
             beyond_drawn = True
         if med is not None:
             ax.scatter([i], [med], marker="D", s=40, color=color, edgecolors="black", zorder=4)
-        text = (f"median {med:g}" if med is not None else "median beyond the budget") + \
-            f"\n95% CI {'–' if low is None else f'{low:g}'} to {'beyond the budget' if high is None else f'{high:g}'}"
+        if compact:             # many arms: the numbers alone, so that they fit between two arms
+            text = (f"{med:g}" if med is not None else f">{y.budget:g}") + \
+                f"\n[{'–' if low is None else f'{low:g}'}, {f'>{y.budget:g}' if high is None else f'{high:g}'}]"
+        else:
+            text = (f"median {med:g}" if med is not None else "median beyond the budget") + \
+                f"\n95% CI {'–' if low is None else f'{low:g}'} to {'beyond the budget' if high is None else f'{high:g}'}"
         ax.annotate(text, (i, med if med is not None else beyond), xytext=(10, 0), textcoords="offset points",
                     va="center", fontsize=7)
     ax.scatter([], [], marker="D", s=40, color="gray", edgecolors="black",
-               label="Kaplan–Meier median, bar: its 95% CI")
+               label="Kaplan–Meier median, bar: its 95% CI" + (" (numbers: median [CI])" if compact else ""))
     if beyond_drawn:
         ax.scatter([], [], marker="^", s=50, color="gray", label="median or CI end beyond the budget")
     ax.set_xticks(range(len(opts)), tick_labels(done, opts), **tick_size(opts))
@@ -239,8 +244,7 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_ylabel("fraction grokked")
     fig.suptitle(f"Fraction of members grokked by each epoch (Kaplan–Meier, 95% band; | censored){pooled(done)}",
                  fontsize=12)
-    _legend_once(fig, axes)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, legend_below(fig, axes, 0.04), 1, 1))
     return save(fig, out, "fig3_km_task")
 
 

@@ -330,3 +330,25 @@ def test_compute_by_arm_splits_each_run_folders_hours_once_between_races_and_the
     hours = float(re.search(r"Compute: ([0-9.]+) wall-clock hours", text).group(1))
     assert abs(sum(v[2] for (task, _), v in rows.items() if task == "all") - hours) < 0.02
     assert rows[("all", "adamw")][0] > 0 and rows[("all", "muon")][1] > 0    # both columns filled
+
+
+@pytest.mark.parametrize("lines", [2, 8])
+def test_a_legend_of_many_arms_grows_the_figure_below_the_axes_labels(lines):
+    # The KM figure's layout: a legend row planned under two panels. Eight arms and four notes take two
+    # rows, which used to cover the panels' "epoch" labels; now the figure grows by the added row, and
+    # with the paper's two arms nothing changes (the committed figures stay pixel for pixel).
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax in axes:
+        for i in range(lines):
+            ax.plot([0, 1], [0, i], label=f"arm {i}")
+        for note in ("one half", "censored", "band", "ticks"):
+            ax.plot([], [], label=note)
+        ax.set_xlabel("epoch")
+    bottom = figures_base.legend_below(fig, axes, 0.04)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.canvas.draw()
+    legend_top = fig.legends[0].get_window_extent().y1
+    label_bottom = min(ax.xaxis.label.get_window_extent().y0 for ax in axes)
+    assert legend_top <= label_bottom
+    assert (fig.get_figheight(), bottom) == ((3.2, 0.04) if lines == 2 else (3.2 + figures_base.LEGEND_ROW_IN, bottom))
+    plt.close(fig)
