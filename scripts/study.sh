@@ -10,7 +10,8 @@
 #   scripts/study.sh 11 &  scripts/study.sh 12 &    # what is learned (Fourier probes) and whether it holds
 #   scripts/study.sh 13 &  scripts/study.sh 14 &    # which part of Muon groks sooner: eight arms, each tuned and confirmed
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
-#   scripts/study.sh 13 5 7 9 &  scripts/study.sh 14 6 8 10 &   # lanes one after another, one process a core
+#   scripts/study.sh 13 5 8 9 &  scripts/study.sh 14 6 7 10 &   # lanes one after another, one process a core
+#     (lane 8 reads moddiv's choices, which lane 5 may move: after it, in the same process)
 # A lane re-run over complete cells changes no file in multirun/; `report` regenerates the committed
 # results folders from the run folders (`git diff results` shows what changed).
 # Lane 1: the head axis at each optimizer's defaults (experiment=heads; softmax seeds 3-4 beside
@@ -131,7 +132,7 @@ case "$1" in
 esac
 echo "study $1: done"
 }
-# Several lanes one after another in one process (scripts/study.sh 13 5 7 9 & scripts/study.sh 14 6 8 10 &):
+# Several lanes one after another in one process (scripts/study.sh 13 5 8 9 & scripts/study.sh 14 6 7 10 &):
 # each is checked before any runs, so a typo stops nothing hours later.
 for l in "${@:-}"; do
   [[ "$l" =~ ^([1-9]|1[0-4]|report)$ ]] || {
