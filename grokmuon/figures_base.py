@@ -91,6 +91,7 @@ def legend_below(fig, axes, bottom: float, ncol: int | None = None, planned_rows
     planned height) plus the rows added."""
     rows, h = _legend_once(fig, axes, ncol), fig.get_figheight()
     extra = max(0, rows - planned_rows) * LEGEND_ROW_IN
-    if extra:
-        fig.set_figheight(h + extra)
+    if not extra:
+        return bottom
+    fig.set_figheight(h + extra)
     return (bottom * h + extra) / (h + extra)

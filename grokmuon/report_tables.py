@@ -133,9 +133,12 @@ def primaries_note(pairs, primary_ps) -> str:
     """The primary tests' family: the pairs' primary p (NaN where a pair has no test: an arm not yet run, or
     no stratum holding both), counted as Holm counts them."""
     k = int(np.sum(~np.isnan(np.asarray(primary_ps, dtype=float))))
-    return "" if len(pairs) == 1 else (
-        f" With {len(pairs)} pairs, each pair's primary test is one of a family of {k}: its Holm p "
-        "over them is beside the word *primary*.")
+    if len(pairs) == 1:
+        return ""
+    if k == 0:
+        return f" With {len(pairs)} pairs, no pair has a primary test yet (no stratum holds both its arms)."
+    return (f" With {len(pairs)} pairs, each pair's primary test is one of a family of {k}: its Holm p "
+            "over them is beside the word *primary*.")
 
 
 def holm_note(family: str) -> str:

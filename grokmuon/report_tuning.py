@@ -136,29 +136,36 @@ def tuning_table(tune: pd.DataFrame) -> str:
                   "race wall hours", "to budget, hours (est.)"], cost)])
 
 
-def run_hours(g: pd.DataFrame) -> float:
+def run_hours(g: pd.DataFrame) -> float | None:
     """Wall-clock hours of the run folders the rows come from, each folder once (its members train together:
-    a folder's wall_s is what one waited for all of them)."""
-    runs = g.drop_duplicates("run_dir") if "run_dir" in g else g.iloc[:0]
-    return float(pd.to_numeric(runs["wall_s"], errors="coerce").fillna(0).sum()) / 3600 if "wall_s" in runs else 0.0
+    a folder's wall_s is what one waited for all of them); None where no folder recorded its time."""
+    runs = g.drop_duplicates("run_dir") if "run_dir" in g else g
+    wall = pd.to_numeric(runs["wall_s"], errors="coerce") if "wall_s" in runs else pd.Series(dtype=float)
+    return None if wall.isna().all() else float(wall.fillna(0).sum()) / 3600
 
 
 def compute_table(everything: pd.DataFrame) -> str:
-    """What each arm cost, task by task and in all: the hours of its races (the grid and any windows) and of
-    the runs at its chosen setting (its confirmation, and any members run beside it), one process each."""
+    """What each arm cost, task by task and in all: the hours of its races (the grid and any windows), of
+    its confirmation, and of any other run beside them (a column only where there is one)."""
     keys = ["task", "head", "optimizer"]
-    is_tune = everything["role"] == "tune"
+    role = everything["role"].fillna("")
+    parts = {"races": role == "tune", "confirmation": role == "confirm", "other runs": ~role.isin(["tune", "confirm"])}
+    parts = {k: v for k, v in parts.items() if v.any() or k != "other runs"}
+    hours = lambda x: "–" if x is None else f"{x:.2f}"
     rows, totals = [], {}
     for key, g in everything.groupby(keys):
-        race, rest = run_hours(g[is_tune.loc[g.index]]), run_hours(g[~is_tune.loc[g.index]])
-        rows.append([*(value_text(v) for v in key), f"{race:.2f}", f"{rest:.2f}", f"{race + rest:.2f}"])
-        t = totals.setdefault(key[2], [0.0, 0.0])
-        t[0], t[1] = t[0] + race, t[1] + rest
+        each = [run_hours(g[mask.loc[g.index]]) if mask.loc[g.index].any() else None for mask in parts.values()]
+        total = None if all(x is None for x in each) else sum(x or 0.0 for x in each)
+        rows.append([*(value_text(v) for v in key), *map(hours, each), hours(total)])
+        t = totals.setdefault(key[2], [None] * (len(each) + 1))
+        totals[key[2]] = [a if b is None else (a or 0.0) + b for a, b in zip(t, [*each, total])]
     if everything["task"].nunique() > 1:
-        rows += [["all", "", value_text(arm), f"{totals[arm][0]:.2f}", f"{totals[arm][1]:.2f}", f"{sum(totals[arm]):.2f}"]
-                 for arm in order(totals)]
+        rows += [["all", "", value_text(arm), *map(hours, totals[arm])] for arm in order(totals)]
     return "\n".join([
         "\n## Compute by arm\n",
-        "Wall-clock hours of each arm's run folders (one process each): its tuning races, the grid and "
-        "any windows, and its runs at the chosen setting. *all*: summed over the tasks.\n",
-        md_table(["task", "head", "arm", "races, hours", "at the choice, hours", "total, hours"], rows)])
+        "Wall-clock hours of each arm's run folders (one process each): its tuning races (the grid and any "
+        "windows), its confirmation at the chosen setting"
+        + (", and any other run the table holds" if "other runs" in parts else "")
+        + " (–: none). *all*: summed over the tasks. A confirmation that a later choice superseded is not "
+        "here (its folder moved to the sweep's `_superseded` folder beside it).\n",
+        md_table(["task", "head", "arm", *(f"{k}, hours" for k in parts), "total, hours"], rows)])

@@ -11,9 +11,9 @@ for every arm):
               around it (racing.window; race_round 1, 2, ...), up to the plan's max_extensions, so a
               choice is inside its grid or the limit is said;
   3. confirm: the chosen setting on fresh seeds (disjoint from the tuning seeds), to the budget. A
-              complete confirmation of the same arm at another setting (a choice that a re-run's windows
-              moved) then moves to <sweep>_superseded/ beside the sweep: kept, in no table, so each arm
-              has one confirmation.
+              complete confirmation of the same arm at another setting that lost to the choice in these
+              races (a choice that a re-run's windows moved) then moves to <sweep>_superseded/ beside
+              the sweep: kept, in no table, so each arm has one confirmation.
 Both steps are ordinary `grokmuon train -m` jobs, so a re-run skips what is complete and redoes what was
 cut off; `grokmuon collect multirun/<experiment>` then gives runs.csv with role tune / confirm, and
 `grokmuon report` the tuned-against-tuned table. Choosing and judging on the same seeds would bias each
@@ -22,6 +22,7 @@ optimizer's median downward (the one with the noisier response most); fresh seed
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -137,9 +138,16 @@ def chosen(folder: Path) -> tuple[float, float, int | None]:
     return lr, wd, racing.median_epoch(configs[(lr, wd)])
 
 
-def superseded(folder: Path) -> list[Path]:
+def raced_settings(folder: Path) -> set[tuple[float, float]]:
+    """The (lr, weight_decay) settings a finished tuning race trained."""
+    return {(m["lr"], m["weight_decay"]) for m in (read_summary(folder) or {}).get("members", [])}
+
+
+def superseded(folder: Path, raced: set[tuple[float, float]] | None = None) -> list[Path]:
     """The complete confirmations in folder's sweep of the same arm and conditions at another (lr,
-    weight_decay): those whose config, given folder's lr and weight decay, hashes as folder's does."""
+    weight_decay): those whose config, given folder's lr and weight decay, hashes as folder's does. With
+    raced, only those at a setting in it: one that lost to folder's setting in a race of this tuning (a
+    confirmation from another plan, whose setting these races never tried, stays where it is)."""
     own = json.loads((folder / "config.json").read_text())
     target, out = config_hash(own), []
     for other in sorted(folder.parent.iterdir()):
@@ -152,22 +160,29 @@ def superseded(folder: Path) -> list[Path]:
             continue
         if summary is None or summary.get("status") != "complete" or cfg.get("role") != "confirm":
             continue
-        moved = {**cfg, "optimizer": {**cfg.get("optimizer", {}), "lr": own["optimizer"]["lr"],
-                                      "weight_decay": own["optimizer"]["weight_decay"]}}
+        opt = cfg.get("optimizer", {})
+        if raced is not None and not any(math.isclose(opt.get("lr", math.nan), lr) and
+                                         math.isclose(opt.get("weight_decay", math.nan), wd) for lr, wd in raced):
+            continue
+        moved = {**cfg, "optimizer": {**opt, "lr": own["optimizer"]["lr"], "weight_decay": own["optimizer"]["weight_decay"]}}
         if config_hash(moved) == target:
             out.append(other)
     return out
 
 
-def retire(folder: Path, arm: str) -> list[Path]:
-    """Move every confirmation that folder's (complete) one supersedes out of its sweep, whole, to the
-    sweep's `<sweep>_superseded/` beside it (`grokmuon collect <sweep>` does not read it), with a line in
-    its README.md naming what moved where; the new places."""
+def retire(folder: Path, arm: str, raced: set[tuple[float, float]] | None = None) -> list[Path]:
+    """Move every confirmation that folder's one supersedes (superseded(folder, raced)) out of its sweep,
+    whole, to `<sweep>_superseded/` beside the sweep (`grokmuon collect <sweep>` does not read it), with a
+    line in its README.md naming what moved where; the new places. Nothing moves unless folder's own run
+    is complete (a confirmation another process is still training replaces nothing yet)."""
+    if (read_summary(folder) or {}).get("status") != "complete":
+        return []
     moved = []
-    for old in superseded(folder):
+    for old in superseded(folder, raced):
         cfg = json.loads((old / "config.json").read_text())
         now = json.loads((folder / "config.json").read_text())["optimizer"]
-        home = old.parent.with_name(f"{old.parent.name}_superseded")
+        sweep = old.parent.resolve()
+        home = sweep.parent / f"{sweep.name}_superseded"
         home.mkdir(exist_ok=True)
         dest = home / old.name
         if dest.exists():                       # the same cell retired before: keep both
@@ -177,7 +192,7 @@ def retire(folder: Path, arm: str) -> list[Path]:
         if not readme.exists():
             readme.write_text(f"# {home.name}\n\nConfirmation runs of choices that a later `grokmuon tune` moved "
                               f"(windows raced past a grid's edge): kept because they were run, in no table "
-                              f"(`grokmuon collect {old.parent.name}` does not read this folder).\n\n")
+                              f"(`grokmuon collect {sweep.name}` does not read this folder).\n\n")
         line = (f"- `{dest.name}`: {arm} on {cfg['task']['name']} at lr {cfg['optimizer']['lr']:g}, weight decay "
                 f"{cfg['optimizer']['weight_decay']:g} (now {now['lr']:g}, {now['weight_decay']:g}: `{folder.name}`).\n")
         with open(readme, "a") as f:
@@ -188,28 +203,29 @@ def retire(folder: Path, arm: str) -> list[Path]:
     return moved
 
 
-def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float]:
+def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float, set[tuple[float, float]]]:
     """Race the arm's grid, then windows past its edges while the choice sits on one (at most the plan's
-    max_extensions); the final (lr, weight_decay)."""
+    max_extensions); the final (lr, weight_decay), and every setting raced against it."""
     raced = {k: list(grid_of(plan, arm)[k]) for k in AXES if k in grid_of(plan, arm)}
     limit = int(plan.get("max_extensions", MAX_EXTENSIONS))
-    grid, round_ = None, 0
+    grid, round_, tried = None, 0, set()
     while True:
         overrides = tune_overrides(plan, arm, user, grid, round_)
         train(overrides)
         lr, wd, median = chosen(job_folder(overrides))
+        tried |= raced_settings(job_folder(overrides))
         print(f"tune {arm}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
               f"{median if median is not None else 'none: fewer than half grokked anywhere'}"
               + (f"; window {round_})" if round_ else ")"), flush=True)
         choice = dict(zip(AXES, (lr, wd)))
         sides = racing.edges({k: choice[k] for k in raced}, raced)
         if not sides:
-            return lr, wd
+            return lr, wd, tried
         where = ", ".join(f"{k} {choice[k]:g} at the {side} edge" for k, side in sides.items())
         if round_ >= limit:
             print(f"tune {arm}: {where} after {round_} extension(s), the plan's limit (max_extensions "
                   f"{limit}); confirming it as it is", flush=True)
-            return lr, wd
+            return lr, wd, tried
         grid = racing.window({k: choice[k] for k in raced}, raced)
         for k, values in grid.items():
             raced[k] = sorted(set(raced[k]) | set(values))
@@ -244,10 +260,10 @@ def main(args: list[str]) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")   # small tensors: one thread per process is fastest
     outcome = []
     for o in arms:
-        lr, wd = race(plan, o, user)
+        lr, wd, tried = race(plan, o, user)
         confirm = confirm_overrides(plan, o, lr, wd, user)
         train(confirm)
-        retire(job_folder(confirm), o)
+        retire(job_folder(confirm), o, tried)
         outcome.append((o, lr, wd, job_folder(confirm)))
     for o, lr, wd, folder in outcome:
         s = read_summary(folder) or {"members": []}

@@ -81,7 +81,7 @@ case "$1" in
     $bin/grokmuon tune --plan $plan experiment=tune_batch task=$task batch_size=128
     for opt in adamw muon; do
       for pair in tune:512 tune_batch:128; do
-        setting=$(tuned "${pair%%:*}" $task $opt "${pair##*:}")     # stops the lane if there is none
+        setting=$(tuned "${pair%%:*}" $task $opt "${pair##*:}")     # ends this lane if there is none
         read -r lr wd <<< "$setting"
         $bin/grokmuon train -m experiment=robustness_fresh task=$task batch_size="${pair##*:}" optimizer=$opt \
           optimizer.lr=$lr optimizer.weight_decay=$wd
@@ -139,4 +139,11 @@ for l in "${@:-}"; do
     echo "usage: scripts/study.sh LANE [LANE ...]; a LANE is 1-14 or report (got '$l')" >&2; exit 2; }
 done
 [ -x $bin/grokmuon ] || make install
-for l in "$@"; do lane "$l"; done
+if [ $# -eq 1 ]; then lane "$1"; exit; fi
+# Several: each lane in a process of its own (set -e stops a lane at its first failing step; bash ignores
+# it inside a function called before ||), reported if it fails; the lanes after it still run.
+failed=()
+for l in "$@"; do
+  bash "$0" "$l" || { echo "study $l: failed (exit $?); going on with the lanes after it" >&2; failed+=("$l"); }
+done
+[ ${#failed[@]} -eq 0 ] || { echo "study: lanes that failed: ${failed[*]}" >&2; exit 1; }

@@ -162,3 +162,23 @@ def test_study_script_checks_every_lane_before_running_any(lanes, tmp_path):
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.startswith("usage: scripts/study.sh LANE [LANE ...]") and run.stderr.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scripts"]
+
+
+def test_a_failing_lane_stops_at_its_first_failing_step_and_the_queue_goes_on(tmp_path):
+    # A stand-in grokmuon that logs each call and fails `tune`: lane 7 fails at its first step (its
+    # later steps never run: set -e holds inside a queued lane), lane 11 after it still runs, and the
+    # queue ends with exit 1 naming the lane that failed.
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "study.sh"
+    script.write_text((REPO / "scripts" / "study.sh").read_text())
+    bin_ = tmp_path / ".venv" / "bin"
+    bin_.mkdir(parents=True)
+    fake = bin_ / "grokmuon"
+    fake.write_text(f'#!/bin/sh\necho "$1 $*" >> {tmp_path}/calls\n[ "$1" != tune ]\n')
+    fake.chmod(0o755)
+    run = subprocess.run(["bash", str(script), "7", "11"], capture_output=True, text=True, timeout=60)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert [c.split()[0] for c in calls] == ["tune", "train", "train"]       # lane 7's tune; lane 11's two cells
+    assert "experiment=mechanism task=modadd" in calls[1] and "task=modsub" in calls[2]
+    assert run.returncode == 1 and "study 7: failed" in run.stderr and "lanes that failed: 7" in run.stderr
+    assert "study 11: done" in run.stdout

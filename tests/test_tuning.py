@@ -475,3 +475,24 @@ def test_a_moved_choice_moves_its_old_confirmation_out_of_the_sweep_and_collect_
     confirms = collect([sweep]).query("role == 'confirm'").drop_duplicates("run_dir")
     assert sorted(confirms.optimizer) == ["adamw", "muon"] and (confirms.weight_decay != 0.3).all()
     assert tune.retire(new, "adamw") == []                                   # a re-run moves nothing more
+
+
+def test_only_a_confirmation_that_lost_in_these_races_and_only_to_a_complete_one_is_moved(tmp_path):
+    # The same two gcd AdamW confirmations. (a) The races of this tuning never tried the old setting
+    # (another plan's choice): it stays. (b) The new confirmation is still running (another process
+    # trains it): nothing moves yet. (c) The old setting was raced and lost, the new one is complete: it moves.
+    import shutil
+
+    from grokmuon import tune
+    sweep = tmp_path / "tune"
+    sweep.mkdir()
+    for src in ("tune/gcd-adamw-softmax-399d4935", "tune_superseded/gcd-adamw-softmax-32ecb3e8"):
+        shutil.copytree(REPO / "multirun" / src, sweep / Path(src).name)
+    new, old = sweep / "gcd-adamw-softmax-399d4935", sweep / "gcd-adamw-softmax-32ecb3e8"
+    assert tune.retire(new, "adamw", raced={(0.003, 0.027), (0.01, 0.027)}) == [] and old.exists()   # (a)
+    summary = json.loads((new / "summary.json").read_text())
+    (new / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
+    assert tune.retire(new, "adamw", raced={(0.003, 0.027), (0.003, 0.3)}) == [] and old.exists()    # (b)
+    (new / "summary.json").write_text(json.dumps(summary))
+    assert tune.retire(new, "adamw", raced={(0.003, 0.027), (0.003, 0.3)}) == [tmp_path / "tune_superseded" / old.name]
+    assert not old.exists()                                                                          # (c)
