@@ -139,33 +139,46 @@ def marks(ax, done: pd.DataFrame) -> None:
 
 def km_medians(ax, done: pd.DataFrame, y: YLayout, colors: dict | None = None) -> None:
     """Each optimizer's Kaplan-Meier median grokking epoch (every member counted, censoring included)
-    with its 95% CI; a median or CI end that the data never reach is drawn as an arrow at the budget."""
-    opts, beyond_drawn, colors = optimizers(done), False, colors or palette(done)
+    with its 95% CI. A median or CI end that the data never reach is drawn as an arrow: at the budget
+    when members ran to it; where every member grokked, a CI end the data leave open (too few members to
+    bound it) as a hollow arrow at the last grokking epoch, "> that epoch", not "beyond the budget"."""
+    opts, beyond_drawn, open_drawn, colors = optimizers(done), False, False, colors or palette(done)
     compact = len(opts) > 2
     for i, opt in enumerate(opts):
         g, color = done[done["optimizer"] == opt], colors[opt]
         med = stats.km_median(g["time"], g["event"])
         low, high = stats.km_median_ci(g["time"], g["event"])
         beyond = y.top * 0.995        # drawn at the top of the axis, above the budget: "later than that"
-        ax.vlines(i, y.budget if low is None else low, beyond if high is None else high, color=color, lw=2)
+        last = float(g["time"].max())
+        open_end = high is None and med is not None and last < y.budget     # the data end before the budget
+        top = last if open_end else beyond if high is None else high
+        ax.vlines(i, y.budget if low is None else low, top, color=color, lw=2)
         ax.hlines([v for v in (low, high) if v is not None], i - 0.08, i + 0.08, color=color, lw=2)
-        if high is None or med is None:
+        if open_end:
+            ax.scatter([i], [last], marker="^", s=50, facecolors="white", edgecolors=color, zorder=3)
+            open_drawn = True
+        elif high is None or med is None:
             ax.scatter([i], [beyond], marker="^", s=50, color=color, zorder=3, clip_on=False)
             beyond_drawn = True
         if med is not None:
             ax.scatter([i], [med], marker="D", s=40, color=color, edgecolors="black", zorder=4)
+        end = f"{high:g}" if high is not None else f">{last:g}" if open_end else f">{y.budget:g}"
         if compact:             # many arms: the numbers alone, so that they fit between two arms
             text = (f"{med:g}" if med is not None else f">{y.budget:g}") + \
-                f"\n[{'–' if low is None else f'{low:g}'}, {f'>{y.budget:g}' if high is None else f'{high:g}'}]"
+                f"\n[{'–' if low is None else f'{low:g}'}, {end}]"
         else:
             text = (f"median {med:g}" if med is not None else "median beyond the budget") + \
-                f"\n95% CI {'–' if low is None else f'{low:g}'} to {'beyond the budget' if high is None else f'{high:g}'}"
+                f"\n95% CI {'–' if low is None else f'{low:g}'} to " + \
+                (f"{high:g}" if high is not None else f"beyond {last:g}" if open_end else "beyond the budget")
         ax.annotate(text, (i, med if med is not None else beyond), xytext=(10, 0), textcoords="offset points",
                     va="center", fontsize=7)
     ax.scatter([], [], marker="D", s=40, color="gray", edgecolors="black",
                label="Kaplan–Meier median, bar: its 95% CI" + (" (numbers: median [CI])" if compact else ""))
     if beyond_drawn:
         ax.scatter([], [], marker="^", s=50, color="gray", label="median or CI end beyond the budget")
+    if open_drawn:
+        ax.scatter([], [], marker="^", s=50, facecolors="white", edgecolors="gray",
+                   label="CI end open past the last grokking epoch (too few members to bound it)")
     ax.set_xticks(range(len(opts)), tick_labels(done, opts), **tick_size(opts))
     ax.set_xlim(-0.6, len(opts) - 0.4 + 0.5)       # room for the numbers right of the last optimizer
     y.apply(ax)

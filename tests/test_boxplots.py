@@ -68,6 +68,29 @@ def test_fig1_has_the_three_panels_counts_and_a_legend_for_every_marker(done, tm
     plt.close(fig)
 
 
+def test_a_ci_end_left_open_by_too_few_members_is_not_called_beyond_the_budget(tmp_path, monkeypatch):
+    # Five members that all grok by epoch 21: the band cannot bound the median's CI above (Greenwood's
+    # band is undefined where every member has grokked), yet nothing ran to the budget. The end is open
+    # past epoch 21, drawn there as a hollow arrow, not "beyond the budget" at 300; Muon's censored members
+    # beside it still are.
+    write_run(tmp_path / "a", config("modadd", optimizer="adamw", seeds=range(5)), [17, 18, 19, 20, 21])
+    write_run(tmp_path / "m", config("modadd", optimizer="muon", seeds=range(5)), [40, None, None, None, None])
+    done = finished(collect([tmp_path]))
+    a = done[done.optimizer == "adamw"]
+    assert stats.km_median_ci(a["time"], a["event"])[1] is None
+    seen = {}
+    monkeypatch.setattr(figures_epochs, "save", lambda fig, out, name: seen.setdefault("fig", fig) and [])
+    figures_epochs.fig1_boxplot_optimizer(done, tmp_path)
+    km = seen["fig"].axes[1]
+    texts = [t.get_text() for t in km.texts]
+    assert any(t.startswith("median 19\n95% CI") and t.endswith("to beyond 21") for t in texts), texts
+    assert any(t.startswith("median beyond the budget") and t.endswith("to beyond the budget") for t in texts)
+    legend = [t.get_text() for t in seen["fig"].legends[0].get_texts()]
+    assert "CI end open past the last grokking epoch (too few members to bound it)" in legend
+    assert "median or CI end beyond the budget" in legend
+    plt.close(seen["fig"])
+
+
 def test_a_far_budget_compresses_the_axis_above_a_break_and_keeps_true_values():
     import pandas as pd
     done = pd.DataFrame({"grokked": [True, True, False], "grokking_epoch": [50, 100, None],
