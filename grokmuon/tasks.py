@@ -53,20 +53,24 @@ def parity_rows(n_bits: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([bits, eq], dim=1), bits.sum(1) % 2
 
 
+# The binary tasks, by name: (the label of row "a op b =" from tensors a, b and the modulus p; the first b,
+# 1 where b = 0 has no answer). A new one is a line here, its train fraction in names.py and its
+# conf/task/<name>.yaml (README: Adding a task).
+BINARY = {
+    "modadd": (lambda a, b, p: (a + b) % p, 0),
+    "modsub": (lambda a, b, p: (a - b) % p, 0),
+    "modmul": (lambda a, b, p: a * b % p, 0),
+    "moddiv": (lambda a, b, p: a * modular_inverse(b, p) % p, 1),   # b = 0: no inverse; 97·96 rows, as [T]
+    "modexp": (lambda a, b, p: modular_power(a, b, p), 0),
+    "gcd": (lambda a, b, p: elementwise_gcd(a, b), 0),
+}
+
+
 def make_task(name: str, p: int = 97, n_bits: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """Every row of task `name`: (inputs [N, T], labels [N])."""
-    if name == "modadd":
-        return _binary(p, lambda a, b: (a + b) % p)
-    if name == "modsub":
-        return _binary(p, lambda a, b: (a - b) % p)
-    if name == "modmul":
-        return _binary(p, lambda a, b: a * b % p)
-    if name == "moddiv":  # b = 0 has no inverse: rows with b = 0 are left out (97·96 rows), as [T] does
-        return _binary(p, lambda a, b: a * modular_inverse(b, p) % p, b_from=1)
-    if name == "modexp":
-        return _binary(p, lambda a, b: modular_power(a, b, p))
-    if name == "gcd":
-        return _binary(p, elementwise_gcd)
+    if name in BINARY:
+        label, b_from = BINARY[name]
+        return _binary(p, lambda a, b: label(a, b, p), b_from)
     if name == "parity":
         return parity_rows(n_bits)
     raise ValueError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}")

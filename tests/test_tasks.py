@@ -110,3 +110,13 @@ def test_split_is_a_seeded_partition(n, frac):
 def test_is_prime():
     assert [n for n in range(30) if is_prime(n)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
     assert is_prime(97) and not is_prime(91)
+
+
+def test_each_task_is_named_once_in_each_place_a_new_one_goes():
+    # README's "Adding a task": a line in tasks.BINARY (parity has its own rows), its train fraction in
+    # names.py (tests/test_config.py checks it against the yaml), and conf/task/<name>.yaml. A task
+    # missing from any of them would be refused by the config check or fail to compose.
+    from grokmuon.config import CONF
+    from grokmuon.tasks import BINARY
+    assert set(BINARY) | {"parity"} == set(TASKS)
+    assert sorted(p.stem for p in (CONF / "task").glob("*.yaml")) == sorted(TASKS)
