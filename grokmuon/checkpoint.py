@@ -2,9 +2,9 @@
 and its members' final weights, to analyse trained models without the trainer.
 
   checkpoint.pt  everything train() needs to go on: weights, optimizer state, the member generators'
-                 states, the step and epoch, each member's results so far. Written at an interruption
-                 and every `checkpoint_every` epochs; deleted once the run is complete (it holds the
-                 optimizer state, 3x the weights).
+                 states, the step and epoch, each member's results so far. Written at an interruption,
+                 every `checkpoint_every` epochs and every `checkpoint_minutes` minutes; deleted once the
+                 run is complete (it holds the optimizer state, 3x the weights).
   weights.pt     the members' final weights and what they are (model shape, task, each member's seed,
                  lr and weight decay): written at the end when keep_weights (the default).
 Both are written atomically (temp file + rename). A checkpoint is read back only for the same config
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -60,18 +61,23 @@ def load(path: Path, config_hash: str) -> dict:
 
 
 class Saver:
-    """Where and when train() saves: checkpoint.pt every `every` epochs (0: never on a schedule) and at an
+    """Where and when train() saves: checkpoint.pt every `every` epochs (0: never on a schedule), at the end
+    of an epoch once `minutes` have passed since the last save (0: never on the clock), and at an
     interruption; at the end, weights.pt (if keep_weights) and no checkpoint.pt."""
 
-    def __init__(self, folder: Path, config_hash: str, every: int = 0, keep_weights: bool = True, info=None):
+    def __init__(self, folder: Path, config_hash: str, every: int = 0, keep_weights: bool = True, info=None,
+                 minutes: float = 0.0, clock=time.monotonic):
         self.folder, self.hash, self.every, self.keep_weights = Path(folder), config_hash, every, keep_weights
-        self.info = info or {}
+        self.info, self.minutes, self.clock = info or {}, minutes, clock
+        self.last = clock()
 
     def due(self, epoch: int) -> bool:
-        return self.every > 0 and epoch % self.every == 0
+        return (self.every > 0 and epoch % self.every == 0) or \
+            (self.minutes > 0 and self.clock() - self.last >= 60 * self.minutes)
 
     def save(self, state: dict) -> None:
         atomic_save({"format": FORMAT, "config_hash": self.hash, **state}, self.folder / CHECKPOINT)
+        self.last = self.clock()
 
     def end(self, model) -> None:
         if self.keep_weights:

@@ -167,6 +167,10 @@ class Config:
     # checkpoint.pt (the whole training state) every N epochs, besides the one written at an
     # interruption; 0: only then. An interrupted cell resumes from its last checkpoint (checkpoint.py).
     checkpoint_every: int = 0
+    # ...and at the end of the first epoch this many minutes after the last save (0: never on the clock):
+    # a run killed without a signal (out of memory, a laptop's battery, a job's hard limit) resumes having
+    # lost at most this much, on any hardware; one save every ten minutes costs little beside them.
+    checkpoint_minutes: float = 10.0
     probes: bool = True         # weight and logit probes each epoch (probes.py) into metrics.csv
     # The Fourier probes (fourier.py: modadd, modsub, modmul, moddiv) every N epochs and at a run's last
     # epoch, blank between; 0: never. Each costs about one evaluation (~2% of a model=small epoch on a
@@ -266,6 +270,7 @@ def validate(cfg: Any) -> None:
     _check(cfg.eval_train_every >= 1, f"eval_train_every={cfg.eval_train_every} must be >= 1")
     _check(cfg.probe_every >= 0, f"probe_every={cfg.probe_every} must be >= 0 (0: never)")
     _check(cfg.checkpoint_every >= 0, f"checkpoint_every={cfg.checkpoint_every} must be >= 0 (0: only at an interruption)")
+    _check(cfg.checkpoint_minutes >= 0, f"checkpoint_minutes={cfg.checkpoint_minutes} must be >= 0 (0: never on the clock)")
 
 
 # The Hydra configs: conf/ beside the package in a checkout (editable install or not); an installed wheel

@@ -122,7 +122,8 @@ def train_job(cfg: DictConfig) -> dict | None:
     except OSError as err:
         fail(str(err))
     saver = checkpoint.Saver(folder, chash, cfg.checkpoint_every, cfg.keep_weights,
-                             info={"task": resolved["task"], "members": members(resolved)})
+                             info={"task": resolved["task"], "members": members(resolved)},
+                             minutes=cfg.checkpoint_minutes)
     stop, bar = StopFlag(), progress_bar(cfg)
     seen = {"results": None, "epoch": 0}     # what an aborted run can still write
 

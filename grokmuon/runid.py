@@ -28,12 +28,14 @@ from omegaconf import DictConfig, OmegaConf
 #               finished cells. CPU and GPU runs of one seed differ in float rounding and dropout
 #               masks (device generators), i.e. they are equally valid draws, not a different setup.
 #   role, race_round   labels `grokmuon tune` gives its runs (tune | confirm; which race of its rounds)
-#   checkpoint_every, keep_weights, probes, probe_every   what is saved or measured besides the results;
-#               a resumed run equals an uninterrupted one, and probes only read the weights and logits
+#   checkpoint_every, checkpoint_minutes, keep_weights, probes, probe_every   what is saved or measured
+#               besides the results; a resumed run equals an uninterrupted one, and probes only read the
+#               weights and logits
 #   eval_train, eval_train_every   how often the train split is measured; the grokking and memorisation
 #               epochs do not depend on it (tested)
 NOT_RESULTS = ("logger", "progress", "eval_chunk", "train_chunk", "experiment", "device", "role", "race_round",
-               "checkpoint_every", "keep_weights", "probes", "probe_every", "eval_train", "eval_train_every")
+               "checkpoint_every", "checkpoint_minutes", "keep_weights", "probes", "probe_every", "eval_train",
+               "eval_train_every")
 # The schema's leaves as they stood when the first runs were committed (schema version 1). A key that
 # is not among them (or under one of them) was added later: it is left out of the hash while it holds
 # the schema's default (what every older run did), so adding a key with a default, at any depth, renames

@@ -21,6 +21,7 @@ KEYS = {
     "device": "auto | cpu | cuda | cuda:N",
     "precision": "fp32 | bf16",
     "checkpoint_every": "also save the training state every N epochs (0: only when stopped)",
+    "checkpoint_minutes": "also save it once N minutes have passed since the last save (0: never on the clock)",
     "keep_weights": "write weights.pt with the final weights",
     "probes": "weight and logit probes each epoch into metrics.csv",
     "progress": "the progress bar",

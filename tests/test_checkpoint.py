@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from grokmuon import checkpoint
 from grokmuon.train import train
@@ -42,6 +43,34 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, optimizer, chunk):
     assert [e for e, _ in rest] == list(range(stop_after + 1, 9))
     assert cut + rest == full                                    # every number of every epoch, exactly
     assert [vars(r) for r in rest_results] == [vars(r) for r in full_results]
+
+
+def test_a_checkpoint_is_due_once_its_minutes_have_passed_since_the_last_save(tmp_path):
+    # A clock that reads what the test sets: due at the first epoch end 10 minutes after the last save,
+    # not before; a save restarts the count; 0 minutes never fires; epochs and minutes each fire alone.
+    now = [0.0]
+    saver = checkpoint.Saver(tmp_path, "h", minutes=10, clock=lambda: now[0])
+    now[0] = 599.0
+    assert not saver.due(3)
+    now[0] = 600.0
+    assert saver.due(4)
+    saver.save({"epoch": 4})
+    now[0] = 1100.0
+    assert not saver.due(5)                                   # 500 s since the save
+    now[0] = 1200.0
+    assert saver.due(6)
+    assert not checkpoint.Saver(tmp_path, "h", minutes=0, clock=lambda: 1e9).due(7)
+    assert checkpoint.Saver(tmp_path, "h", every=5, minutes=10, clock=lambda: 0.0).due(10)
+
+
+def test_runs_default_to_saving_on_the_clock_and_it_moves_no_hash():
+    # The default is 10 minutes, and, being no result, the setting changes no hash:
+    # a config that sets it to anything else hashes as one that does not.
+    from grokmuon.runid import config_hash
+    cfg = compose_config(*RUN)
+    assert cfg.checkpoint_minutes == 10
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert config_hash({**plain, "checkpoint_minutes": 0.5}) == config_hash(plain)
 
 
 def test_periodic_checkpoints_and_what_is_left_at_the_end(tmp_path):
