@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import math
 
+from .names import FIRST_B
+
 
 def task_rows(task: str, p: int = 97, n_bits: int = 10) -> tuple[int, int]:
-    """(rows of the task, tokens per row): every "a op b =" row, moddiv without b = 0; parity's bit strings
-    and "=" (tasks.make_task, which needs torch; tested equal)."""
+    """(rows of the task, tokens per row): every "a op b =" row, b from its first value (names.FIRST_B:
+    moddiv without b = 0); parity's bit strings and "=" (tasks.make_task, which needs torch; tested equal)."""
     if task == "parity":
         return 2 ** n_bits, n_bits + 1
-    return (p * (p - 1) if task == "moddiv" else p * p), 4
+    return p * (p - FIRST_B.get(task, 0)), 4
 
 
 def vocab(task: str, p: int = 97) -> int:

@@ -150,9 +150,11 @@ def km_medians(ax, done: pd.DataFrame, y: YLayout, colors: dict | None = None) -
         low, high = stats.km_median_ci(g["time"], g["event"])
         beyond = y.top * 0.995        # drawn at the top of the axis, above the budget: "later than that"
         last = float(g["time"].max())
-        open_end = high is None and med is not None and last < y.budget     # the data end before the budget
+        # every member grokked, before the budget: the data end there, and so does what they can bound
+        open_end = high is None and med is not None and bool(g["event"].all()) and last < y.budget
         top = last if open_end else beyond if high is None else high
-        ax.vlines(i, y.budget if low is None else low, top, color=color, lw=2)
+        bottom = low if low is not None else last if open_end else y.budget
+        ax.vlines(i, bottom, top, color=color, lw=2)
         ax.hlines([v for v in (low, high) if v is not None], i - 0.08, i + 0.08, color=color, lw=2)
         if open_end:
             ax.scatter([i], [last], marker="^", s=50, facecolors="white", edgecolors=color, zorder=3)

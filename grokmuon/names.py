@@ -8,6 +8,8 @@ TRAIN_FRACTIONS = {
     "modexp": 0.7, "gcd": 0.5, "parity": 0.5,
 }
 TASKS = tuple(TRAIN_FRACTIONS)
+# The binary tasks whose rows start at b = 1 (b = 0 has no answer); every other one starts at b = 0.
+FIRST_B = {"moddiv": 1}
 HEADS = ("softmax", "stablemax", "sparsemax")
 
 

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .names import TASKS, TRAIN_FRACTIONS, is_prime  # noqa: F401  (the names live where no torch is)
+from .names import FIRST_B, TASKS, TRAIN_FRACTIONS, is_prime  # noqa: F401  (the names live where no torch is)
 
 
 def _binary(p: int, fn, b_from: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,24 +53,23 @@ def parity_rows(n_bits: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([bits, eq], dim=1), bits.sum(1) % 2
 
 
-# The binary tasks, by name: (the label of row "a op b =" from tensors a, b and the modulus p; the first b,
-# 1 where b = 0 has no answer). A new one is a line here, its train fraction in names.py and its
+# The binary tasks, by name: the label of row "a op b =" from tensors a, b and the modulus p. A new one is
+# a line here, its train fraction in names.py (and its first b there, if b = 0 has no answer) and its
 # conf/task/<name>.yaml (README: Adding a task).
 BINARY = {
-    "modadd": (lambda a, b, p: (a + b) % p, 0),
-    "modsub": (lambda a, b, p: (a - b) % p, 0),
-    "modmul": (lambda a, b, p: a * b % p, 0),
-    "moddiv": (lambda a, b, p: a * modular_inverse(b, p) % p, 1),   # b = 0: no inverse; 97·96 rows, as [T]
-    "modexp": (lambda a, b, p: modular_power(a, b, p), 0),
-    "gcd": (lambda a, b, p: elementwise_gcd(a, b), 0),
+    "modadd": lambda a, b, p: (a + b) % p,
+    "modsub": lambda a, b, p: (a - b) % p,
+    "modmul": lambda a, b, p: a * b % p,
+    "moddiv": lambda a, b, p: a * modular_inverse(b, p) % p,     # b from 1 (FIRST_B): 97·96 rows, as [T]
+    "modexp": lambda a, b, p: modular_power(a, b, p),
+    "gcd": lambda a, b, p: elementwise_gcd(a, b),
 }
 
 
 def make_task(name: str, p: int = 97, n_bits: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """Every row of task `name`: (inputs [N, T], labels [N])."""
     if name in BINARY:
-        label, b_from = BINARY[name]
-        return _binary(p, lambda a, b: label(a, b, p), b_from)
+        return _binary(p, lambda a, b: BINARY[name](a, b, p), FIRST_B.get(name, 0))
     if name == "parity":
         return parity_rows(n_bits)
     raise ValueError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}")

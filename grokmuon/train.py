@@ -372,8 +372,8 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
         numbers.update({k: v.tolist() for k, v in update_numbers.items()})
         if on_epoch is not None:
             on_epoch(epoch, numbers, results)
-        if saver is not None and saver.due(epoch) and epoch < cfg.max_epochs:
-            saver.save(state(epoch))
+        if saver is not None and saver.due(epoch) and epoch < cfg.max_epochs and not (all(done) or raced):
+            saver.save(state(epoch))        # not on the epoch the run ends: end() would delete it at once
         if all(done):
             break
         if raced:

@@ -91,6 +91,28 @@ def test_a_ci_end_left_open_by_too_few_members_is_not_called_beyond_the_budget(t
     plt.close(seen["fig"])
 
 
+def test_an_open_ci_end_needs_every_member_grokked_and_its_bar_stays_below_it(tmp_path, monkeypatch):
+    # AdamW: all three grok at epoch 20, so the CI is open at both ends (low None too): its bar spans
+    # epoch 20 only, not the budget. Muon: its median is 14 but two members ran only to epoch 50 without
+    # grokking (censored there): its open end is no "last grokking epoch", so it is drawn beyond the budget.
+    write_run(tmp_path / "a", config("modadd", optimizer="adamw", seeds=range(3)), [20, 20, 20])
+    write_run(tmp_path / "m", config("modadd", optimizer="muon", seeds=range(5)), [10, 12, 14, None, None])
+    done = finished(collect([tmp_path]))
+    done.loc[(done.optimizer == "muon") & ~done.grokked, "time"] = 50.0       # stopped early, not at 300
+    seen = {}
+    monkeypatch.setattr(figures_epochs, "save", lambda fig, out, name: seen.setdefault("fig", fig) and [])
+    figures_epochs.fig1_boxplot_optimizer(done, tmp_path)
+    km = seen["fig"].axes[1]
+    bars = [seg for c in km.collections if hasattr(c, "get_segments") for seg in c.get_segments()
+            if len(seg) == 2 and seg[0][0] == seg[1][0]]                       # vertical lines: x fixed
+    adamw = [seg for seg in bars if seg[0][0] == 0]
+    assert adamw and max(max(y for _, y in seg) for seg in adamw) == 20
+    texts = [t.get_text() for t in km.texts]
+    assert "median 20\n95% CI – to beyond 20" in texts
+    assert any(t.startswith("median 14\n") and t.endswith("to beyond the budget") for t in texts), texts
+    plt.close(seen["fig"])
+
+
 def test_a_far_budget_compresses_the_axis_above_a_break_and_keeps_true_values():
     import pandas as pd
     done = pd.DataFrame({"grokked": [True, True, False], "grokking_epoch": [50, 100, None],

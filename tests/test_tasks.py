@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from grokmuon.tasks import TASKS, TRAIN_FRACTIONS, is_prime, make_task, split_indices, vocab_size
+from grokmuon.tasks import FIRST_B, TASKS, TRAIN_FRACTIONS, is_prime, make_task, split_indices, vocab_size
 
 P = 97
 BRUTE = {
@@ -19,7 +19,7 @@ BRUTE = {
 }
 
 
-def test_task_list_is_the_seven_tasks():
+def test_every_task_has_a_brute_force_label_here():
     assert set(TASKS) == set(BRUTE) | {"parity"}
     assert set(TRAIN_FRACTIONS) == set(TASKS)
 
@@ -27,7 +27,7 @@ def test_task_list_is_the_seven_tasks():
 @pytest.mark.parametrize("name", sorted(BRUTE))
 def test_binary_task_labels_match_brute_force(name):
     x, y = make_task(name, P)
-    b_values = range(1, P) if name == "moddiv" else range(P)
+    b_values = range(FIRST_B.get(name, 0), P)
     expected_rows = [(a, b) for a in range(P) for b in b_values]
     assert x.dtype == torch.long and y.dtype == torch.long
     assert x.shape == (len(expected_rows), 4) and y.shape == (len(expected_rows),)
