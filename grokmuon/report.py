@@ -21,7 +21,7 @@ from .arms import PAPER, order, title
 from .report_dynamics import cost_section, delay_section, held_section, phases_section, stopped_section
 from .report_tables import (REFERENCE, STRATA, arm_pairs, group_table, holm_note, km_median_text, md_table, names,
                             num, pair_tables, perm_logrank, perm_text, plateaus, primaries_note, primary_text,
-                            strata_of, stratum_key, tests_heading, value_text, versus, within)
+                            run_hours, strata_of, stratum_key, tests_heading, value_text, versus, within)
 from .report_tuning import compute_table, tuned_section, tuning_table
 from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, condition_axes, finished, judged,
                       scanned_axes, varying_axes)
@@ -255,7 +255,7 @@ def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs
     val, train = done["grok_val_acc"].iloc[0], done["grok_train_acc"].iloc[0]
     unfinished = len(table) - len(everything)
     runs = everything.drop_duplicates("run_dir") if "run_dir" in everything else everything.iloc[:0]
-    hours = runs["wall_s"].astype(float).sum() / 3600 if "wall_s" in runs and runs["wall_s"].notna().any() else None
+    hours = run_hours(everything)
     tests_text, primary_ps = tests_table(done, pairs)
     parts = [
         (f"# Grokking epochs: {versus(pairs[0])}\n\n" if len(pairs) == 1 else

@@ -141,6 +141,16 @@ def primaries_note(pairs, primary_ps) -> str:
             "over them is beside the word *primary*.")
 
 
+def run_hours(g: pd.DataFrame) -> float | None:
+    """Wall-clock hours of the run folders the rows come from, each folder once (its members train together:
+    a folder's wall_s is what one waited for all of them); None where the rows name no folder or no folder
+    recorded its time."""
+    if "run_dir" not in g or "wall_s" not in g:
+        return None
+    wall = pd.to_numeric(g.drop_duplicates("run_dir")["wall_s"], errors="coerce")
+    return None if wall.isna().all() else float(wall.fillna(0).sum()) / 3600
+
+
 def holm_note(family: str) -> str:
     """How a table's Holm column reads: which tests form its family, and that the primary test is apart."""
     return (f"*Holm p*: the permutation p adjusted by Holm's step-down over one family, {family}: the "

@@ -10,7 +10,7 @@ import pandas as pd
 from . import racing, stats
 from .arms import PAPER, order, title
 from .report_tables import (holm_note, km_median_text, md_table, num, pair_tables, perm_logrank, perm_text,
-                            strata_of, stratum_key, value_text, versus, within)
+                            run_hours, strata_of, stratum_key, value_text, versus, within)
 
 
 def tuned_cells(tune: pd.DataFrame, g: pd.DataFrame, task, head, arm: str) -> list:
@@ -136,14 +136,6 @@ def tuning_table(tune: pd.DataFrame) -> str:
                   "race wall hours", "to budget, hours (est.)"], cost)])
 
 
-def run_hours(g: pd.DataFrame) -> float | None:
-    """Wall-clock hours of the run folders the rows come from, each folder once (its members train together:
-    a folder's wall_s is what one waited for all of them); None where no folder recorded its time."""
-    runs = g.drop_duplicates("run_dir") if "run_dir" in g else g
-    wall = pd.to_numeric(runs["wall_s"], errors="coerce") if "wall_s" in runs else pd.Series(dtype=float)
-    return None if wall.isna().all() else float(wall.fillna(0).sum()) / 3600
-
-
 def compute_table(everything: pd.DataFrame) -> str:
     """What each arm cost, task by task and in all: the hours of its races (the grid and any windows), of
     its confirmation, and of any other run beside them (a column only where there is one)."""
@@ -152,15 +144,14 @@ def compute_table(everything: pd.DataFrame) -> str:
     parts = {"races": role == "tune", "confirmation": role == "confirm", "other runs": ~role.isin(["tune", "confirm"])}
     parts = {k: v for k, v in parts.items() if v.any() or k != "other runs"}
     hours = lambda x: "–" if x is None else f"{x:.2f}"
-    rows, totals = [], {}
-    for key, g in everything.groupby(keys):
+
+    def cells(g: pd.DataFrame) -> list[str]:       # each part's hours, then their total
         each = [run_hours(g[mask.loc[g.index]]) if mask.loc[g.index].any() else None for mask in parts.values()]
-        total = None if all(x is None for x in each) else sum(x or 0.0 for x in each)
-        rows.append([*(value_text(v) for v in key), *map(hours, each), hours(total)])
-        t = totals.setdefault(key[2], [None] * (len(each) + 1))
-        totals[key[2]] = [a if b is None else (a or 0.0) + b for a, b in zip(t, [*each, total])]
+        return [*map(hours, each), hours(None if all(x is None for x in each) else sum(x or 0.0 for x in each))]
+    rows = [[*(value_text(v) for v in key), *cells(g)] for key, g in everything.groupby(keys)]
     if everything["task"].nunique() > 1:
-        rows += [["all", "", value_text(arm), *map(hours, totals[arm])] for arm in order(totals)]
+        rows += [["all", "", value_text(arm), *cells(everything[everything["optimizer"] == arm])]
+                 for arm in order(everything["optimizer"].unique())]
     return "\n".join([
         "\n## Compute by arm\n",
         "Wall-clock hours of each arm's run folders (one process each): its tuning races (the grid and any "

@@ -177,10 +177,9 @@ def retire(folder: Path, arm: str, raced: set[tuple[float, float]] | None = None
     is complete (a confirmation another process is still training replaces nothing yet)."""
     if (read_summary(folder) or {}).get("status") != "complete":
         return []
-    moved = []
+    moved, now = [], json.loads((folder / "config.json").read_text())["optimizer"]
     for old in superseded(folder, raced):
         cfg = json.loads((old / "config.json").read_text())
-        now = json.loads((folder / "config.json").read_text())["optimizer"]
         sweep = old.parent.resolve()
         home = sweep.parent / f"{sweep.name}_superseded"
         home.mkdir(exist_ok=True)
@@ -212,8 +211,9 @@ def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float, set[tuple
     while True:
         overrides = tune_overrides(plan, arm, user, grid, round_)
         train(overrides)
-        lr, wd, median = chosen(job_folder(overrides))
-        tried |= raced_settings(job_folder(overrides))
+        folder = job_folder(overrides)          # composes the config once (Hydra: not free)
+        lr, wd, median = chosen(folder)
+        tried |= raced_settings(folder)
         print(f"tune {arm}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
               f"{median if median is not None else 'none: fewer than half grokked anywhere'}"
               + (f"; window {round_})" if round_ else ")"), flush=True)
@@ -263,8 +263,9 @@ def main(args: list[str]) -> None:
         lr, wd, tried = race(plan, o, user)
         confirm = confirm_overrides(plan, o, lr, wd, user)
         train(confirm)
-        retire(job_folder(confirm), o, tried)
-        outcome.append((o, lr, wd, job_folder(confirm)))
+        folder = job_folder(confirm)
+        retire(folder, o, tried)
+        outcome.append((o, lr, wd, folder))
     for o, lr, wd, folder in outcome:
         s = read_summary(folder) or {"members": []}
         epochs = [m["grokking_epoch"] for m in s["members"]]

@@ -10,8 +10,8 @@
 #   scripts/study.sh 11 &  scripts/study.sh 12 &    # what is learned (Fourier probes) and whether it holds
 #   scripts/study.sh 13 &  scripts/study.sh 14 &    # which part of Muon groks sooner: eight arms, each tuned and confirmed
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
-#   scripts/study.sh 13 5 8 9 &  scripts/study.sh 14 6 7 10 &   # lanes one after another, one process a core
-#     (lane 8 reads moddiv's choices, which lane 5 may move: after it, in the same process)
+#   scripts/study.sh 13 5 8 9 &  scripts/study.sh 14 6 7 10 &   # lanes one after another, one queue a core
+#     (lane 8 reads moddiv's choices, which lane 5 may move: after it, in the same queue)
 # A lane re-run over complete cells changes no file in multirun/; `report` regenerates the committed
 # results folders from the run folders (`git diff results` shows what changed).
 # Lane 1: the head axis at each optimizer's defaults (experiment=heads; softmax seeds 3-4 beside
@@ -29,10 +29,11 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread per process: two lan
 tuned() {   # tuned <sweep> <task> <optimizer> <batch>: "lr weight_decay" of that sweep's one confirmation run
   $bin/python - "$@" <<'PY'
 import json, pathlib, sys
+from grokmuon.runfolder import is_set_aside
 sweep, task, opt, batch = sys.argv[1:]
 found = {(c["optimizer"]["lr"], c["optimizer"]["weight_decay"])
          for c in (json.loads(p.read_text()) for p in pathlib.Path("multirun", sweep).glob(f"{task}-{opt}-softmax-*/config.json")
-                   if "." not in p.parent.name)          # not an attempt set aside (<folder>.incomplete-<time>)
+                   if not is_set_aside(p.parent))        # not an earlier attempt's files (<folder>.incomplete-<time>)
          if c.get("role") == "confirm" and c["batch_size"] == int(batch)}
 if len(found) != 1:
     sys.exit(f"study.sh: {len(found)} confirmation settings for {task} {opt} at batch {batch} in multirun/{sweep}; need one")
@@ -132,7 +133,7 @@ case "$1" in
 esac
 echo "study $1: done"
 }
-# Several lanes one after another in one process (scripts/study.sh 13 5 8 9 & scripts/study.sh 14 6 7 10 &):
+# Several lanes one after another from one command (scripts/study.sh 13 5 8 9 & scripts/study.sh 14 6 7 10 &):
 # each is checked before any runs, so a typo stops nothing hours later.
 for l in "${@:-}"; do
   [[ "$l" =~ ^([1-9]|1[0-4]|report)$ ]] || {
