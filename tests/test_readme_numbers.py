@@ -7,6 +7,10 @@ unsigned integers (counts, epochs, seeds, "5/5": too many are design constants t
 inside code (fenced blocks and `inline code`: commands, paths, config overrides), dates, versions
 (2.13.0), bounds after <, >, ≤, ≥ ("p < 1e-4", "> 300") and approximations after ~ or ≈.
 
+Counts written as a fraction (“5/5”, “2/5 grokked”, “10/15”) are checked too, as written: the same
+fraction must appear in a source. Counts in words (“5 of 7 tasks”) are not: they are mostly counted
+from a table's rows, not written in it.
+
 Where it may come from: the folder's report.md; any file the README names by path (relative to the
 repository or to the folder; a glob counts as every file it matches), code spans and fences included;
 for a named results folder (results/tune) or a named README.md, that folder's report.md. Not a CSV:
@@ -68,6 +72,15 @@ def numbers(text: str, quoted: bool = False) -> list[tuple[str, float, int]]:
     return out
 
 
+# A count as a fraction, N/M: not part of a path, a date or a longer fraction (1/2/3).
+COUNT = re.compile(r"(?<![\w./])(\d+)/(\d+)(?![\w/]|\.\d)")
+
+
+def counts(text: str) -> list[str]:
+    """Every N/M count in text, as written."""
+    return [f"{a}/{b}" for a, b in COUNT.findall(text)]
+
+
 def sources(readme: Path) -> list[Path]:
     """report.md of the README's folder and every file (or results folder) the README names."""
     folder, text = readme.parent, readme.read_text()
@@ -119,4 +132,17 @@ def test_the_number_finder_on_hand_made_text():
 def test_every_number_a_results_readme_quotes_is_in_its_report_or_a_file_it_names(readme):
     missing = unmatched(readme)
     assert not missing, (f"{readme.relative_to(REPO)} quotes numbers found in none of "
+                         f"{[str(p.relative_to(REPO)) for p in sources(readme)]}: {missing}")
+
+
+def test_the_count_finder_on_hand_made_text():
+    text = prose("5/5 grokked, 2/5 (1 plateau), 10/15 members, 2026-11-25/26, multirun/tune/x, 1/2/3, 0.5/1")
+    assert counts(text) == ["5/5", "2/5", "10/15"]
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
+def test_every_count_a_results_readme_quotes_as_a_fraction_is_in_its_report_or_a_file_it_names(readme):
+    pool = {c for src in sources(readme) for c in counts(src.read_text(errors="replace"))}
+    missing = [c for c in counts(prose(readme.read_text())) if c not in pool]
+    assert not missing, (f"{readme.relative_to(REPO)} quotes counts found in none of "
                          f"{[str(p.relative_to(REPO)) for p in sources(readme)]}: {missing}")
