@@ -9,6 +9,7 @@
 #   scripts/study.sh 9 &   scripts/study.sh 10 &    # the later study's protocol (moddiv 50/50, its rule), tuned per condition
 #   scripts/study.sh 11 &  scripts/study.sh 12 &    # what is learned (Fourier probes) and whether it holds
 #   scripts/study.sh 13 &  scripts/study.sh 14 &    # which part of Muon groks sooner: eight arms, each tuned and confirmed
+#   scripts/study.sh 15                              # Muon's AdamW part at three lrs, at Muon's tuned setting (a check)
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
 #   scripts/study.sh 13 5 8 9 &  scripts/study.sh 14 6 7 10 &   # lanes one after another, one queue a core
 #     (lane 8 reads moddiv's choices, which lane 5 may move: after it, in the same queue)
@@ -100,6 +101,15 @@ case "$1" in
     tasks=$([ "$1" = 11 ] && echo "modadd modsub" || echo "modmul moddiv")
     for task in $tasks; do $bin/grokmuon train -m experiment=mechanism task=$task; done
     ;;
+  15)
+    # Muon's AdamW part (embedding, head, gains) at lr 1e-3, 3e-3 and 1e-2 (experiment=adamw_part), Muon's
+    # hidden matrices at their tuned setting, read from the confirmation run. gcd and modadd only: their
+    # Muon choices are inside their grids; moddiv's may still move (lane 5).
+    for task in gcd modadd; do
+      read -r lr wd <<< "$(tuned tune $task muon 512)"
+      $bin/grokmuon train -m experiment=adamw_part task=$task optimizer.lr=$lr optimizer.weight_decay=$wd
+    done
+    ;;
   13|14)
     # Lane 13: AdamW, AdamW on ⊥Grad, AdamW with Grokfast-EMA, Muon without orthogonalisation; lane 14:
     # Muon, Muon without momentum, Muon on every matrix, NorMuon. A re-run skips every finished race.
@@ -129,6 +139,9 @@ case "$1" in
     $bin/grokmuon report --runs results/arms/runs.csv --pair muon 'muon momentum=0' --pair muon 'muon ns_steps=0' \
       --pair muon 'muon split=all' --pair muon normuon
     $bin/grokmuon figures --runs results/arms/runs.csv
+    $bin/grokmuon collect multirun/adamw_part --name adamw_part
+    $bin/grokmuon report --runs results/adamw_part/runs.csv
+    $bin/grokmuon figures --runs results/adamw_part/runs.csv
     ;;
 esac
 echo "study $1: done"
@@ -136,8 +149,8 @@ echo "study $1: done"
 # Several lanes one after another from one command (scripts/study.sh 13 5 8 9 & scripts/study.sh 14 6 7 10 &):
 # each is checked before any runs, so a typo stops nothing hours later.
 for l in "${@:-}"; do
-  [[ "$l" =~ ^([1-9]|1[0-4]|report)$ ]] || {
-    echo "usage: scripts/study.sh LANE [LANE ...]; a LANE is 1-14 or report (got '$l')" >&2; exit 2; }
+  [[ "$l" =~ ^([1-9]|1[0-5]|report)$ ]] || {
+    echo "usage: scripts/study.sh LANE [LANE ...]; a LANE is 1-15 or report (got '$l')" >&2; exit 2; }
 done
 [ -x $bin/grokmuon ] || make install
 if [ $# -eq 1 ]; then lane "$1"; exit; fi

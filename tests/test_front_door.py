@@ -151,7 +151,7 @@ def test_git_sha_of_a_checkout_and_of_an_installed_package(tmp_path):
     assert installed_sha({"url": "file:///tmp/grokmuon", "dir_info": {}}, "0.1") == "installed package 0.1"
 
 
-@pytest.mark.parametrize("lanes", [["15"], [], ["13", "x"]])
+@pytest.mark.parametrize("lanes", [["16"], [], ["13", "x"]])
 def test_study_script_checks_every_lane_before_running_any(lanes, tmp_path):
     # A bad lane anywhere in the queue stops at once with one usage line and exit 2, before any lane (or
     # an install) starts: in a copy of the script with no .venv beside it, nothing is built either.
