@@ -229,10 +229,20 @@ def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     return save(fig, out, f"fig2_boxplot_{by}")
 
 
+def km_end(done: pd.DataFrame) -> float:
+    """Where the Kaplan-Meier panels end: the budget where any member was censored (its tick is drawn
+    there), else a little past the last grokking epoch: with every member grokked by epoch 60, a
+    300-epoch axis would squeeze every curve into its first fifth."""
+    end = budget(done)
+    if done.empty or not done["event"].astype(bool).all():
+        return end
+    return min(end, float(np.ceil(done["time"].max() * 1.15)))
+
+
 def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
     panels = [("all tasks", done)] + [(t, g) for t, g in done.groupby("task")]
     fig, axes = grid(len(panels), min(len(panels), 4), sharey=True)
-    end, colors = budget(done), palette(done)
+    end, colors = km_end(done), palette(done)
     for ax, (name, g) in zip(axes, panels):
         for opt in optimizers(g):
             m = g[g["optimizer"] == opt]
@@ -251,7 +261,7 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
         ax.axhline(0.5, ls=":", lw=0.8, color="gray", zorder=0, label="one half: the median is read here")
         ax.set_title(f"{name} (n={len(g)})", fontsize=10)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlim(0, end * 1.03)            # room for the censoring ticks at the budget
+        ax.set_xlim(0, end * 1.03)            # room for the censoring ticks at the budget (km_end)
         ax.set_xlabel("epoch", fontsize=9)
     axes[0].plot([], [], "|", color="gray", ms=8, mew=1.2, label="censored: did not grok by then")
     axes[0].fill_between([], [], [], color="gray", alpha=0.15, lw=0, label="95% band")

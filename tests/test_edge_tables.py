@@ -2,6 +2,7 @@
 member diverged. Each is written, or refused with a message that says what is missing."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from grokmuon import cli, figures_curves, figures_epochs
@@ -68,6 +69,13 @@ def test_nothing_grokked_is_drawn_at_the_budget(tables, monkeypatch, tmp_path):
     km = drawn(monkeypatch, figures_epochs.fig3_km_task, done, tmp_path).axes[0]
     steps = [line for line in km.get_lines() if line.get_drawstyle() == "steps-post"]
     assert len(steps) == 2 and all(set(line.get_ydata()) == {0.0} for line in steps)   # nobody grokked
+
+
+def test_the_km_panels_end_at_the_budget_only_where_a_member_was_censored():
+    done = pd.DataFrame({"time": [20.0, 41.0, 55.0], "event": [True, True, True], "max_epochs": 300})
+    assert figures_epochs.km_end(done) == 64.0                    # every member grokked: ceil(55 * 1.15)
+    assert figures_epochs.km_end(done.assign(event=[True, True, False])) == 300.0     # a censoring tick
+    assert figures_epochs.km_end(done.assign(time=[20.0, 41.0, 290.0])) == 300.0     # never past the budget
 
 
 def test_one_optimizer_only_is_described_not_compared(tables, monkeypatch, tmp_path):
