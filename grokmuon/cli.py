@@ -66,6 +66,11 @@ def no_table() -> None:
          + (f"; here: {', '.join(here[:6])}{' ...' if len(here) > 6 else ''}" if here else ""))
 
 
+# report and figures: a scanned setting as part of the arm, so each value is an arm of its own
+ARM_BY = ("also tell arms apart by this scanned column (repeatable), each value an arm of its own: "
+          "--arm-by adamw_lr makes 'muon adamw_lr=0.003'; name the reference the same way")
+
+
 def from_table(runs: Path | None, use):
     """(the table's path, use(path, name)); no table given or a bad one is one line."""
     from .results import TableError
@@ -147,11 +152,12 @@ def report_cmd(args: list[str]) -> None:
                     "(default: adamw), as runs.csv's arm column names it, e.g. muon or 'muon momentum=0'")
     ap.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"),
                     help="also set arm B against arm A (repeatable), e.g. --pair muon normuon")
+    ap.add_argument("--arm-by", action="append", metavar="KEY", help=ARM_BY)
     a = ap.parse_args(args)
     if a.runs is not None:
         check_out(a.out or a.runs.parent / "report.md")
     runs, text = from_table(a.runs, lambda table, name: report(load(table), name, a.reference,
-                                                               [tuple(p) for p in a.pair]))
+                                                               [tuple(p) for p in a.pair], a.arm_by or ()))
     out = a.out or runs.parent / "report.md"
     # the command is recorded beside what it wrote: a report sent elsewhere leaves no trace here
     written(out, lambda: (out.write_text(text), record(out.parent, "report", args)))
@@ -164,16 +170,18 @@ def figures_cmd(args: list[str]) -> None:
     from .figures_curves import has_probes
     from .figures_phases import fig7_phases, has_fourier
     FIGURES = {**FIGURES, "phases": fig7_phases}   # made by default only when its runs have the Fourier probes
-    from .results import TableError, by_arm, condition_axes, finished, judged, load, scanned_axes
+    from .results import TableError, by_arm, condition_axes, finished, judged, load, scanned_axes, split_arms
     ap = Parser(prog="grokmuon figures", description="The figures of a results table, "
                                  "as PNG and PDF.")
     ap.add_argument("--runs", type=Path, help="a runs.csv from collect (required)")
     ap.add_argument("--out", type=Path, help="folder for the files (default: figures/ beside runs.csv)")
     ap.add_argument("--only", nargs="+", choices=list(FIGURES), help="make only these figures")
+    ap.add_argument("--arm-by", action="append", metavar="KEY", help=ARM_BY)
     a = ap.parse_args(args)
     if a.runs is not None:
         check_out(a.out or a.runs.parent / "figures", folder=True)
-    runs, done = from_table(a.runs, lambda table, name: judged(finished(by_arm(load(table)), name)))
+    runs, done = from_table(a.runs, lambda table, name: judged(finished(by_arm(split_arms(load(table), a.arm_by)),
+                                                                        name)))
     out, failed = a.out or runs.parent / "figures", []
     optional = {"scan": lambda: bool(scanned_axes(done) or condition_axes(done)), "probes": lambda: has_probes(done),
                 "phases": lambda: has_fourier(done)}

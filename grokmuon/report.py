@@ -24,7 +24,7 @@ from .report_tables import (REFERENCE, STRATA, arm_pairs, group_table, holm_note
                             run_hours, strata_of, stratum_key, tests_heading, value_text, versus, within)
 from .report_tuning import compute_table, tuned_section, tuning_table
 from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, condition_axes, finished, judged,
-                      scanned_axes, varying_axes)
+                      scanned_axes, split_arms, varying_axes)
 
 
 def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = PAPER) -> dict:
@@ -242,10 +242,11 @@ def chosen_pairs(arms, reference: str | None = None, extra=()) -> list[tuple[str
     return arm_pairs(known, reference, extra)
 
 
-def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs=()) -> str:
+def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs=(), arm_by=()) -> str:
     """The whole markdown report for a results table (rows of unfinished runs are counted, then left out):
-    every arm against `reference` (default REFERENCE), then the extra `pairs` (a, b), b against a."""
-    everything = finished(by_arm(table), source)
+    every arm against `reference` (default REFERENCE), then the extra `pairs` (a, b), b against a;
+    `arm_by`: scanned columns whose values split the arms further (results.split_arms)."""
+    everything = finished(by_arm(split_arms(table, list(arm_by))), source)
     done = judged(everything)
     pairs = chosen_pairs(everything["optimizer"].unique(), reference, pairs)
     first, second = names(pairs)
@@ -260,7 +261,9 @@ def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs
     parts = [
         (f"# Grokking epochs: {versus(pairs[0])}\n\n" if len(pairs) == 1 else
          f"# Grokking epochs: {len(arms)} arms, each against {title(pairs[0][0])}\n\nArms (an optimizer and its "
-         f"keys that differ from its defaults; grokmuon/arms.py): {', '.join(f'`{a}`' for a in arms)}. Pairs "
+         f"keys that differ from its defaults; grokmuon/arms.py"
+         + "".join(f"; and each value of {k}, default or not" for k in arm_by)
+         + f"): {', '.join(f'`{a}`' for a in arms)}. Pairs "
          f"(B against A): {', '.join(f'{title(b)} against {title(a)}' for a, b in pairs)}.\n\n")
         + f"Source: `{source}`: {len(done)} members of "
         f"{done['run_dir'].nunique() if 'run_dir' in done else '?'} complete runs"

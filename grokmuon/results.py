@@ -251,6 +251,23 @@ def by_arm(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(optimizer=table["arm"]) if "arm" in table else table
 
 
+def split_arms(table: pd.DataFrame, keys: list[str] | None) -> pd.DataFrame:
+    """The table with each row's arm extended by its value of each key, as a Hydra override writes it
+    ("muon adamw_lr=0.003"): the settings of a scan compared as arms, each against a reference setting
+    (report and figures --arm-by). Only what a scan may vary on purpose (SCANNED: lr, weight_decay,
+    adamw_lr, ...) can split an arm; anything else is one line."""
+    if not keys:
+        return table
+    bad = [k for k in keys if k not in SCANNED or k not in table]
+    if bad:
+        raise TableError(f"--arm-by {bad[0]}: not a scanned column of this table (one of: "
+                         f"{', '.join(c for c in SCANNED if c in table)})")
+    arm = table["arm"].astype(str) if "arm" in table else table["optimizer"].astype(str)
+    for k in keys:
+        arm = arm + [f" {k}=" + ("–" if pd.isna(v) else arms.value_text(v)) for v in table[k]]
+    return table.assign(arm=arm)
+
+
 def row_config(row: dict) -> dict:
     """A row's config columns nested back into a config dict ({"optimizer": {"name": ..., ...}}), a blank
     cell left out (a key the table lacks reads as its default) and a list cell ("[0.9, 0.98]") a list."""

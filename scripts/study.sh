@@ -140,8 +140,8 @@ case "$1" in
       --pair muon 'muon split=all' --pair muon normuon
     $bin/grokmuon figures --runs results/arms/runs.csv
     $bin/grokmuon collect multirun/adamw_part --name adamw_part
-    $bin/grokmuon report --runs results/adamw_part/runs.csv
-    $bin/grokmuon figures --runs results/adamw_part/runs.csv
+    $bin/grokmuon report --runs results/adamw_part/runs.csv --arm-by adamw_lr --reference 'muon adamw_lr=0.001'
+    $bin/grokmuon figures --runs results/adamw_part/runs.csv --arm-by adamw_lr
     ;;
 esac
 echo "study $1: done"

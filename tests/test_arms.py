@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from grokmuon import arms, cli, figures_base, figures_epochs
 from grokmuon.report import report
-from grokmuon.results import by_arm, collect, finished, judged, load
+from grokmuon.results import by_arm, collect, finished, judged, load, split_arms
 from conftest import REPO, compose_config
 from runfolders import config, write_run
 
@@ -256,6 +256,42 @@ def test_the_figures_command_groups_by_arm(four, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err == ""
     legend = [t.get_text() for t in made[0].legends[0].get_texts()]
     assert legend[:4] == ["AdamW", "Muon", "Muon momentum=0", "NorMuon"]
+
+
+def test_arm_by_splits_each_arm_by_a_scanned_setting_and_refuses_anything_else(four, tmp_path, capsys):
+    # The four arms' runs again, Muon's with its AdamW part at lr 3e-3: --arm-by adamw_lr sets each
+    # value against the other as arms, and the other arms carry their own (default) value in the label.
+    table, _ = four
+    scanned = table.assign(adamw_lr=[0.003 if a == "muon" else v for a, v in zip(table["arm"], table["adamw_lr"])])
+    split = split_arms(scanned, ["adamw_lr"])
+    assert sorted(split["arm"].unique()) == ["adamw adamw_lr=0.001", "muon adamw_lr=0.003",
+                                             "muon momentum=0 adamw_lr=0.001", "normuon adamw_lr=0.001"]
+    assert split_arms(scanned, []) is scanned and split_arms(scanned, None) is scanned
+    assert split.drop(columns="arm").equals(scanned.drop(columns="arm"))      # only the label moves
+    runs = tmp_path / "runs.csv"
+    scanned.to_csv(runs, index=False)
+    cli.main(["report", "--runs", str(runs), "--out", str(tmp_path / "r.md"), "--arm-by", "adamw_lr",
+              "--reference", "muon adamw_lr=0.003"])
+    text = (tmp_path / "r.md").read_text()
+    assert text.startswith("# Grokking epochs: 4 arms, each against Muon adamw_lr=0.003\n")
+    assert "; and each value of adamw_lr, default or not): `adamw adamw_lr=0.001`, `muon adamw_lr=0.003`," in text
+    assert "Muon momentum=0 adamw_lr=0.001 vs Muon adamw_lr=0.003" in tables_of(
+        section(text, "Each arm against Muon adamw_lr=0.003"))
+    capsys.readouterr()
+    for args, message in ((["--arm-by", "seed"], "--arm-by seed: not a scanned column of this table"),
+                          (["--arm-by", "adamw_lr"], "no arm 'muon' in this table; its arms: adamw adamw_lr=0.001")):
+        with pytest.raises(SystemExit) as e:
+            cli.main(["report", "--runs", str(runs), "--out", str(tmp_path / "x.md"), "--reference", "muon", *args])
+        assert e.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"grokmuon: error: {message}")
+    assert not (tmp_path / "x.md").exists()
+    made = []
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(figures_epochs, "save", lambda fig, out, name: made.append(fig) or [])
+        cli.main(["figures", "--runs", str(runs), "--out", str(tmp_path / "figs"), "--only", "km", "--arm-by", "adamw_lr"])
+    legend = [t.get_text() for t in made[0].legends[0].get_texts()]
+    assert legend[:4] == ["AdamW adamw_lr=0.001", "Muon adamw_lr=0.003", "Muon momentum=0 adamw_lr=0.001",
+                          "NorMuon adamw_lr=0.001"]
 
 
 def test_tuned_against_tuned_comes_once_a_pair_with_holm_over_both(tmp_path):
