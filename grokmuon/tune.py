@@ -180,25 +180,59 @@ def retire(folder: Path, arm: str, raced: set[tuple[float, float]] | None = None
     moved, now = [], json.loads((folder / "config.json").read_text())["optimizer"]
     for old in superseded(folder, raced):
         cfg = json.loads((old / "config.json").read_text())
-        sweep = old.parent.resolve()
-        home = sweep.parent / f"{sweep.name}_superseded"
-        home.mkdir(exist_ok=True)
-        dest = home / old.name
-        if dest.exists():                       # the same cell retired before: keep both
-            dest = home / f"{old.name}.superseded-{time.strftime('%Y%m%d-%H%M%S')}"
-        old.rename(dest)
-        readme = home / "README.md"
-        if not readme.exists():
-            readme.write_text(f"# {home.name}\n\nConfirmation runs of choices that a later `grokmuon tune` moved "
-                              f"(windows raced past a grid's edge): kept because they were run, in no table "
-                              f"(`grokmuon collect {sweep.name}` does not read this folder).\n\n")
-        line = (f"- `{dest.name}`: {arm} on {cfg['task']['name']} at lr {cfg['optimizer']['lr']:g}, weight decay "
-                f"{cfg['optimizer']['weight_decay']:g} (now {now['lr']:g}, {now['weight_decay']:g}: `{folder.name}`).\n")
-        with open(readme, "a") as f:
-            f.write(line)
+        dest = set_superseded(old, f"{arm} on {cfg['task']['name']} at lr {cfg['optimizer']['lr']:g}, weight decay "
+                                   f"{cfg['optimizer']['weight_decay']:g} (now {now['lr']:g}, "
+                                   f"{now['weight_decay']:g}: `{folder.name}`)")
         moved.append(dest)
         print(f"tune {arm}: {old.name} confirmed an earlier choice (lr {cfg['optimizer']['lr']:g}, weight_decay "
               f"{cfg['optimizer']['weight_decay']:g}); moved to {dest}, in no table", flush=True)
+    return moved
+
+
+def set_superseded(old: Path, what: str) -> Path:
+    """Move a complete run folder out of its sweep, whole, to `<sweep>_superseded/` beside it (`grokmuon
+    collect <sweep>` does not read it), with a line in that folder's README.md saying what it was; its new
+    place. A cell retired before keeps both (the newer gets a time stamp)."""
+    sweep = old.parent.resolve()
+    home = sweep.parent / f"{sweep.name}_superseded"
+    home.mkdir(exist_ok=True)
+    dest = home / old.name
+    if dest.exists():
+        dest = home / f"{old.name}.superseded-{time.strftime('%Y%m%d-%H%M%S')}"
+    old.rename(dest)
+    readme = home / "README.md"
+    if not readme.exists():
+        readme.write_text(f"# {home.name}\n\nRuns at settings that a later `grokmuon tune` moved (windows raced "
+                          f"past a grid's edge): kept because they were run, in no table (`grokmuon collect "
+                          f"{sweep.name}` does not read this folder).\n\n")
+    with open(readme, "a") as f:
+        f.write(f"- `{dest.name}`: {what}.\n")
+    return dest
+
+
+def retire_cells(sweep: Path, task: str, optimizer: str, lr: float, weight_decay: float) -> list[Path]:
+    """set_superseded for every complete run in sweep of this task and optimizer at another (lr,
+    weight_decay) than the given one, the tuned choice (the cells of experiment=heads_tuned, run at an
+    earlier choice that the edge re-tuning moved); the new places. Unfinished runs stay: their own
+    command resumes or retires them."""
+    moved = []
+    for old in sorted(Path(sweep).glob(f"{task}-*")):
+        if not old.is_dir() or is_set_aside(old) or (read_summary(old) or {}).get("status") != "complete":
+            continue
+        try:
+            cfg = json.loads((old / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        opt = cfg.get("optimizer", {})
+        if cfg.get("task", {}).get("name") != task or opt.get("name") != optimizer:
+            continue
+        if math.isclose(opt.get("lr", math.nan), lr) and math.isclose(opt.get("weight_decay", math.nan), weight_decay):
+            continue
+        head = cfg.get("head", {}).get("name", "?")
+        moved.append(set_superseded(old, f"{optimizer} on {task} with {head} at lr {opt.get('lr'):g}, weight decay "
+                                         f"{opt.get('weight_decay'):g} (the tuned choice is now {lr:g}, "
+                                         f"{weight_decay:g})"))
+        print(f"{old.name}: {optimizer} on {task} at an earlier choice; moved to {moved[-1]}, in no table", flush=True)
     return moved
 
 

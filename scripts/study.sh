@@ -11,15 +11,17 @@
 #   scripts/study.sh 13 &  scripts/study.sh 14 &    # which part of Muon groks sooner: eight arms, each tuned and confirmed
 #   scripts/study.sh 15                              # Muon's AdamW part at three lrs, at Muon's tuned setting (a check)
 #   scripts/study.sh report                          # the tables and figures of results/study and results/tune
-#   scripts/study.sh 13 5 8 9 &  scripts/study.sh 14 6 7 10 &   # lanes one after another, one queue a core
-#     (lane 8 reads moddiv's choices, which lane 5 may move: after it, in the same queue)
+#   scripts/study.sh 13 5 8 9 3 &  scripts/study.sh 14 6 7 10 4 &   # lanes one after another, one queue a core
+#     (lane 8 reads moddiv's choices, which lane 5 may move: after it, in the same queue; lanes 3 and 4 read
+#     every task's, so they come last; run either again once both 5 and 6 are done, and it trains only
+#     what a moved choice changed)
 # A lane re-run over complete cells changes no file in multirun/; `report` regenerates the committed
 # results folders from the run folders (`git diff results` shows what changed).
 # Lane 1: the head axis at each optimizer's defaults (experiment=heads; softmax seeds 3-4 beside
 #         results/cpu's 0-2). Lane 2: tune-and-confirm for the four tasks left, then the robustness grid
 #         for moddiv at its tuned settings (results/tune) and what modadd's may still lack.
 # Lanes 3 (AdamW) and 4 (Muon): stablemax and sparsemax at each task's tuned setting (experiment=heads_tuned;
-#         the settings are results/tune's choices, task:lr:weight_decay, cheapest tasks first).
+#         each read from its confirmation run in multirun/tune, cheapest tasks first).
 # Lanes 13 and 14: the ablation arms of conf/tune_arms.yaml (experiment=arms), four a lane, each raced on
 #         the same 4 x 3 budget on seeds 0-2 and its choice run on the fresh seeds 300-304 to the budget.
 set -euo pipefail
@@ -55,13 +57,15 @@ case "$1" in
     $bin/grokmuon train -m experiment=robustness task=moddiv optimizer=muon optimizer.lr=0.01 optimizer.weight_decay=0.15
     ;;
   3|4)
-    if [ "$1" = 3 ]; then opt=adamw
-      settings="gcd:0.003:0.027 modadd:0.003:0.3 moddiv:0.003:0.3 modmul:0.01:1.0 modsub:0.01:0.3 modexp:0.003:0.3 parity:0.003:1.0"
-    else opt=muon
-      settings="gcd:0.02:0.15 modadd:0.02:0.45 moddiv:0.01:0.15 modmul:0.05:0.5 modsub:0.02:0.5 modexp:0.02:0.15 parity:0.02:0.15"
-    fi
-    for s in $settings; do
-      IFS=: read -r task lr wd <<< "$s"
+    # Each task's setting is its one confirmation in multirun/tune (the edge re-tuning's where it moved a
+    # choice: run these lanes after 5 and 6); this optimizer's cells there at an earlier choice move to
+    # multirun/heads_tuned_superseded/ first (tune.retire_cells), so collect finds one setting a cell.
+    opt=$([ "$1" = 3 ] && echo adamw || echo muon)
+    for task in gcd modadd moddiv modmul modsub modexp parity; do       # cheapest first
+      setting=$(tuned tune $task $opt 512)                            # ends this lane if there is none
+      read -r lr wd <<< "$setting"
+      $bin/python -c 'import sys; from grokmuon.tune import retire_cells
+retire_cells("multirun/heads_tuned", sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))' $task $opt $lr $wd
       $bin/grokmuon train -m experiment=heads_tuned task=$task optimizer=$opt optimizer.lr=$lr optimizer.weight_decay=$wd
     done
     ;;
@@ -106,7 +110,8 @@ case "$1" in
     # hidden matrices at their tuned setting, read from the confirmation run. gcd and modadd only: their
     # Muon choices are inside their grids; moddiv's may still move (lane 5).
     for task in gcd modadd; do
-      read -r lr wd <<< "$(tuned tune $task muon 512)"
+      setting=$(tuned tune $task muon 512)                            # ends this lane if there is none
+      read -r lr wd <<< "$setting"
       $bin/grokmuon train -m experiment=adamw_part task=$task optimizer.lr=$lr optimizer.weight_decay=$wd
     done
     ;;
@@ -146,7 +151,7 @@ case "$1" in
 esac
 echo "study $1: done"
 }
-# Several lanes one after another from one command (scripts/study.sh 13 5 8 9 & scripts/study.sh 14 6 7 10 &):
+# Several lanes one after another from one command (scripts/study.sh 13 5 8 9 3 & scripts/study.sh 14 6 7 10 4 &):
 # each is checked before any runs, so a typo stops nothing hours later.
 for l in "${@:-}"; do
   [[ "$l" =~ ^([1-9]|1[0-5]|report)$ ]] || {

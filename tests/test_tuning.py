@@ -434,19 +434,73 @@ def test_plateau_flags_a_member_stuck_far_below_fitting_not_a_slow_one():
     assert not on_plateau(flat, {"memorisation_epoch": 5, "status": "censored"}, 0.99)
 
 
-def test_the_study_scripts_tuned_settings_are_the_committed_tuning_choices():
-    # scripts/study.sh lanes 3-4 run the other heads at "each task's tuned setting", written out by hand
-    # (task:lr:weight_decay); a slip there would put those heads at a setting no race chose.
-    text = (REPO / "scripts" / "study.sh").read_text()
-    written = {}
-    for opt in ("adamw", "muon"):
-        block = text.split(f'opt={opt}')[1].split('settings="')[1].split('"')[0]
-        written |= {(task, opt): (float(lr), float(wd)) for task, lr, wd in (s.split(":") for s in block.split())}
+def test_lanes_3_and_4_run_each_task_at_its_one_confirmation_and_retire_cells_of_an_earlier_choice(tmp_path):
+    # scripts/study.sh lanes 3-4 run the other heads at "each task's tuned setting", read from the
+    # committed confirmation runs (a slip would put those heads at a setting no race chose). In a copy of
+    # the script beside the committed confirmations' configs, with a stand-in grokmuon that logs each
+    # call: lane 3 trains each task at AdamW's confirmed setting, and gcd's AdamW cell at the weight decay
+    # the re-tuning moved away from (0.3) leaves multirun/heads_tuned first.
+    import shutil
+    import subprocess
+    import sys
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "study.sh"
+    script.write_text((REPO / "scripts" / "study.sh").read_text())
+    bin_ = tmp_path / ".venv" / "bin"
+    bin_.mkdir(parents=True)
+    (bin_ / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')     # this venv's python
+    (bin_ / "python").chmod(0o755)
+    fake = bin_ / "grokmuon"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n')
+    fake.chmod(0o755)
     chosen = {}
-    for cfg in (json.loads(p.read_text()) for p in (REPO / "multirun" / "tune").glob("*/config.json")):
+    for path in (REPO / "multirun" / "tune").glob("*/config.json"):
+        cfg = json.loads(path.read_text())
         if cfg["role"] == "confirm":
+            (tmp_path / "multirun" / "tune" / path.parent.name).mkdir(parents=True)
+            shutil.copy(path, tmp_path / "multirun" / "tune" / path.parent.name / "config.json")
             chosen[(cfg["task"]["name"], cfg["optimizer"]["name"])] = (cfg["optimizer"]["lr"], cfg["optimizer"]["weight_decay"])
-    assert len(chosen) == 14 and written == chosen
+    assert len(chosen) == 14                                 # 7 tasks x 2 optimizers, one confirmation each
+    old = "gcd-adamw-stablemax-dcf4d347"                     # at wd 0.3; gcd AdamW's choice is now 0.027
+    shutil.copytree(REPO / "multirun" / "heads_tuned" / old, tmp_path / "multirun" / "heads_tuned" / old)
+    run = subprocess.run(["bash", str(script), "3"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    tasks = ["gcd", "modadd", "moddiv", "modmul", "modsub", "modexp", "parity"]
+    assert calls == [f"train -m experiment=heads_tuned task={t} optimizer=adamw optimizer.lr={chosen[(t, 'adamw')][0]} "
+                     f"optimizer.weight_decay={chosen[(t, 'adamw')][1]}" for t in tasks]
+    assert chosen[("gcd", "adamw")] == (0.003, 0.027)
+    assert not (tmp_path / "multirun" / "heads_tuned" / old).exists()
+    assert (tmp_path / "multirun" / "heads_tuned_superseded" / old / "summary.json").exists()
+
+
+def test_the_heads_cells_of_a_moved_choice_leave_the_sweep_and_the_others_stay(tmp_path, capsys):
+    # gcd's committed heads_tuned cells: AdamW's at wd 0.3, the choice its re-tuning moved to 0.027, and
+    # Muon's at its standing choice. retire_cells moves AdamW's two (whole) and nothing of Muon's; an
+    # unfinished cell stays for its own command; at the standing choice nothing moves.
+    import shutil
+
+    from grokmuon import tune
+    sweep = tmp_path / "heads_tuned"
+    names = ["gcd-adamw-sparsemax-90f7f569", "gcd-adamw-stablemax-dcf4d347", "gcd-muon-sparsemax-963ffc1e"]
+    for name in names:
+        shutil.copytree(REPO / "multirun" / "heads_tuned" / name, sweep / name)
+    running = sweep / "gcd-adamw-softmax-00000000"
+    shutil.copytree(sweep / names[0], running)
+    summary = json.loads((running / "summary.json").read_text())
+    (running / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    assert tune.retire_cells(sweep, "gcd", "adamw", 0.003, 0.3) == []                  # the standing choice
+    files = sorted(p.relative_to(sweep / names[1]) for p in (sweep / names[1]).rglob("*"))
+    moved = tune.retire_cells(sweep, "gcd", "adamw", 0.003, 0.027)
+    home = tmp_path / "heads_tuned_superseded"
+    assert moved == [home / names[0], home / names[1]]
+    assert sorted(p.name for p in sweep.iterdir()) == [running.name, names[2]]
+    assert sorted(p.relative_to(moved[1]) for p in moved[1].rglob("*")) == files       # nothing lost
+    readme = (home / "README.md").read_text()
+    assert ("`gcd-adamw-stablemax-dcf4d347`: adamw on gcd with stablemax at lr 0.003, weight decay 0.3 (the tuned "
+            "choice is now 0.003, 0.027)") in readme
+    assert "moved to" in capsys.readouterr().out
+    assert tune.retire_cells(sweep, "gcd", "muon", 0.02, 0.15) == []
 
 
 def test_a_moved_choice_moves_its_old_confirmation_out_of_the_sweep_and_collect_skips_it(tmp_path, capsys):
