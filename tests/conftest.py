@@ -64,6 +64,22 @@ def grokmuon_exe(bindir: Path = Path(sys.executable).parent) -> str:
     return str(shim)
 
 
+def study_copy(root: Path, grokmuon: str | None = None, python: bool = False) -> Path:
+    """scripts/study.sh copied into root/scripts/, so a test runs it away from the repository; grokmuon: a
+    stand-in .venv/bin/grokmuon (its shell body, after #!/bin/sh); python: .venv/bin/python is this venv's
+    (the lanes' inline Python). No .venv at all unless asked: the script would then install one."""
+    (root / "scripts").mkdir()
+    script = root / "scripts" / "study.sh"
+    script.write_text((REPO / "scripts" / "study.sh").read_text())
+    stand_ins = {"grokmuon": grokmuon, "python": f'exec "{sys.executable}" "$@"' if python else None}
+    for name, body in stand_ins.items():
+        if body is not None:
+            (root / ".venv" / "bin").mkdir(parents=True, exist_ok=True)
+            (root / ".venv" / "bin" / name).write_text(f"#!/bin/sh\n{body}\n")
+            (root / ".venv" / "bin" / name).chmod(0o755)
+    return script
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """A subprocess environment with W&B kept quiet and local."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}

@@ -16,7 +16,7 @@ from grokmuon import cli, threads
 from grokmuon.job import outcome_lines, span
 from grokmuon.runfolder import checkout_sha, installed_sha
 
-from conftest import REPO, grokmuon_exe
+from conftest import REPO, grokmuon_exe, study_copy
 
 
 def member(**kw) -> dict:
@@ -155,9 +155,7 @@ def test_git_sha_of_a_checkout_and_of_an_installed_package(tmp_path):
 def test_study_script_checks_every_lane_before_running_any(lanes, tmp_path):
     # A bad lane anywhere in the queue stops at once with one usage line and exit 2, before any lane (or
     # an install) starts: in a copy of the script with no .venv beside it, nothing is built either.
-    (tmp_path / "scripts").mkdir()
-    script = tmp_path / "scripts" / "study.sh"
-    script.write_text((REPO / "scripts" / "study.sh").read_text())
+    script = study_copy(tmp_path)
     run = subprocess.run(["bash", str(script), *lanes], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.startswith("usage: scripts/study.sh LANE [LANE ...]") and run.stderr.count("\n") == 1
@@ -168,14 +166,7 @@ def test_a_failing_lane_stops_at_its_first_failing_step_and_the_queue_goes_on(tm
     # A stand-in grokmuon that logs each call and fails `tune`: lane 7 fails at its first step (its
     # later steps never run: set -e holds inside a queued lane), lane 11 after it still runs, and the
     # queue ends with exit 1 naming the lane that failed.
-    (tmp_path / "scripts").mkdir()
-    script = tmp_path / "scripts" / "study.sh"
-    script.write_text((REPO / "scripts" / "study.sh").read_text())
-    bin_ = tmp_path / ".venv" / "bin"
-    bin_.mkdir(parents=True)
-    fake = bin_ / "grokmuon"
-    fake.write_text(f'#!/bin/sh\necho "$1 $*" >> {tmp_path}/calls\n[ "$1" != tune ]\n')
-    fake.chmod(0o755)
+    script = study_copy(tmp_path, grokmuon=f'echo "$1 $*" >> {tmp_path}/calls\n[ "$1" != tune ]')
     run = subprocess.run(["bash", str(script), "7", "11"], capture_output=True, text=True, timeout=60)
     calls = (tmp_path / "calls").read_text().splitlines()
     assert [c.split()[0] for c in calls] == ["tune", "train", "train"]       # lane 7's tune; lane 11's two cells

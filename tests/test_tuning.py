@@ -21,7 +21,7 @@ from grokmuon.config import ConfigError, validate
 from grokmuon.runfolder import RunLog
 from grokmuon.runid import config_hash, member_hash
 from grokmuon.train import train
-from conftest import REPO, compose_config
+from conftest import REPO, compose_config, study_copy
 
 # --- racing: pure rules -----------------------------------------------------------------------------
 
@@ -442,17 +442,7 @@ def test_lanes_3_and_4_run_each_task_at_its_one_confirmation_and_retire_cells_of
     # the re-tuning moved away from (0.3) leaves multirun/heads_tuned first.
     import shutil
     import subprocess
-    import sys
-    (tmp_path / "scripts").mkdir()
-    script = tmp_path / "scripts" / "study.sh"
-    script.write_text((REPO / "scripts" / "study.sh").read_text())
-    bin_ = tmp_path / ".venv" / "bin"
-    bin_.mkdir(parents=True)
-    (bin_ / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')     # this venv's python
-    (bin_ / "python").chmod(0o755)
-    fake = bin_ / "grokmuon"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n')
-    fake.chmod(0o755)
+    script = study_copy(tmp_path, grokmuon=f'echo "$*" >> {tmp_path}/calls', python=True)
     chosen = {}
     for path in (REPO / "multirun" / "tune").glob("*/config.json"):
         cfg = json.loads(path.read_text())
