@@ -67,8 +67,9 @@ def no_table() -> None:
 
 
 # report and figures: a scanned setting as part of the arm, so each value is an arm of its own
-ARM_BY = ("also tell arms apart by this scanned column (repeatable), each value an arm of its own: "
-          "--arm-by adamw_lr makes 'muon adamw_lr=0.003'; name the reference the same way")
+ARM_BY = ("also tell arms apart by a setting they are tuned at (lr, weight_decay, adamw_lr, adamw_weight_decay; "
+          "repeatable), each value an arm of its own: --arm-by adamw_lr makes 'muon adamw_lr=0.003'; name "
+          "the reference the same way")
 
 
 def from_table(runs: Path | None, use):
@@ -154,6 +155,9 @@ def report_cmd(args: list[str]) -> None:
                     help="also set arm B against arm A (repeatable), e.g. --pair muon normuon")
     ap.add_argument("--arm-by", action="append", metavar="KEY", help=ARM_BY)
     a = ap.parse_args(args)
+    if a.arm_by and a.reference is None:     # else the first split arm, alphabetically, would be the reference
+        fail("--arm-by splits the arms: name the one to set the others against with --reference, e.g. "
+             "--reference 'muon adamw_lr=0.001'")
     if a.runs is not None:
         check_out(a.out or a.runs.parent / "report.md")
     runs, text = from_table(a.runs, lambda table, name: report(load(table), name, a.reference,

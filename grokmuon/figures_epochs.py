@@ -229,14 +229,16 @@ def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     return save(fig, out, f"fig2_boxplot_{by}")
 
 
+KM_MARGIN = 1.15    # past the last grokking epoch where every member grokked: room to see the curves level off
+
+
 def km_end(done: pd.DataFrame) -> float:
     """Where the Kaplan-Meier panels end: the budget where any member was censored (its tick is drawn
-    there), else a little past the last grokking epoch: with every member grokked by epoch 60, a
-    300-epoch axis would squeeze every curve into its first fifth."""
-    end = budget(done)
+    there), else KM_MARGIN past the last grokking epoch (at least 1): with every member grokked by epoch
+    60, a 300-epoch axis would squeeze every curve into its first fifth."""
     if done.empty or not done["event"].astype(bool).all():
-        return end
-    return min(end, float(np.ceil(done["time"].max() * 1.15)))
+        return budget(done) if not done.empty else 1.0
+    return min(budget(done), max(1.0, float(np.ceil(done["time"].max() * KM_MARGIN))))
 
 
 def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:

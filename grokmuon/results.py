@@ -251,20 +251,27 @@ def by_arm(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(optimizer=table["arm"]) if "arm" in table else table
 
 
+# What --arm-by may split an arm by: the settings an arm is tuned at (arms.NOT_ARM), each a number.
+SPLITS = ("lr", "weight_decay", "adamw_lr", "adamw_weight_decay")
+
+
 def split_arms(table: pd.DataFrame, keys: list[str] | None) -> pd.DataFrame:
     """The table with each row's arm extended by its value of each key, as a Hydra override writes it
     ("muon adamw_lr=0.003"): the settings of a scan compared as arms, each against a reference setting
-    (report and figures --arm-by). Only what a scan may vary on purpose (SCANNED: lr, weight_decay,
-    adamw_lr, ...) can split an arm; anything else is one line."""
+    (report and figures --arm-by). Only a setting an arm is tuned at can split it (SPLITS); a key given
+    twice counts once; a blank cell (a table collected before the column) reads as the optimizer's
+    default; anything else is one line."""
+    keys = list(dict.fromkeys(keys or ()))
     if not keys:
         return table
-    bad = [k for k in keys if k not in SCANNED or k not in table]
+    bad = [k for k in keys if k not in SPLITS or k not in table]
     if bad:
-        raise TableError(f"--arm-by {bad[0]}: not a scanned column of this table (one of: "
-                         f"{', '.join(c for c in SCANNED if c in table)})")
+        raise TableError(f"--arm-by {bad[0]}: give a setting an arm is tuned at that this table has: "
+                         f"{', '.join(k for k in SPLITS if k in table)}")
     arm = table["arm"].astype(str) if "arm" in table else table["optimizer"].astype(str)
     for k in keys:
-        arm = arm + [f" {k}=" + ("–" if pd.isna(v) else arms.value_text(v)) for v in table[k]]
+        values = [arms.optimizer_defaults(o).get(k) if pd.isna(v) else v for o, v in zip(table["optimizer"], table[k])]
+        arm = arm + [f" {k}={arms.value_text(v)}" for v in values]
     return table.assign(arm=arm)
 
 

@@ -33,8 +33,8 @@ from omegaconf import OmegaConf
 
 from . import racing
 from .config import CONF, Parser, fail
-from .runfolder import is_set_aside, read_summary
-from .runid import config_hash
+from .runfolder import alive, is_set_aside, read_summary
+from .runid import config_hash, with_defaults
 
 OPTIMIZERS = ("adamw", "muon")     # the arms of conf/tune.yaml, which has no `arms`: one per grid
 # What tune sets itself: an arm or a user override may not (the grid's axes are set per member).
@@ -190,50 +190,76 @@ def retire(folder: Path, arm: str, raced: set[tuple[float, float]] | None = None
 
 
 def set_superseded(old: Path, what: str) -> Path:
-    """Move a complete run folder out of its sweep, whole, to `<sweep>_superseded/` beside it (`grokmuon
-    collect <sweep>` does not read it), with a line in that folder's README.md saying what it was; its new
-    place. A cell retired before keeps both (the newer gets a time stamp)."""
+    """Move a run folder out of its sweep, whole, to `<sweep>_superseded/` beside it (`grokmuon collect
+    <sweep>` does not read it), with a line in that folder's README.md saying what it was; its new place.
+    A cell retired before keeps both (the newer gets a time stamp). A move that fails is one line."""
     sweep = old.parent.resolve()
     home = sweep.parent / f"{sweep.name}_superseded"
-    home.mkdir(exist_ok=True)
     dest = home / old.name
     if dest.exists():
         dest = home / f"{old.name}.superseded-{time.strftime('%Y%m%d-%H%M%S')}"
-    old.rename(dest)
     readme = home / "README.md"
-    if not readme.exists():
-        readme.write_text(f"# {home.name}\n\nRuns at settings that a later `grokmuon tune` moved (windows raced "
-                          f"past a grid's edge): kept because they were run, in no table (`grokmuon collect "
-                          f"{sweep.name}` does not read this folder).\n\n")
-    with open(readme, "a") as f:
-        f.write(f"- `{dest.name}`: {what}.\n")
+    try:
+        home.mkdir(exist_ok=True)
+        old.rename(dest)
+        try:                                    # "x": two lanes retiring at once must not wipe each other's line
+            with open(readme, "x") as f:
+                f.write(f"# {home.name}\n\nRuns at settings that a later `grokmuon tune` moved (windows raced "
+                        f"past a grid's edge): kept because they were run, in no table (`grokmuon collect "
+                        f"{sweep.name}` does not read this folder).\n\n")
+        except FileExistsError:
+            pass
+        with open(readme, "a") as f:
+            f.write(f"- `{dest.name}`: {what}.\n")
+    except OSError as err:
+        fail(f"cannot move {old} to {home}: {err.strerror or err}", code=1)
     return dest
 
 
-def retire_cells(sweep: Path, task: str, optimizer: str, lr: float, weight_decay: float) -> list[Path]:
-    """set_superseded for every complete run in sweep of this task and optimizer at another (lr,
-    weight_decay) than the given one, the tuned choice (the cells of experiment=heads_tuned, run at an
-    earlier choice that the edge re-tuning moved); the new places. Unfinished runs stay: their own
-    command resumes or retires them."""
+def retire_cells(sweep: Path, task: str, optimizer: str, lr: float, weight_decay: float,
+                 batch_size: int = 512) -> list[Path]:
+    """set_superseded for every run in sweep of this task, optimizer and batch size at another (lr,
+    weight_decay) than the given one, the tuned choice: the cells of experiment=heads_tuned run at an
+    earlier choice that the edge re-tuning moved, finished or not (a cell another process is training
+    stays). A key a config lacks reads as its default (runid.with_defaults); a cell whose lr or weight
+    decay is no number is left where it is, with a line. The new places."""
     moved = []
     for old in sorted(Path(sweep).glob(f"{task}-*")):
-        if not old.is_dir() or is_set_aside(old) or (read_summary(old) or {}).get("status") != "complete":
+        if not old.is_dir() or is_set_aside(old):
+            continue
+        summary = read_summary(old) or {}
+        if summary.get("status") == "running" and alive(summary.get("host"), summary.get("pid")):
             continue
         try:
-            cfg = json.loads((old / "config.json").read_text())
+            cfg = with_defaults(json.loads((old / "config.json").read_text()))
         except (OSError, ValueError):
             continue
         opt = cfg.get("optimizer", {})
-        if cfg.get("task", {}).get("name") != task or opt.get("name") != optimizer:
+        if cfg.get("task", {}).get("name") != task or opt.get("name") != optimizer or \
+                cfg.get("batch_size") != batch_size:
             continue
-        if math.isclose(opt.get("lr", math.nan), lr) and math.isclose(opt.get("weight_decay", math.nan), weight_decay):
+        at = (opt.get("lr"), opt.get("weight_decay"))
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in at):
+            print(f"{old}: lr {at[0]!r}, weight_decay {at[1]!r} in its config.json; left where it is", flush=True)
+            continue
+        if math.isclose(at[0], lr) and math.isclose(at[1], weight_decay):
             continue
         head = cfg.get("head", {}).get("name", "?")
-        moved.append(set_superseded(old, f"{optimizer} on {task} with {head} at lr {opt.get('lr'):g}, weight decay "
-                                         f"{opt.get('weight_decay'):g} (the tuned choice is now {lr:g}, "
-                                         f"{weight_decay:g})"))
+        moved.append(set_superseded(old, f"{optimizer} on {task} with {head} at lr {at[0]:g}, weight decay "
+                                         f"{at[1]:g}, {summary.get('status', 'no summary')} (the tuned choice is "
+                                         f"now {lr:g}, {weight_decay:g})"))
         print(f"{old.name}: {optimizer} on {task} at an earlier choice; moved to {moved[-1]}, in no table", flush=True)
     return moved
+
+
+def retire_cells_main(args: list[str]) -> None:
+    """retire_cells from the arguments SWEEP TASK OPTIMIZER LR WEIGHT_DECAY (scripts/study.sh lanes 3 and
+    4 call it); bad arguments are one line and exit 2."""
+    try:
+        sweep, task, optimizer, lr, wd = args
+        retire_cells(Path(sweep), task, optimizer, float(lr), float(wd))
+    except ValueError:
+        fail(f"retire_cells: give SWEEP TASK OPTIMIZER LR WEIGHT_DECAY (got {' '.join(args)!r})")
 
 
 def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float, set[tuple[float, float]]]:

@@ -64,8 +64,8 @@ case "$1" in
     for task in gcd modadd moddiv modmul modsub modexp parity; do       # cheapest first
       setting=$(tuned tune $task $opt 512)                            # ends this lane if there is none
       read -r lr wd <<< "$setting"
-      $bin/python -c 'import sys; from grokmuon.tune import retire_cells
-retire_cells("multirun/heads_tuned", sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))' $task $opt $lr $wd
+      $bin/python -c 'import sys; from grokmuon.tune import retire_cells_main; retire_cells_main(sys.argv[1:])' \
+        multirun/heads_tuned $task $opt $lr $wd
       $bin/grokmuon train -m experiment=heads_tuned task=$task optimizer=$opt optimizer.lr=$lr optimizer.weight_decay=$wd
     done
     ;;

@@ -267,6 +267,10 @@ def test_arm_by_splits_each_arm_by_a_scanned_setting_and_refuses_anything_else(f
     assert sorted(split["arm"].unique()) == ["adamw adamw_lr=0.001", "muon adamw_lr=0.003",
                                              "muon momentum=0 adamw_lr=0.001", "normuon adamw_lr=0.001"]
     assert split_arms(scanned, []) is scanned and split_arms(scanned, None) is scanned
+    assert split_arms(scanned, ["adamw_lr", "adamw_lr"])["arm"].equals(split["arm"])     # a key given twice: once
+    blank = split_arms(scanned.assign(adamw_lr=None), ["adamw_lr"])                       # collected before the column
+    assert sorted(blank["arm"].unique()) == ["adamw adamw_lr=0.001", "muon adamw_lr=0.001",
+                                             "muon momentum=0 adamw_lr=0.001", "normuon adamw_lr=0.001"]
     assert split.drop(columns="arm").equals(scanned.drop(columns="arm"))      # only the label moves
     runs = tmp_path / "runs.csv"
     scanned.to_csv(runs, index=False)
@@ -278,10 +282,15 @@ def test_arm_by_splits_each_arm_by_a_scanned_setting_and_refuses_anything_else(f
     assert "Muon momentum=0 adamw_lr=0.001 vs Muon adamw_lr=0.003" in tables_of(
         section(text, "Each arm against Muon adamw_lr=0.003"))
     capsys.readouterr()
-    for args, message in ((["--arm-by", "seed"], "--arm-by seed: not a scanned column of this table"),
-                          (["--arm-by", "adamw_lr"], "no arm 'muon' in this table; its arms: adamw adamw_lr=0.001")):
+    for args, message in ((["--arm-by", "seed", "--reference", "muon"], "--arm-by seed: give a setting an arm is "
+                           "tuned at that this table has: lr, weight_decay, adamw_lr, adamw_weight_decay"),
+                          (["--arm-by", "momentum", "--reference", "muon"], "--arm-by momentum: give a setting"),
+                          (["--arm-by", "adamw_lr", "--reference", "muon"],
+                           "no arm 'muon' in this table; its arms: adamw adamw_lr=0.001"),
+                          (["--arm-by", "adamw_lr"], "--arm-by splits the arms: name the one to set the others "
+                                                     "against with --reference")):
         with pytest.raises(SystemExit) as e:
-            cli.main(["report", "--runs", str(runs), "--out", str(tmp_path / "x.md"), "--reference", "muon", *args])
+            cli.main(["report", "--runs", str(runs), "--out", str(tmp_path / "x.md"), *args])
         assert e.value.code == 2
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"grokmuon: error: {message}")
     assert not (tmp_path / "x.md").exists()
@@ -292,6 +301,17 @@ def test_arm_by_splits_each_arm_by_a_scanned_setting_and_refuses_anything_else(f
     legend = [t.get_text() for t in made[0].legends[0].get_texts()]
     assert legend[:4] == ["AdamW adamw_lr=0.001", "Muon adamw_lr=0.003", "Muon momentum=0 adamw_lr=0.001",
                           "NorMuon adamw_lr=0.001"]
+
+
+def test_the_committed_adamw_part_report_splits_one_arm_into_three_settings():
+    # results/adamw_part: one arm (muon) at three adamw_lr values; --arm-by makes them three arms, each set
+    # against 1e-3, and the committed report is what that gives, byte for byte.
+    runs = REPO / "results" / "adamw_part" / "runs.csv"
+    table = load(runs)
+    assert set(table["arm"]) == {"muon"}
+    text = report(table, "results/adamw_part/runs.csv", "muon adamw_lr=0.001", (), ["adamw_lr"])
+    assert text.startswith("# Grokking epochs: 3 arms, each against Muon adamw_lr=0.001\n")
+    assert text == (REPO / "results" / "adamw_part" / "report.md").read_text()
 
 
 def test_tuned_against_tuned_comes_once_a_pair_with_holm_over_both(tmp_path):

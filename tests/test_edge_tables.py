@@ -76,6 +76,8 @@ def test_the_km_panels_end_at_the_budget_only_where_a_member_was_censored():
     assert figures_epochs.km_end(done) == 64.0                    # every member grokked: ceil(55 * 1.15)
     assert figures_epochs.km_end(done.assign(event=[True, True, False])) == 300.0     # a censoring tick
     assert figures_epochs.km_end(done.assign(time=[20.0, 41.0, 290.0])) == 300.0     # never past the budget
+    assert figures_epochs.km_end(done.assign(time=[0.0, 0.0, 0.0])) == 1.0             # an axis, not a point
+    assert figures_epochs.km_end(done.iloc[:0]) == 1.0                                  # an empty panel
 
 
 def test_one_optimizer_only_is_described_not_compared(tables, monkeypatch, tmp_path):

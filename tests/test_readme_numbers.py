@@ -8,8 +8,10 @@ inside code (fenced blocks and `inline code`: commands, paths, config overrides)
 (2.13.0), bounds after <, >, ≤, ≥ ("p < 1e-4", "> 300") and approximations after ~ or ≈.
 
 Counts written as a fraction (“5/5”, “2/5 grokked”, “10/15”) are checked too, as written: the same
-fraction must appear in a source. Counts in words (“5 of 7 tasks”) are not: they are mostly counted
-from a table's rows, not written in it.
+fraction must appear in a source. That is a weak check for small cells: a report with 5 members a cell
+holds most of 0/5 to 5/5 somewhere, so a wrong “3/5” can pass; it catches a count the sources have
+nowhere (a mis-summed “11/15”, a count from another table). Counts in words (“5 of 7 tasks”) are not
+checked: they are mostly counted from a table's rows, not written in it.
 
 Where it may come from: the folder's report.md; any file the README names by path (relative to the
 repository or to the folder; a glob counts as every file it matches), code spans and fences included;

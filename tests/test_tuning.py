@@ -434,15 +434,30 @@ def test_plateau_flags_a_member_stuck_far_below_fitting_not_a_slow_one():
     assert not on_plateau(flat, {"memorisation_epoch": 5, "status": "censored"}, 0.99)
 
 
-def test_lanes_3_and_4_run_each_task_at_its_one_confirmation_and_retire_cells_of_an_earlier_choice(tmp_path):
+def committed_cell(name: str) -> Path:
+    """A committed heads_tuned run folder, wherever it is now: lanes 3 and 4 move those at a moved choice."""
+    for sweep in ("heads_tuned", "heads_tuned_superseded"):
+        if (REPO / "multirun" / sweep / name).is_dir():
+            return REPO / "multirun" / sweep / name
+    raise FileNotFoundError(name)
+
+
+@pytest.mark.parametrize("lane, opt, old, moved_task", [
+    ("3", "adamw", "gcd-adamw-stablemax-dcf4d347", "gcd"),          # at wd 0.3; gcd AdamW's choice is now 0.027
+    ("4", "muon", "modadd-muon-stablemax-f9ece54d", "modadd")])     # at wd 0.15; modadd Muon's is now 0.45
+def test_lanes_3_and_4_run_each_task_at_its_one_confirmation_and_retire_cells_of_an_earlier_choice(
+        lane, opt, old, moved_task, tmp_path):
     # scripts/study.sh lanes 3-4 run the other heads at "each task's tuned setting", read from the
     # committed confirmation runs (a slip would put those heads at a setting no race chose). In a copy of
     # the script beside the committed confirmations' configs, with a stand-in grokmuon that logs each
-    # call: lane 3 trains each task at AdamW's confirmed setting, and gcd's AdamW cell at the weight decay
-    # the re-tuning moved away from (0.3) leaves multirun/heads_tuned first.
+    # call and whether the old cell is still in the sweep: the lane trains each task at the optimizer's
+    # confirmed setting, and the cell at the choice the re-tuning moved away from leaves before that
+    # task's training.
     import shutil
     import subprocess
-    script = study_copy(tmp_path, grokmuon=f'echo "$*" >> {tmp_path}/calls', python=True)
+    sweep = tmp_path / "multirun" / "heads_tuned"
+    script = study_copy(tmp_path, python=True,
+                        grokmuon=f'echo "$* $([ -d {sweep / old} ] && echo old-there)" >> {tmp_path}/calls')
     chosen = {}
     for path in (REPO / "multirun" / "tune").glob("*/config.json"):
         cfg = json.loads(path.read_text())
@@ -451,46 +466,59 @@ def test_lanes_3_and_4_run_each_task_at_its_one_confirmation_and_retire_cells_of
             shutil.copy(path, tmp_path / "multirun" / "tune" / path.parent.name / "config.json")
             chosen[(cfg["task"]["name"], cfg["optimizer"]["name"])] = (cfg["optimizer"]["lr"], cfg["optimizer"]["weight_decay"])
     assert len(chosen) == 14                                 # 7 tasks x 2 optimizers, one confirmation each
-    old = "gcd-adamw-stablemax-dcf4d347"                     # at wd 0.3; gcd AdamW's choice is now 0.027
-    shutil.copytree(REPO / "multirun" / "heads_tuned" / old, tmp_path / "multirun" / "heads_tuned" / old)
-    run = subprocess.run(["bash", str(script), "3"], capture_output=True, text=True, timeout=300)
+    shutil.copytree(committed_cell(old), sweep / old)
+    run = subprocess.run(["bash", str(script), lane], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     calls = (tmp_path / "calls").read_text().splitlines()
     tasks = ["gcd", "modadd", "moddiv", "modmul", "modsub", "modexp", "parity"]
-    assert calls == [f"train -m experiment=heads_tuned task={t} optimizer=adamw optimizer.lr={chosen[(t, 'adamw')][0]} "
-                     f"optimizer.weight_decay={chosen[(t, 'adamw')][1]}" for t in tasks]
-    assert chosen[("gcd", "adamw")] == (0.003, 0.027)
-    assert not (tmp_path / "multirun" / "heads_tuned" / old).exists()
-    assert (tmp_path / "multirun" / "heads_tuned_superseded" / old / "summary.json").exists()
+    assert [c.strip() for c in calls] == [
+        f"train -m experiment=heads_tuned task={t} optimizer={opt} optimizer.lr={chosen[(t, opt)][0]} "
+        f"optimizer.weight_decay={chosen[(t, opt)][1]}" + (" old-there" if tasks.index(t) < tasks.index(moved_task) else "")
+        for t in tasks]
+    assert not (sweep / old).exists() and (tmp_path / "multirun" / "heads_tuned_superseded" / old / "summary.json").exists()
 
 
 def test_the_heads_cells_of_a_moved_choice_leave_the_sweep_and_the_others_stay(tmp_path, capsys):
     # gcd's committed heads_tuned cells: AdamW's at wd 0.3, the choice its re-tuning moved to 0.027, and
-    # Muon's at its standing choice. retire_cells moves AdamW's two (whole) and nothing of Muon's; an
-    # unfinished cell stays for its own command; at the standing choice nothing moves.
+    # Muon's at its standing choice. retire_cells moves AdamW's (whole, an interrupted one too) and nothing
+    # of Muon's; a cell another live process is training stays; at the standing choice nothing moves.
+    import os
     import shutil
+    import socket
 
     from grokmuon import tune
     sweep = tmp_path / "heads_tuned"
     names = ["gcd-adamw-sparsemax-90f7f569", "gcd-adamw-stablemax-dcf4d347", "gcd-muon-sparsemax-963ffc1e"]
     for name in names:
-        shutil.copytree(REPO / "multirun" / "heads_tuned" / name, sweep / name)
-    running = sweep / "gcd-adamw-softmax-00000000"
-    shutil.copytree(sweep / names[0], running)
-    summary = json.loads((running / "summary.json").read_text())
-    (running / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+        shutil.copytree(committed_cell(name), sweep / name)
+    summary = json.loads((sweep / names[0] / "summary.json").read_text())
+    for name, state in (("gcd-adamw-softmax-0000000a", {"status": "interrupted"}),
+                        ("gcd-adamw-softmax-0000000b", {"status": "running", "host": socket.gethostname(),
+                                                        "pid": os.getppid()})):
+        shutil.copytree(sweep / names[0], sweep / name)
+        (sweep / name / "summary.json").write_text(json.dumps({**summary, **state}))
     assert tune.retire_cells(sweep, "gcd", "adamw", 0.003, 0.3) == []                  # the standing choice
+    assert tune.retire_cells(sweep, "gcd", "adamw", 0.003, 0.027, batch_size=128) == []  # another batch size's
     files = sorted(p.relative_to(sweep / names[1]) for p in (sweep / names[1]).rglob("*"))
     moved = tune.retire_cells(sweep, "gcd", "adamw", 0.003, 0.027)
     home = tmp_path / "heads_tuned_superseded"
-    assert moved == [home / names[0], home / names[1]]
-    assert sorted(p.name for p in sweep.iterdir()) == [running.name, names[2]]
-    assert sorted(p.relative_to(moved[1]) for p in moved[1].rglob("*")) == files       # nothing lost
+    assert moved == [home / "gcd-adamw-softmax-0000000a", home / names[0], home / names[1]]
+    assert sorted(p.name for p in sweep.iterdir()) == ["gcd-adamw-softmax-0000000b", names[2]]
+    assert sorted(p.relative_to(moved[2]) for p in moved[2].rglob("*")) == files       # nothing lost
     readme = (home / "README.md").read_text()
-    assert ("`gcd-adamw-stablemax-dcf4d347`: adamw on gcd with stablemax at lr 0.003, weight decay 0.3 (the tuned "
-            "choice is now 0.003, 0.027)") in readme
+    assert readme.count("\n- ") == 3 and ("`gcd-adamw-stablemax-dcf4d347`: adamw on gcd with stablemax at lr 0.003, "
+                                          "weight decay 0.3, complete (the tuned choice is now 0.003, 0.027)") in readme
     assert "moved to" in capsys.readouterr().out
     assert tune.retire_cells(sweep, "gcd", "muon", 0.02, 0.15) == []
+
+
+def test_retiring_cells_with_bad_arguments_is_one_line(capsys):
+    from grokmuon import tune
+    with pytest.raises(SystemExit) as e:
+        tune.retire_cells_main(["multirun/heads_tuned", "gcd", "adamw", "0.003"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "grokmuon: error: retire_cells: give SWEEP TASK OPTIMIZER LR WEIGHT_DECAY (got 'multirun/heads_tuned gcd adamw 0.003')"]
 
 
 def test_a_moved_choice_moves_its_old_confirmation_out_of_the_sweep_and_collect_skips_it(tmp_path, capsys):
