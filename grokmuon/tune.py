@@ -252,6 +252,37 @@ def retire_cells(sweep: Path, task: str, optimizer: str, lr: float, weight_decay
     return moved
 
 
+def confirmed_setting(sweep: Path, task: str, optimizer: str, batch_size: int) -> tuple[float, float]:
+    """(lr, weight_decay) of the sweep's one confirmation run of this task, optimizer (its softmax head) and
+    batch size: the tuned choice that scripts/study.sh runs the other heads and conditions at. An earlier
+    attempt's files (<folder>.incomplete-<time>) are no run; none or two settings is one line, exit 1."""
+    found = set()
+    for path in sorted(Path(sweep).glob(f"{task}-{optimizer}-softmax-*/config.json")):
+        if is_set_aside(path.parent):
+            continue
+        try:
+            cfg = with_defaults(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+        if cfg.get("role") == "confirm" and cfg.get("batch_size") == batch_size:
+            found.add((cfg["optimizer"]["lr"], cfg["optimizer"]["weight_decay"]))
+    if len(found) != 1:
+        fail(f"{len(found)} confirmation settings for {task} {optimizer} at batch {batch_size} in {sweep}; need one",
+             code=1)
+    return found.pop()
+
+
+def confirmed_main(args: list[str]) -> None:
+    """Print "lr weight_decay" of confirmed_setting(multirun/SWEEP, TASK, OPTIMIZER, BATCH) from the
+    arguments SWEEP TASK OPTIMIZER BATCH (scripts/study.sh's tuned); bad arguments: one line, exit 2."""
+    try:
+        sweep, task, optimizer, batch = args
+        batch_size = int(batch)
+    except ValueError:
+        fail(f"confirmed_setting: give SWEEP TASK OPTIMIZER BATCH (got {' '.join(args)!r})")
+    print(*confirmed_setting(Path("multirun") / sweep, task, optimizer, batch_size))
+
+
 def retire_cells_main(args: list[str]) -> None:
     """retire_cells from the arguments SWEEP TASK OPTIMIZER LR WEIGHT_DECAY (scripts/study.sh lanes 3 and
     4 call it); bad arguments are one line and exit 2."""

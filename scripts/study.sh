@@ -30,18 +30,7 @@ bin=.venv/bin
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread per process: two lanes fill two cores
 
 tuned() {   # tuned <sweep> <task> <optimizer> <batch>: "lr weight_decay" of that sweep's one confirmation run
-  $bin/python - "$@" <<'PY'
-import json, pathlib, sys
-from grokmuon.runfolder import is_set_aside
-sweep, task, opt, batch = sys.argv[1:]
-found = {(c["optimizer"]["lr"], c["optimizer"]["weight_decay"])
-         for c in (json.loads(p.read_text()) for p in pathlib.Path("multirun", sweep).glob(f"{task}-{opt}-softmax-*/config.json")
-                   if not is_set_aside(p.parent))        # not an earlier attempt's files (<folder>.incomplete-<time>)
-         if c.get("role") == "confirm" and c["batch_size"] == int(batch)}
-if len(found) != 1:
-    sys.exit(f"study.sh: {len(found)} confirmation settings for {task} {opt} at batch {batch} in multirun/{sweep}; need one")
-print(*found.pop())
-PY
+  $bin/python -c 'import sys; from grokmuon.tune import confirmed_main; confirmed_main(sys.argv[1:])' "$@"
 }
 lane() {   # lane <n>: one lane (see the list above)
 case "$1" in

@@ -512,6 +512,25 @@ def test_the_heads_cells_of_a_moved_choice_leave_the_sweep_and_the_others_stay(t
     assert tune.retire_cells(sweep, "gcd", "muon", 0.02, 0.15) == []
 
 
+def test_the_confirmed_setting_is_the_one_confirmation_not_an_earlier_attempt_nor_another_batch(tmp_path, capsys):
+    import shutil
+
+    from grokmuon import tune
+    conf = "modadd-muon-softmax-a1780495"                    # Muon's modadd confirmation: lr 0.02, wd 0.45
+    shutil.copytree(REPO / "multirun" / "tune" / conf, tmp_path / conf)
+    aside = tmp_path / f"{conf}.incomplete-20260101-000000"  # an earlier attempt's files at another setting
+    aside.mkdir()
+    cfg = json.loads((tmp_path / conf / "config.json").read_text())
+    (aside / "config.json").write_text(json.dumps({**cfg, "optimizer": {**cfg["optimizer"], "weight_decay": 0.15}}))
+    assert tune.confirmed_setting(tmp_path, "modadd", "muon", 512) == (0.02, 0.45)
+    for task, batch in (("modadd", 128), ("gcd", 512)):
+        with pytest.raises(SystemExit) as e:
+            tune.confirmed_setting(tmp_path, task, "muon", batch)
+        assert e.value.code == 1
+        assert capsys.readouterr().err.strip() == (f"grokmuon: error: 0 confirmation settings for {task} muon at batch "
+                                                   f"{batch} in {tmp_path}; need one")
+
+
 def test_retiring_cells_with_bad_arguments_is_one_line(capsys):
     from grokmuon import tune
     with pytest.raises(SystemExit) as e:
