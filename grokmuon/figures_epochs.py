@@ -236,8 +236,10 @@ def km_end(done: pd.DataFrame) -> float:
     """Where the Kaplan-Meier panels end: the budget where any member was censored (its tick is drawn
     there), else KM_MARGIN past the last grokking epoch (at least 1): with every member grokked by epoch
     60, a 300-epoch axis would squeeze every curve into its first fifth."""
-    if done.empty or not done["event"].astype(bool).all():
-        return budget(done) if not done.empty else 1.0
+    if done.empty:
+        return 1.0
+    if not done["event"].astype(bool).all():
+        return budget(done)
     return min(budget(done), max(1.0, float(np.ceil(done["time"].max() * KM_MARGIN))))
 
 

@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 
 from . import racing
 from .config import CONF, Parser, fail
-from .runfolder import alive, is_set_aside, read_summary
+from .runfolder import BadRun, alive, is_set_aside, read_config, read_summary
 from .runid import config_hash, with_defaults
 
 OPTIMIZERS = ("adamw", "muon")     # the arms of conf/tune.yaml, which has no `arms`: one per grid
@@ -216,6 +216,19 @@ def set_superseded(old: Path, what: str) -> Path:
     return dest
 
 
+def sweep_configs(sweep: Path, pattern: str):
+    """(folder, its config.json with every key it lacks at its default: runid.with_defaults) for each run
+    folder of the sweep whose name matches the glob pattern; an earlier attempt's files
+    (<folder>.incomplete-<time>) and a folder without a readable config are no run."""
+    for folder in sorted(Path(sweep).glob(pattern)):
+        if not folder.is_dir() or is_set_aside(folder):
+            continue
+        try:
+            yield folder, with_defaults(read_config(folder))
+        except BadRun:
+            continue
+
+
 def retire_cells(sweep: Path, task: str, optimizer: str, lr: float, weight_decay: float,
                  batch_size: int = 512) -> list[Path]:
     """set_superseded for every run in sweep of this task, optimizer and batch size at another (lr,
@@ -224,15 +237,9 @@ def retire_cells(sweep: Path, task: str, optimizer: str, lr: float, weight_decay
     stays). A key a config lacks reads as its default (runid.with_defaults); a cell whose lr or weight
     decay is no number is left where it is, with a line. The new places."""
     moved = []
-    for old in sorted(Path(sweep).glob(f"{task}-*")):
-        if not old.is_dir() or is_set_aside(old):
-            continue
+    for old, cfg in sweep_configs(sweep, f"{task}-*"):
         summary = read_summary(old) or {}
         if summary.get("status") == "running" and alive(summary.get("host"), summary.get("pid")):
-            continue
-        try:
-            cfg = with_defaults(json.loads((old / "config.json").read_text()))
-        except (OSError, ValueError):
             continue
         opt = cfg.get("optimizer", {})
         if cfg.get("task", {}).get("name") != task or opt.get("name") != optimizer or \
@@ -257,13 +264,7 @@ def confirmed_setting(sweep: Path, task: str, optimizer: str, batch_size: int) -
     batch size: the tuned choice that scripts/study.sh runs the other heads and conditions at. An earlier
     attempt's files (<folder>.incomplete-<time>) are no run; none or two settings is one line, exit 1."""
     found = set()
-    for path in sorted(Path(sweep).glob(f"{task}-{optimizer}-softmax-*/config.json")):
-        if is_set_aside(path.parent):
-            continue
-        try:
-            cfg = with_defaults(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
+    for _, cfg in sweep_configs(sweep, f"{task}-{optimizer}-softmax-*"):
         if cfg.get("role") == "confirm" and cfg.get("batch_size") == batch_size:
             found.add((cfg["optimizer"]["lr"], cfg["optimizer"]["weight_decay"]))
     if len(found) != 1:
