@@ -64,6 +64,17 @@ def choose(configs: Mapping[Hashable, Epochs]) -> Hashable:
     return min(keys, key=lambda k: rank(configs[k], keys.index(k)))
 
 
+def tied(configs: Mapping[Hashable, Epochs]) -> list[Hashable]:
+    """The configurations RULE ranks best but for grid order (same median, seeds grokked by it and mean
+    epoch of those): more than one where the grid's order alone made the choice. Empty where no member
+    grokked, so nothing was chosen on evidence."""
+    keys = [k for k in configs if any(e is not None for e in configs[k])]
+    if not keys:
+        return []
+    best = min(rank(configs[k], 0)[:3] for k in keys)
+    return [k for k in keys if rank(configs[k], 0)[:3] == best]
+
+
 # ---------------------------------------------------------------------- edge-aware tuning (grokmuon tune)
 # A setting chosen on an edge of its grid may only be the best of what was tried: the optimum can lie
 # beyond. `grokmuon tune` then races a window one step past that edge (around the choice, with the new

@@ -119,6 +119,7 @@ def tuning_table(tune: pd.DataFrame) -> str:
         cost.append([*(value_text(v) for v in key), len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
                      f"{float(wall.iloc[0]) / 3600:.2f}" if len(wall) else "–",
                      f"{float(wall.iloc[0]) * budget / run_epochs / 3600:.1f}" if len(wall) else "–"])
+    ties = tie_lines(tune, keys)
     return "\n".join([
         "\n## Tuning races\n",
         "Members stopped by the race are *raced out*: censored where the race stopped, not at the budget. "
@@ -127,6 +128,9 @@ def tuning_table(tune: pd.DataFrame) -> str:
            "(docs/tuning.md), each stopped on its own." if windows else "") + "\n",
         md_table(["task", "head", "optimizer", *(["round"] if windows else []), "lr", "weight decay", "n",
                   "grokked", "raced out", "KM median"], rows),
+        *(["\n*Ties*: in these races the best settings were equal by every rule but grid order, which chose "
+           "among them. Where that choice sits on an edge of what was raced, the response is flat there on the "
+           "tuning seeds, so the edge does not suggest a better setting past it.\n", *ties] if ties else []),
         "\nWhat racing saved: a grid is one ensemble, so every member runs as long as the grid does. Without "
         "the race it would run to the budget unless every member grokked first (settings that had not even "
         "fit the training set when the race stopped make that the likely case); the hours to budget scale "
@@ -134,6 +138,22 @@ def tuning_table(tune: pd.DataFrame) -> str:
         md_table(["task", "head", "optimizer", *(["round"] if windows else []), "members", "race stopped at",
                   "budget", "saved (epochs)",
                   "race wall hours", "to budget, hours (est.)"], cost)])
+
+
+def tie_lines(tune: pd.DataFrame, keys: list[str]) -> list[str]:
+    """One line per race (keys) whose best settings racing.tied finds equal but for grid order."""
+    lines = []
+    for key, g in tune.groupby(keys):
+        configs = {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
+                   for setting, m in g.sort_values("seed").groupby(["lr", "weight_decay"])}
+        best = racing.tied(configs)
+        if len(best) > 1:
+            same = len({tuple(configs[k]) for k in best}) == 1
+            label = " ".join(f"round {v}" if k == "race_round" else value_text(v) for k, v in zip(keys, key))
+            lines.append(f"- {label}: "
+                         + ", ".join(f"lr {value_text(lr)} wd {value_text(wd)}" for lr, wd in best)
+                         + (" (the same epoch on every seed)" if same else ""))
+    return lines
 
 
 def compute_table(everything: pd.DataFrame) -> str:

@@ -53,6 +53,39 @@ def test_choose_follows_the_tie_rule():
     assert racing.choose({"a": [None, None, 50], "b": [None, None, None]}) == "a"
 
 
+def test_tied_finds_the_settings_only_grid_order_separates():
+    # equal median, count and mean: tied, whichever seed grokked when
+    assert racing.tied({"a": [20, 10, None], "b": [10, 20, None], "c": [30, 30, 30]}) == ["a", "b"]
+    # the same median but an earlier mean: no tie, one best
+    assert racing.tied({"a": [20, 10, None], "b": [20, 6, None]}) == ["b"]
+    # no median anywhere: the fallback's order (count, then mean) decides the ties
+    assert racing.tied({"a": [None, None, 50], "b": [50, None, None], "c": [None, None, 49]}) == ["c"]
+    # nothing grokked: nothing was chosen on evidence, so nothing is tied
+    assert racing.tied({"a": [None, None], "b": [None, None]}) == []
+    # the tied settings are the ones choose() picks among: its choice is the first of them in grid order
+    configs = {"a": [30, None, 30], "b": [12, 14, None], "c": [14, 12, None]}
+    assert racing.tied(configs) == ["b", "c"] and racing.choose(configs) == "b"
+
+
+def test_tuning_races_name_the_races_that_grid_order_decided():
+    import pandas as pd
+    from grokmuon.report_tuning import tuning_table
+    rows = []
+    for task, epochs in (("gcd", {(0.003, 0.1): [20, 22, None], (0.003, 0.3): [20, 22, None], (0.01, 0.1): [40, None, None]}),
+                         ("modadd", {(0.003, 0.1): [20, 22, None], (0.003, 0.3): [21, 22, None]})):
+        for (lr, wd), eps in epochs.items():
+            for seed, e in enumerate(eps):
+                rows.append(dict(task=task, head="softmax", optimizer="adamw", lr=lr, weight_decay=wd, seed=seed,
+                                 grokking_epoch=e, grokked=e is not None, status="grokked" if e else "raced_out",
+                                 epochs_run=22, max_epochs=300, wall_s=60.0, time=e or 22, event=e is not None))
+    text = tuning_table(pd.DataFrame(rows))
+    assert "*Ties*" in text
+    assert "- gcd softmax adamw: lr 0.003 wd 0.1, lr 0.003 wd 0.3 (the same epoch on every seed)" in text
+    assert "- modadd" not in text       # modadd's 0.1 has the earlier mean: chosen on evidence
+    one = tuning_table(pd.DataFrame([r for r in rows if r["task"] == "modadd"]))
+    assert "*Ties*" not in one
+
+
 def test_choose_from_race_knowledge_equals_choose_from_the_full_run():
     """Cut every setting's epochs at the race's stop (later ones unknown = None): same choice."""
     rng = np.random.default_rng(0)
