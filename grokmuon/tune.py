@@ -127,15 +127,31 @@ def train(overrides: list[str]) -> None:
         sys.exit(code)
 
 
-def chosen(folder: Path) -> tuple[float, float, int | None]:
-    """(lr, weight_decay, its median) that racing.choose picks from a finished tuning run."""
+def race_configs(folder: Path) -> dict[tuple[float, float], list[int | None]]:
+    """A finished tuning run's grokking epochs by (lr, weight_decay), in grid order (racing.by_config)."""
     summary = read_summary(folder)
     if summary is None or summary.get("status") != "complete":
         fail(f"the tuning run {folder} is not complete; run the same command again to finish it", code=1)
-    configs = racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"])
-                               for m in summary["members"])
+    return racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"])
+                            for m in summary["members"])
+
+
+def chosen(folder: Path) -> tuple[float, float, int | None]:
+    """(lr, weight_decay, its median) that racing.choose picks from a finished tuning run."""
+    configs = race_configs(folder)
     lr, wd = racing.choose(configs)
     return lr, wd, racing.median_epoch(configs[(lr, wd)])
+
+
+def tie_note(folder: Path) -> str | None:
+    """A line naming the settings only grid order separated from the choice (racing.tied), or None."""
+    configs = race_configs(folder)
+    best = racing.tied(configs)
+    if len(best) < 2:
+        return None
+    same = len({tuple(configs[k]) for k in best}) == 1
+    return (", ".join(f"lr {lr:g} weight_decay {wd:g}" for lr, wd in best) + " tie on every rule but grid order"
+            + (" (the same epoch on every seed)" if same else "") + ": grid order chose between them")
 
 
 def raced_settings(folder: Path) -> set[tuple[float, float]]:
@@ -309,6 +325,9 @@ def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float, set[tuple
         print(f"tune {arm}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
               f"{median if median is not None else 'none: fewer than half grokked anywhere'}"
               + (f"; window {round_})" if round_ else ")"), flush=True)
+        tie = tie_note(folder)
+        if tie:
+            print(f"tune {arm}: {tie}", flush=True)
         choice = dict(zip(AXES, (lr, wd)))
         sides = racing.edges({k: choice[k] for k in raced}, raced)
         if not sides:

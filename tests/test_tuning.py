@@ -67,6 +67,25 @@ def test_tied_finds_the_settings_only_grid_order_separates():
     assert racing.tied(configs) == ["b", "c"] and racing.choose(configs) == "b"
 
 
+def test_tune_says_when_grid_order_alone_made_its_choice(tmp_path):
+    from grokmuon.tune import chosen, tie_note
+
+    def race(epochs: dict) -> Path:
+        members = [{"lr": lr, "weight_decay": wd, "seed": s, "status": "grokked" if e else "raced_out",
+                    "grokking_epoch": e} for (lr, wd), eps in epochs.items() for s, e in enumerate(eps)]
+        folder = tmp_path / f"race{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({"status": "complete", "members": members}))
+        return folder
+
+    tied = race({(0.003, 0.0111): [54, 53, None], (0.003, 0.0333): [54, 53, None], (0.01, 0.0111): [None] * 3})
+    assert chosen(tied) == (0.003, 0.0111, 54)          # the first in grid order
+    assert tie_note(tied) == ("lr 0.003 weight_decay 0.0111, lr 0.003 weight_decay 0.0333 tie on every rule but "
+                              "grid order (the same epoch on every seed): grid order chose between them")
+    apart = race({(0.003, 0.0111): [54, 53, None], (0.003, 0.0333): [54, 52, None]})   # an earlier mean
+    assert chosen(apart)[:2] == (0.003, 0.0333) and tie_note(apart) is None
+
+
 def test_tuning_races_name_the_races_that_grid_order_decided():
     import pandas as pd
     from grokmuon.report_tuning import tuning_table
