@@ -75,6 +75,11 @@ def tied(configs: Mapping[Hashable, Epochs]) -> list[Hashable]:
     return [k for k in keys if rank(configs[k], 0)[:3] == best]
 
 
+def same_epochs(configs: Mapping[Hashable, Epochs], keys: Sequence[Hashable]) -> bool:
+    """Whether these configurations grokked at the same epoch on every seed (seeds in the same order)."""
+    return len({tuple(configs[k]) for k in keys}) == 1
+
+
 # ---------------------------------------------------------------------- edge-aware tuning (grokmuon tune)
 # A setting chosen on an edge of its grid may only be the best of what was tried: the optimum can lie
 # beyond. `grokmuon tune` then races a window one step past that edge (around the choice, with the new

@@ -148,11 +148,10 @@ def tie_lines(tune: pd.DataFrame, keys: list[str]) -> list[str]:
                    for setting, m in g.sort_values("seed").groupby(["lr", "weight_decay"])}
         best = racing.tied(configs)
         if len(best) > 1:
-            same = len({tuple(configs[k]) for k in best}) == 1
             label = " ".join(f"round {v}" if k == "race_round" else value_text(v) for k, v in zip(keys, key))
             lines.append(f"- {label}: "
                          + ", ".join(f"lr {value_text(lr)} wd {value_text(wd)}" for lr, wd in best)
-                         + (" (the same epoch on every seed)" if same else ""))
+                         + (" (the same epoch on every seed)" if racing.same_epochs(configs, best) else ""))
     return lines
 
 

@@ -136,22 +136,20 @@ def race_configs(folder: Path) -> dict[tuple[float, float], list[int | None]]:
                             for m in summary["members"])
 
 
-def chosen(folder: Path) -> tuple[float, float, int | None]:
-    """(lr, weight_decay, its median) that racing.choose picks from a finished tuning run."""
-    configs = race_configs(folder)
+def chosen(configs: dict[tuple[float, float], list[int | None]]) -> tuple[float, float, int | None]:
+    """(lr, weight_decay, its median) that racing.choose picks from a race's configs (race_configs)."""
     lr, wd = racing.choose(configs)
     return lr, wd, racing.median_epoch(configs[(lr, wd)])
 
 
-def tie_note(folder: Path) -> str | None:
+def tie_note(configs: dict[tuple[float, float], list[int | None]]) -> str | None:
     """A line naming the settings only grid order separated from the choice (racing.tied), or None."""
-    configs = race_configs(folder)
     best = racing.tied(configs)
     if len(best) < 2:
         return None
-    same = len({tuple(configs[k]) for k in best}) == 1
     return (", ".join(f"lr {lr:g} weight_decay {wd:g}" for lr, wd in best) + " tie on every rule but grid order"
-            + (" (the same epoch on every seed)" if same else "") + ": grid order chose between them")
+            + (" (the same epoch on every seed)" if racing.same_epochs(configs, best) else "")
+            + ": grid order chose between them")
 
 
 def raced_settings(folder: Path) -> set[tuple[float, float]]:
@@ -320,12 +318,13 @@ def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float, set[tuple
         overrides = tune_overrides(plan, arm, user, grid, round_)
         train(overrides)
         folder = job_folder(overrides)          # composes the config once (Hydra: not free)
-        lr, wd, median = chosen(folder)
+        configs = race_configs(folder)          # the summary read once, for the choice and its ties
+        lr, wd, median = chosen(configs)
         tried |= raced_settings(folder)
         print(f"tune {arm}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
               f"{median if median is not None else 'none: fewer than half grokked anywhere'}"
               + (f"; window {round_})" if round_ else ")"), flush=True)
-        tie = tie_note(folder)
+        tie = tie_note(configs)
         if tie:
             print(f"tune {arm}: {tie}", flush=True)
         choice = dict(zip(AXES, (lr, wd)))

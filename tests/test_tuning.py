@@ -68,7 +68,7 @@ def test_tied_finds_the_settings_only_grid_order_separates():
 
 
 def test_tune_says_when_grid_order_alone_made_its_choice(tmp_path):
-    from grokmuon.tune import chosen, tie_note
+    from grokmuon.tune import chosen, race_configs, tie_note
 
     def race(epochs: dict) -> Path:
         members = [{"lr": lr, "weight_decay": wd, "seed": s, "status": "grokked" if e else "raced_out",
@@ -78,11 +78,12 @@ def test_tune_says_when_grid_order_alone_made_its_choice(tmp_path):
         (folder / "summary.json").write_text(json.dumps({"status": "complete", "members": members}))
         return folder
 
-    tied = race({(0.003, 0.0111): [54, 53, None], (0.003, 0.0333): [54, 53, None], (0.01, 0.0111): [None] * 3})
+    tied = race_configs(race({(0.003, 0.0111): [54, 53, None], (0.003, 0.0333): [54, 53, None],
+                              (0.01, 0.0111): [None] * 3}))
     assert chosen(tied) == (0.003, 0.0111, 54)          # the first in grid order
     assert tie_note(tied) == ("lr 0.003 weight_decay 0.0111, lr 0.003 weight_decay 0.0333 tie on every rule but "
                               "grid order (the same epoch on every seed): grid order chose between them")
-    apart = race({(0.003, 0.0111): [54, 53, None], (0.003, 0.0333): [54, 52, None]})   # an earlier mean
+    apart = race_configs(race({(0.003, 0.0111): [54, 53, None], (0.003, 0.0333): [54, 52, None]}))  # earlier mean
     assert chosen(apart)[:2] == (0.003, 0.0333) and tie_note(apart) is None
 
 
