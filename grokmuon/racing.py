@@ -10,7 +10,10 @@ so a raced grid and the same grid run to its budget choose the same configuratio
 Tie rule (RULE): the earliest median; then more seeds grokked by that median epoch; then the earlier mean
 grokking epoch of those seeds; then the first in grid order (lr as listed, then weight decay as listed).
 A grid where no configuration grokked in half its seeds ran to its budget: then more seeds grokked
-wins, then the earlier mean. A diverged member counts as never grokked, as in the report's statistics.
+wins, then the earlier mean. A grid where no member grokked at all has no grokking evidence to rank
+by, and grid order alone would pick its first setting, an edge, which a window would then chase past:
+there the highest mean final validation accuracy (every member at the budget, the same epoch) chooses
+(FALLBACK), then grid order. A diverged member counts as never grokked, as in the report's statistics.
 No torch here: the report uses it too.
 """
 from __future__ import annotations
@@ -21,7 +24,19 @@ from collections.abc import Hashable, Mapping, Sequence
 RULE = ("earliest Kaplan-Meier median; then more seeds grokked by it; then the earlier mean grokking "
         "epoch of those seeds; then grid order")
 
+FALLBACK = "where no member grokked: the highest mean final validation accuracy, then grid order"
+
 Epochs = Sequence[int | None]          # one configuration's grokking epochs, None: did not grok
+
+
+def val_by_config(members) -> dict[tuple[float, float], float]:
+    """Mean final validation accuracy by (lr, weight_decay), from (lr, weight_decay, status,
+    final_val_acc) per member; a diverged member (or one with no accuracy) counts as 0."""
+    accs: dict[tuple[float, float], list[float]] = {}
+    for lr, wd, status, acc in members:
+        ok = status != "diverged" and acc is not None and acc == acc        # acc == acc: not NaN
+        accs.setdefault((lr, wd), []).append(float(acc) if ok else 0.0)
+    return {k: sum(v) / len(v) for k, v in accs.items()}
 
 
 def by_config(members) -> dict[tuple[float, float], list[int | None]]:
@@ -58,9 +73,17 @@ def rank(epochs: Epochs, index: int) -> tuple:
     return (m if m is not None else math.inf, -len(grokked), mean, index)
 
 
-def choose(configs: Mapping[Hashable, Epochs]) -> Hashable:
-    """The best configuration of a grid (keys in grid order) by RULE."""
+def none_grokked(configs: Mapping[Hashable, Epochs]) -> bool:
+    """Whether no member of any configuration grokked: RULE has nothing to rank by."""
+    return all(e is None for eps in configs.values() for e in eps)
+
+
+def choose(configs: Mapping[Hashable, Epochs], val: Mapping[Hashable, float] | None = None) -> Hashable:
+    """The best configuration of a grid (keys in grid order) by RULE; where no member grokked and `val`
+    (val_by_config) is given, by FALLBACK."""
     keys = list(configs)
+    if val is not None and none_grokked(configs):
+        return max(keys, key=lambda k: (val[k], -keys.index(k)))
     return min(keys, key=lambda k: rank(configs[k], keys.index(k)))
 
 

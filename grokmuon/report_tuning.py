@@ -119,7 +119,7 @@ def tuning_table(tune: pd.DataFrame) -> str:
         cost.append([*(value_text(v) for v in key), len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
                      f"{float(wall.iloc[0]) / 3600:.2f}" if len(wall) else "–",
                      f"{float(wall.iloc[0]) * budget / run_epochs / 3600:.1f}" if len(wall) else "–"])
-    ties = tie_lines(tune, keys)
+    ties, nothing = tie_lines(tune, keys), fallback_lines(tune, keys)
     return "\n".join([
         "\n## Tuning races\n",
         "Members stopped by the race are *raced out*: censored where the race stopped, not at the budget. "
@@ -131,6 +131,10 @@ def tuning_table(tune: pd.DataFrame) -> str:
         *(["\n*Ties*: in these races the best settings were equal by every rule but grid order, which chose "
            "among them. Where that choice sits on an edge of what was raced, the response is flat there on the "
            "tuning seeds, so the edge does not suggest a better setting past it.\n", *ties] if ties else []),
+        *(["\n*Nothing grokked*: no member of these races grokked by the budget, so the setting with the highest "
+           "mean final validation accuracy was chosen (then grid order; racing.FALLBACK); each line gives its mean, "
+           "then the next best's. A choice made this way is the setting nearest to grokking on the tuning seeds, "
+           "not the one that groks soonest.\n", *nothing] if nothing else []),
         "\nWhat racing saved: a grid is one ensemble, so every member runs as long as the grid does. Without "
         "the race it would run to the budget unless every member grokked first (settings that had not even "
         "fit the training set when the race stopped make that the likely case); the hours to budget scale "
@@ -152,6 +156,23 @@ def tie_lines(tune: pd.DataFrame, keys: list[str]) -> list[str]:
             lines.append(f"- {label}: "
                          + ", ".join(f"lr {value_text(lr)} wd {value_text(wd)}" for lr, wd in best)
                          + (" (the same epoch on every seed)" if racing.same_epochs(configs, best) else ""))
+    return lines
+
+
+def fallback_lines(tune: pd.DataFrame, keys: list[str]) -> list[str]:
+    """One line per race (keys) in which no member grokked: the setting racing.FALLBACK chose, by its
+    mean final validation accuracy, and the next best."""
+    lines = []
+    for key, g in tune.groupby(keys):
+        if g["grokked"].any() or "final_val_acc" not in g:
+            continue
+        val = racing.val_by_config(zip(g["lr"], g["weight_decay"], g["status"], g["final_val_acc"]))  # member order
+        best = racing.choose({k: [None] for k in val}, val)
+        rest = {k: [None] for k in val if k != best}
+        shown = [best, *([racing.choose(rest, val)] if rest else [])]
+        label = " ".join(f"round {v}" if k == "race_round" else value_text(v) for k, v in zip(keys, key))
+        lines.append(f"- {label}: " + "; ".join(f"lr {value_text(lr)} wd {value_text(wd)} {val[(lr, wd)]:.3f}"
+                                                 for lr, wd in shown))
     return lines
 
 

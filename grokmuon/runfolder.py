@@ -267,7 +267,8 @@ class RunLog:
 def race_summary(members: list[dict]) -> dict:
     """A raced grid's outcome: where it stopped and the configuration racing.choose picks."""
     configs = racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"]) for m in members)
-    lr, wd = racing.choose(configs)
+    val = racing.val_by_config((m["lr"], m["weight_decay"], m["status"], m.get("final_val_acc")) for m in members)
+    lr, wd = racing.choose(configs, val)
     raced = [m["epochs_run"] for m in members if m["status"] == "raced_out"]
     return {"stopped_at": max(raced) if raced else None, "chosen": {"lr": lr, "weight_decay": wd},
             "chosen_median": racing.median_epoch(configs[(lr, wd)]), "rule": racing.RULE}

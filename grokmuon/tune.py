@@ -127,18 +127,21 @@ def train(overrides: list[str]) -> None:
         sys.exit(code)
 
 
-def race_configs(folder: Path) -> dict[tuple[float, float], list[int | None]]:
-    """A finished tuning run's grokking epochs by (lr, weight_decay), in grid order (racing.by_config)."""
+def race_configs(folder: Path) -> tuple[dict[tuple[float, float], list[int | None]], dict[tuple[float, float], float]]:
+    """A finished tuning run's grokking epochs and mean final validation accuracy by (lr, weight_decay),
+    in grid order (racing.by_config, racing.val_by_config)."""
     summary = read_summary(folder)
     if summary is None or summary.get("status") != "complete":
         fail(f"the tuning run {folder} is not complete; run the same command again to finish it", code=1)
-    return racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"])
-                            for m in summary["members"])
+    members = summary["members"]
+    return (racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"]) for m in members),
+            racing.val_by_config((m["lr"], m["weight_decay"], m["status"], m.get("final_val_acc")) for m in members))
 
 
-def chosen(configs: dict[tuple[float, float], list[int | None]]) -> tuple[float, float, int | None]:
+def chosen(configs: dict[tuple[float, float], list[int | None]],
+           val: dict[tuple[float, float], float] | None = None) -> tuple[float, float, int | None]:
     """(lr, weight_decay, its median) that racing.choose picks from a race's configs (race_configs)."""
-    lr, wd = racing.choose(configs)
+    lr, wd = racing.choose(configs, val)
     return lr, wd, racing.median_epoch(configs[(lr, wd)])
 
 
@@ -318,11 +321,13 @@ def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float, set[tuple
         overrides = tune_overrides(plan, arm, user, grid, round_)
         train(overrides)
         folder = job_folder(overrides)          # composes the config once (Hydra: not free)
-        configs = race_configs(folder)          # the summary read once, for the choice and its ties
-        lr, wd, median = chosen(configs)
+        configs, val = race_configs(folder)     # the summary read once, for the choice and its ties
+        lr, wd, median = chosen(configs, val)
         tried |= raced_settings(folder)
         print(f"tune {arm}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
-              f"{median if median is not None else 'none: fewer than half grokked anywhere'}"
+              + (f"{median}" if median is not None else
+                 f"none: no member grokked; the highest mean final val accuracy, {val[(lr, wd)]:.3f}"
+                 if racing.none_grokked(configs) else "none: fewer than half grokked anywhere")
               + (f"; window {round_})" if round_ else ")"), flush=True)
         tie = tie_note(configs)
         if tie:

@@ -51,6 +51,20 @@ def test_choose_follows_the_tie_rule():
     assert racing.choose({"a": [20, 10, None], "b": [10, 20, None]}) == "a"
     # no median anywhere: more grokked, then earlier mean
     assert racing.choose({"a": [None, None, 50], "b": [None, None, None]}) == "a"
+    # a grokked member outranks any validation accuracy: the fallback is for grids where nothing grokked
+    assert racing.choose({"a": [None, None, 50], "b": [None] * 3}, {"a": 0.5, "b": 0.9}) == "a"
+
+
+def test_where_nothing_grokked_the_highest_final_val_accuracy_chooses():
+    nothing = {"a": [None] * 3, "b": [None] * 3, "c": [None] * 3}
+    assert racing.none_grokked(nothing) and not racing.none_grokked({"a": [None, 7]})
+    assert racing.choose(nothing) == "a"                                        # no accuracies: grid order
+    assert racing.choose(nothing, {"a": 0.90, "b": 0.95, "c": 0.93}) == "b"
+    assert racing.choose(nothing, {"a": 0.90, "b": 0.95, "c": 0.95}) == "b"     # equal: grid order
+    # the mean over a setting's seeds; a diverged member (or a NaN accuracy) counts as 0
+    val = racing.val_by_config([(1, 0.1, "censored", 0.9), (1, 0.1, "diverged", 0.99), (2, 0.1, "censored", 0.5),
+                                (2, 0.1, "censored", float("nan")), (3, 0.1, "censored", None), (3, 0.1, "censored", 0.2)])
+    assert val == {(1, 0.1): 0.45, (2, 0.1): 0.25, (3, 0.1): 0.1}
 
 
 def test_tied_finds_the_settings_only_grid_order_separates():
@@ -70,9 +84,10 @@ def test_tied_finds_the_settings_only_grid_order_separates():
 def test_tune_says_when_grid_order_alone_made_its_choice(tmp_path):
     from grokmuon.tune import chosen, race_configs, tie_note
 
-    def race(epochs: dict) -> Path:
+    def race(epochs: dict, val: dict | None = None) -> Path:
         members = [{"lr": lr, "weight_decay": wd, "seed": s, "status": "grokked" if e else "raced_out",
-                    "grokking_epoch": e} for (lr, wd), eps in epochs.items() for s, e in enumerate(eps)]
+                    "grokking_epoch": e, "final_val_acc": (val or {}).get((lr, wd), 0.5) + s / 1000}
+                   for (lr, wd), eps in epochs.items() for s, e in enumerate(eps)]
         folder = tmp_path / f"race{len(list(tmp_path.iterdir()))}"
         folder.mkdir()
         (folder / "summary.json").write_text(json.dumps({"status": "complete", "members": members}))
@@ -80,11 +95,17 @@ def test_tune_says_when_grid_order_alone_made_its_choice(tmp_path):
 
     tied = race_configs(race({(0.003, 0.0111): [54, 53, None], (0.003, 0.0333): [54, 53, None],
                               (0.01, 0.0111): [None] * 3}))
-    assert chosen(tied) == (0.003, 0.0111, 54)          # the first in grid order
-    assert tie_note(tied) == ("lr 0.003 weight_decay 0.0111, lr 0.003 weight_decay 0.0333 tie on every rule but "
+    assert chosen(*tied) == (0.003, 0.0111, 54)          # the first in grid order
+    assert tie_note(tied[0]) == ("lr 0.003 weight_decay 0.0111, lr 0.003 weight_decay 0.0333 tie on every rule but "
                               "grid order (the same epoch on every seed): grid order chose between them")
     apart = race_configs(race({(0.003, 0.0111): [54, 53, None], (0.003, 0.0333): [54, 52, None]}))  # earlier mean
-    assert chosen(apart)[:2] == (0.003, 0.0333) and tie_note(apart) is None
+    assert chosen(*apart)[:2] == (0.003, 0.0333) and tie_note(apart[0]) is None
+    # nothing grokked: the written final accuracies choose (here the second setting), not grid order
+    nothing = race({(0.0003, 0.1): [None] * 3, (0.001, 0.1): [None] * 3, (0.003, 0.1): [None] * 3},
+                   {(0.0003, 0.1): 0.948, (0.001, 0.1): 0.955, (0.003, 0.1): 0.935})
+    configs, val = race_configs(nothing)
+    assert chosen(configs, val) == (0.001, 0.1, None) and abs(val[(0.001, 0.1)] - 0.956) < 1e-9
+    assert chosen(configs) == (0.0003, 0.1, None) and tie_note(configs) is None
 
 
 def test_tuning_races_name_the_races_that_grid_order_decided():
@@ -103,7 +124,21 @@ def test_tuning_races_name_the_races_that_grid_order_decided():
     assert "- gcd softmax adamw: lr 0.003 wd 0.1, lr 0.003 wd 0.3 (the same epoch on every seed)" in text
     assert "- modadd" not in text       # modadd's 0.1 has the earlier mean: chosen on evidence
     one = tuning_table(pd.DataFrame([r for r in rows if r["task"] == "modadd"]))
-    assert "*Ties*" not in one
+    assert "*Ties*" not in one and "*Nothing grokked*" not in text
+
+
+def test_tuning_races_say_which_races_chose_by_final_val_accuracy():
+    import pandas as pd
+    from grokmuon.report_tuning import tuning_table
+    rows = [dict(task="gcd", head="softmax", optimizer="adamw", lr=lr, weight_decay=wd, seed=seed, grokking_epoch=None,
+                 grokked=False, status="diverged" if acc is None else "censored", final_val_acc=acc,
+                 epochs_run=300, max_epochs=300, wall_s=60.0, time=300, event=False)
+            for (lr, wd), accs in {(0.0003, 0.1): [0.95, 0.95], (0.001, 0.1): [0.96, 0.96], (0.01, 0.1): [None, 0.99]}.items()
+            for seed, acc in enumerate(accs)]
+    text = tuning_table(pd.DataFrame(rows))
+    assert "*Nothing grokked*" in text and "*Ties*" not in text
+    # 0.01 has the best single member, but its diverged one counts 0: 0.001 first, 0.0003 next
+    assert "- gcd softmax adamw: lr 0.001 wd 0.1 0.960; lr 0.0003 wd 0.1 0.950" in text
 
 
 def test_choose_from_race_knowledge_equals_choose_from_the_full_run():
@@ -132,14 +167,21 @@ def chosen(results):
 
 
 def plain_race(members) -> tuple[int | None, tuple, int | None]:
-    """The race written out for 3 seeds a setting, from (lr, weight_decay, grokking epoch or None) per
-    member in grid order: it stops at the first epoch by which some setting has 2 of its 3 seeds grokked
-    (None: never, it runs to the budget); it picks, from what is known there, the setting whose 2nd
-    grokking epoch is earliest, then the one with more seeds grokked by that epoch, then the earlier mean
-    of those, then the first in grid order. Returns (stop, (lr, weight_decay), its 2nd grokking epoch)."""
+    """The race written out for 3 seeds a setting, from (lr, weight_decay, grokking epoch or None[, final
+    val accuracy]) per member in grid order: it stops at the first epoch by which some setting has 2 of its
+    3 seeds grokked (None: never, it runs to the budget); it picks, from what is known there, the setting
+    whose 2nd grokking epoch is earliest, then the one with more seeds grokked by that epoch, then the
+    earlier mean of those, then the first in grid order; where no member grokked and accuracies are
+    given, the setting with the highest mean final val accuracy. Returns (stop, (lr, weight_decay), its
+    2nd grokking epoch)."""
     settings: dict[tuple, list] = {}
-    for lr, wd, epoch in members:
+    accs: dict[tuple, list] = {}
+    for lr, wd, epoch, *acc in members:
         settings.setdefault((lr, wd), []).append(epoch)
+        accs.setdefault((lr, wd), []).extend(acc)
+    if all(e is None for eps in settings.values() for e in eps) and all(accs.values()):
+        means = {k: sum(v) / len(v) for k, v in accs.items()}
+        return None, max(means, key=lambda k: (means[k], -list(means).index(k))), None
     seconds = [sorted(e for e in eps if e is not None)[1] for eps in settings.values()
                if sum(e is not None for e in eps) >= 2]
     stop = min(seconds) if seconds else None
@@ -281,17 +323,23 @@ def test_tune_races_chooses_and_confirms_on_fresh_seeds(tuned):
         conf_name = next(n for n in summaries if configs[n]["optimizer"]["name"] == opt and configs[n]["role"] == "confirm")
         confirm = summaries[conf_name]
         assert len(tune["members"]) == 12 and len({(m["lr"], m["weight_decay"]) for m in tune["members"]}) == 4
-        stop, choice, median = plain_race((m["lr"], m["weight_decay"], m["grokking_epoch"]) for m in tune["members"])
+        stop, choice, median = plain_race((m["lr"], m["weight_decay"], m["grokking_epoch"], m["final_val_acc"])
+                                          for m in tune["members"])
         assert tune["race"] == {"stopped_at": stop, "chosen": {"lr": choice[0], "weight_decay": choice[1]},
                                 "chosen_median": median, "rule": racing.RULE}
         assert {(m["lr"], m["weight_decay"]) for m in confirm["members"]} == {choice}
         assert [m["seed"] for m in confirm["members"]] == [10, 11, 12, 13, 14]
         assert configs[conf_name]["stop"] == "patience"
-        told = median if median is not None else "none: fewer than half grokked anywhere"
+        nothing = all(m["grokking_epoch"] is None for m in tune["members"])
+        assert nothing == (opt == "adamw")      # AdamW's tiny grid groks nowhere: the fallback chose it
+        mean = np.mean([m["final_val_acc"] for m in tune["members"] if (m["lr"], m["weight_decay"]) == choice])
+        told = median if median is not None else \
+            f"none: no member grokked; the highest mean final val accuracy, {mean:.3f}" if nothing else \
+            "none: fewer than half grokked anywhere"
         assert f"tune {opt}: chose lr {choice[0]:g} weight_decay {choice[1]:g} (median on the tuning seeds: " \
                f"{told})" in r.stdout
-    # Muon's race stopped early; AdamW's grid grokked nowhere in half its seeds, so it ran to the budget and
-    # chose by the fallback (more seeds grokked, then the earlier mean).
+    # Muon's race stopped early; AdamW's grid grokked nowhere, so it ran to the budget and chose by the
+    # highest mean final val accuracy (racing.FALLBACK).
     races = {configs[n]["optimizer"]["name"]: s["race"] for n, s in summaries.items() if configs[n]["role"] == "tune"}
     assert races["muon"]["stopped_at"] < 30 and races["adamw"]["stopped_at"] is None
 
