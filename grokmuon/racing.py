@@ -90,7 +90,7 @@ def choose(configs: Mapping[Hashable, Epochs], val: Mapping[Hashable, float] | N
 def tied(configs: Mapping[Hashable, Epochs]) -> list[Hashable]:
     """The configurations RULE ranks best but for grid order (same median, seeds grokked by it and mean
     epoch of those): more than one where the grid's order alone made the choice. Empty where no member
-    grokked, so nothing was chosen on evidence."""
+    grokked: there choose() goes by FALLBACK when given the accuracies, by grid order alone when not."""
     keys = [k for k in configs if any(e is not None for e in configs[k])]
     if not keys:
         return []
