@@ -12,8 +12,8 @@ grokking epoch of those seeds; then the first in grid order (lr as listed, then 
 A grid where no configuration grokked in half its seeds ran to its budget: then more seeds grokked
 wins, then the earlier mean. A grid where no member grokked at all has no grokking evidence to rank
 by, and grid order alone would pick its first setting, an edge, which a window would then chase past:
-there the highest mean final validation accuracy (every member at the budget, the same epoch) chooses
-(FALLBACK), then grid order. A diverged member counts as never grokked, as in the report's statistics.
+there the highest mean final validation accuracy chooses (FALLBACK; every member ran to the budget, the
+same epoch; a diverged member or a NaN accuracy counts as 0), then grid order. A diverged member counts as never grokked, as in the report's statistics.
 No torch here: the report uses it too.
 """
 from __future__ import annotations
@@ -87,13 +87,17 @@ def choose(configs: Mapping[Hashable, Epochs], val: Mapping[Hashable, float] | N
     return min(keys, key=lambda k: rank(configs[k], keys.index(k)))
 
 
-def tied(configs: Mapping[Hashable, Epochs]) -> list[Hashable]:
+def tied(configs: Mapping[Hashable, Epochs], val: Mapping[Hashable, float] | None = None) -> list[Hashable]:
     """The configurations RULE ranks best but for grid order (same median, seeds grokked by it and mean
-    epoch of those): more than one where the grid's order alone made the choice. Empty where no member
-    grokked: there choose() goes by FALLBACK when given the accuracies, by grid order alone when not."""
+    epoch of those): more than one where the grid's order alone made the choice. Where no member grokked,
+    those FALLBACK ranks best but for grid order (the same mean final val accuracy), given `val`; else
+    none: grid order alone chose, on no evidence."""
+    if none_grokked(configs):
+        if val is None:
+            return []
+        top = max(val[k] for k in configs)
+        return [k for k in configs if val[k] == top]
     keys = [k for k in configs if any(e is not None for e in configs[k])]
-    if not keys:
-        return []
     best = min(rank(configs[k], 0)[:3] for k in keys)
     return [k for k in keys if rank(configs[k], 0)[:3] == best]
 

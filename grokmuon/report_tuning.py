@@ -133,8 +133,9 @@ def tuning_table(tune: pd.DataFrame) -> str:
            "tuning seeds, so the edge does not suggest a better setting past it.\n", *ties] if ties else []),
         *(["\n*Nothing grokked*: no member of these races grokked by the budget, so the setting with the highest "
            "mean final validation accuracy was chosen (then grid order; racing.FALLBACK); each line gives its mean, "
-           "then the next best's. A choice made this way is the setting nearest to grokking on the tuning seeds, "
-           "not the one that groks soonest.\n", *nothing] if nothing else []),
+           "then the next best's. Grokking also asks train accuracy to reach its threshold, which such a choice "
+           "may not: it ranks validation accuracy only, and says nothing of which setting groks soonest.\n",
+           *nothing] if nothing else []),
         "\nWhat racing saved: a grid is one ensemble, so every member runs as long as the grid does. Without "
         "the race it would run to the budget unless every member grokked first (settings that had not even "
         "fit the training set when the race stopped make that the likely case); the hours to budget scale "
@@ -150,12 +151,16 @@ def tie_lines(tune: pd.DataFrame, keys: list[str]) -> list[str]:
     for key, g in tune.groupby(keys):
         configs = {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
                    for setting, m in g.sort_values("seed").groupby(["lr", "weight_decay"])}
-        best = racing.tied(configs)
+        val = (racing.val_by_config(zip(g["lr"], g["weight_decay"], g["status"], g["final_val_acc"]))
+               if "final_val_acc" in g else None)
+        best = racing.tied(configs, val)
         if len(best) > 1:
             label = " ".join(f"round {v}" if k == "race_round" else value_text(v) for k, v in zip(keys, key))
             lines.append(f"- {label}: "
                          + ", ".join(f"lr {value_text(lr)} wd {value_text(wd)}" for lr, wd in best)
-                         + (" (the same epoch on every seed)" if racing.same_epochs(configs, best) else ""))
+                         + (f" (no member grokked; the same mean final val accuracy, {val[best[0]]:.3f})"
+                            if racing.none_grokked(configs) else
+                            " (the same epoch on every seed)" if racing.same_epochs(configs, best) else ""))
     return lines
 
 

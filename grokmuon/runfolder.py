@@ -271,7 +271,8 @@ def race_summary(members: list[dict]) -> dict:
     lr, wd = racing.choose(configs, val)
     raced = [m["epochs_run"] for m in members if m["status"] == "raced_out"]
     return {"stopped_at": max(raced) if raced else None, "chosen": {"lr": lr, "weight_decay": wd},
-            "chosen_median": racing.median_epoch(configs[(lr, wd)]), "rule": racing.RULE}
+            "chosen_median": racing.median_epoch(configs[(lr, wd)]),
+            "rule": racing.FALLBACK if racing.none_grokked(configs) else racing.RULE}
 
 
 def _member_statuses(members: list[dict]) -> list[str]:

@@ -145,14 +145,17 @@ def chosen(configs: dict[tuple[float, float], list[int | None]],
     return lr, wd, racing.median_epoch(configs[(lr, wd)])
 
 
-def tie_note(configs: dict[tuple[float, float], list[int | None]]) -> str | None:
+def tie_note(configs: dict[tuple[float, float], list[int | None]],
+             val: dict[tuple[float, float], float] | None = None) -> str | None:
     """A line naming the settings only grid order separated from the choice (racing.tied), or None."""
-    best = racing.tied(configs)
+    best = racing.tied(configs, val)
     if len(best) < 2:
         return None
+    why = (f" (no member grokked; the same mean final val accuracy, {val[best[0]]:.3f})"
+           if racing.none_grokked(configs) else
+           " (the same epoch on every seed)" if racing.same_epochs(configs, best) else "")
     return (", ".join(f"lr {lr:g} weight_decay {wd:g}" for lr, wd in best) + " tie on every rule but grid order"
-            + (" (the same epoch on every seed)" if racing.same_epochs(configs, best) else "")
-            + ": grid order chose between them")
+            + why + ": grid order chose between them")
 
 
 def raced_settings(folder: Path) -> set[tuple[float, float]]:
@@ -329,7 +332,7 @@ def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float, set[tuple
                  f"none: no member grokked; the highest mean final val accuracy, {val[(lr, wd)]:.3f}"
                  if racing.none_grokked(configs) else "none: fewer than half grokked anywhere")
               + (f"; window {round_})" if round_ else ")"), flush=True)
-        tie = tie_note(configs)
+        tie = tie_note(configs, val)
         if tie:
             print(f"tune {arm}: {tie}", flush=True)
         choice = dict(zip(AXES, (lr, wd)))

@@ -61,6 +61,10 @@ def test_where_nothing_grokked_the_highest_final_val_accuracy_chooses():
     assert racing.choose(nothing) == "a"                                        # no accuracies: grid order
     assert racing.choose(nothing, {"a": 0.90, "b": 0.95, "c": 0.93}) == "b"
     assert racing.choose(nothing, {"a": 0.90, "b": 0.95, "c": 0.95}) == "b"     # equal: grid order
+    # ...and those equal ones are ties (what grid order alone separated); distinct means: one best
+    assert racing.tied(nothing, {"a": 0.90, "b": 0.95, "c": 0.95}) == ["b", "c"]
+    assert racing.tied(nothing, {"a": 0.90, "b": 0.95, "c": 0.93}) == ["b"]
+    assert racing.tied(nothing) == []                                           # no accuracies: no evidence
     # the mean over a setting's seeds; a diverged member (or a NaN accuracy) counts as 0
     val = racing.val_by_config([(1, 0.1, "censored", 0.9), (1, 0.1, "diverged", 0.99), (2, 0.1, "censored", 0.5),
                                 (2, 0.1, "censored", float("nan")), (3, 0.1, "censored", None), (3, 0.1, "censored", 0.2)])
@@ -105,7 +109,13 @@ def test_tune_says_when_grid_order_alone_made_its_choice(tmp_path):
                    {(0.0003, 0.1): 0.948, (0.001, 0.1): 0.955, (0.003, 0.1): 0.935})
     configs, val = race_configs(nothing)
     assert chosen(configs, val) == (0.001, 0.1, None) and abs(val[(0.001, 0.1)] - 0.956) < 1e-9
-    assert chosen(configs) == (0.0003, 0.1, None) and tie_note(configs) is None
+    assert chosen(configs) == (0.0003, 0.1, None) and tie_note(configs, val) is None
+    flat = race_configs(race({(0.001, 0.0333): [None] * 3, (0.001, 0.1): [None] * 3},
+                             {(0.001, 0.0333): 0.95, (0.001, 0.1): 0.95}))
+    assert chosen(*flat)[:2] == (0.001, 0.0333)                                 # equal accuracies: grid order
+    assert tie_note(*flat) == ("lr 0.001 weight_decay 0.0333, lr 0.001 weight_decay 0.1 tie on every rule but grid "
+                               "order (no member grokked; the same mean final val accuracy, 0.951): grid order "
+                               "chose between them")
 
 
 def test_tuning_races_name_the_races_that_grid_order_decided():
@@ -139,6 +149,10 @@ def test_tuning_races_say_which_races_chose_by_final_val_accuracy():
     assert "*Nothing grokked*" in text and "*Ties*" not in text
     # 0.01 has the best single member, but its diverged one counts 0: 0.001 first, 0.0003 next
     assert "- gcd softmax adamw: lr 0.001 wd 0.1 0.960; lr 0.0003 wd 0.1 0.950" in text
+    flat = pd.DataFrame([{**r, "final_val_acc": 0.9 if r["final_val_acc"] is not None else None} for r in rows])
+    text = tuning_table(flat)           # 0.0003 and 0.001 equal: grid order chose, a tie the report names
+    assert "- gcd softmax adamw: lr 0.0003 wd 0.1, lr 0.001 wd 0.1 (no member grokked; the same mean final val " \
+           "accuracy, 0.900)" in text
 
 
 def test_choose_from_race_knowledge_equals_choose_from_the_full_run():
@@ -325,13 +339,14 @@ def test_tune_races_chooses_and_confirms_on_fresh_seeds(tuned):
         assert len(tune["members"]) == 12 and len({(m["lr"], m["weight_decay"]) for m in tune["members"]}) == 4
         stop, choice, median = plain_race((m["lr"], m["weight_decay"], m["grokking_epoch"], m["final_val_acc"])
                                           for m in tune["members"])
+        nothing = all(m["grokking_epoch"] is None for m in tune["members"])
         assert tune["race"] == {"stopped_at": stop, "chosen": {"lr": choice[0], "weight_decay": choice[1]},
-                                "chosen_median": median, "rule": racing.RULE}
+                                "chosen_median": median, "rule": racing.FALLBACK if nothing else racing.RULE}
         assert {(m["lr"], m["weight_decay"]) for m in confirm["members"]} == {choice}
         assert [m["seed"] for m in confirm["members"]] == [10, 11, 12, 13, 14]
         assert configs[conf_name]["stop"] == "patience"
-        nothing = all(m["grokking_epoch"] is None for m in tune["members"])
-        assert nothing == (opt == "adamw")      # AdamW's tiny grid groks nowhere: the fallback chose it
+        assert nothing == (opt == "adamw")      # AdamW's tiny grid groks nowhere: the fallback chose it, and
+        assert not nothing or choice != (0.003, 0.1)    # not its first setting, which grid order alone takes
         mean = np.mean([m["final_val_acc"] for m in tune["members"] if (m["lr"], m["weight_decay"]) == choice])
         told = median if median is not None else \
             f"none: no member grokked; the highest mean final val accuracy, {mean:.3f}" if nothing else \
