@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import racing, stats
 from .arms import PAPER, order, title
+from .results import as_raced
 from .report_tables import (holm_note, km_median_text, md_table, num, pair_tables, perm_logrank, perm_text,
                             run_hours, strata_of, stratum_key, value_text, versus, within)
 
@@ -104,7 +105,7 @@ def race_rounds(tune: pd.DataFrame) -> pd.Series:
 def tuning_table(tune: pd.DataFrame) -> str:
     """Every setting of every tuning race (a window past a grid's edge is a race of its own, `round` ≥ 1,
     and may race a setting of the grid again): how many seeds grokked before the race stopped."""
-    tune = tune.assign(race_round=race_rounds(tune))
+    tune = as_raced(tune).assign(race_round=race_rounds(tune))       # what the races stopped and chose on
     windows = bool((tune["race_round"] > 0).any())
     keys = ["task", "head", "optimizer", *(["race_round"] if windows else [])]
     rows = []

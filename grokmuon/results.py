@@ -296,6 +296,31 @@ def row_config(row: dict) -> dict:
     return cfg
 
 
+def stopped_at(done: pd.DataFrame) -> pd.Series:
+    """Where each member is censored if it did not grok: its last epoch; a diverged one at the budget."""
+    budget = done["max_epochs"] if "max_epochs" in done else done["epochs_run"]
+    return done["epochs_run"].where(done["status"] != "diverged", budget).astype(float)
+
+
+def outcome(done: pd.DataFrame) -> pd.DataFrame:
+    """The grokking outcome columns from grokking_epoch and status: diverged, grokked, and time/event
+    for survival curves (finished() explains the censoring)."""
+    done = done.assign(diverged=done["status"] == "diverged")
+    done["grokked"] = done["grokking_epoch"].notna() & ~done["diverged"]
+    done["time"] = done["grokking_epoch"].astype(float).where(done["grokked"], stopped_at(done))
+    done["event"] = done["grokked"]
+    return done
+
+
+def as_raced(tune: pd.DataFrame) -> pd.DataFrame:
+    """Tuning members as their race judged them. A race stops on the first crossing, the one rule known
+    while training, under any grok_rule; where finished() moved the near-max epoch into grokking_epoch,
+    the first crossing comes back, with the outcome columns it gives."""
+    if "grokking_epoch_first" not in tune:
+        return tune
+    return outcome(tune.assign(grokking_epoch=tune["grokking_epoch_first"]))
+
+
 def finished(table: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
     """Members of complete runs (incomplete ones have no outcome yet), with the columns the statistics
     and figures use: grokked, diverged, and time/event for survival curves. A member that did not grok
@@ -313,12 +338,8 @@ def finished(table: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
         near = done["grok_rule"] == "near_max"
         done["grokking_epoch_first"] = done["grokking_epoch"]
         done["grokking_epoch"] = done["grokking_epoch"].where(~near, done["grokking_epoch_near_max"])
-    done["diverged"] = done["status"] == "diverged"
-    done["grokked"] = done["grokking_epoch"].notna() & ~done["diverged"]
-    budget = done["max_epochs"] if "max_epochs" in done else done["epochs_run"]
-    stopped = done["epochs_run"].where(~done["diverged"], budget).astype(float)
-    done["time"] = done["grokking_epoch"].astype(float).where(done["grokked"], stopped)
-    done["event"] = done["grokked"]
+    done = outcome(done)
+    stopped = stopped_at(done)
     # Learning speed and the grokking delay, apart: the memorisation epoch m (train acc reached its
     # threshold; censored where it never did) and the delay d = grokking epoch - m. A member that
     # memorised but never grokked has its delay censored at (where it stopped - m); one that never

@@ -703,3 +703,22 @@ def test_only_a_confirmation_that_lost_in_these_races_and_only_to_a_complete_one
     (new / "summary.json").write_text(json.dumps(summary))
     assert tune.retire(new, "adamw", raced={(0.003, 0.027), (0.003, 0.3)}) == [tmp_path / "tune_superseded" / old.name]
     assert not old.exists()                                                                          # (c)
+
+
+def test_tuning_races_judge_members_by_the_first_crossing_under_the_near_max_rule():
+    """A race stops and chooses on the first crossing (the near-max epoch is known only after the run),
+    so *Tuning races* shows that one, while the confirmation tables judge by the near-max epoch."""
+    import pandas as pd
+    from grokmuon.report_tuning import tuning_table
+    from grokmuon.results import finished
+    rows = [dict(task="moddiv", head="softmax", optimizer="adamw", lr=lr, weight_decay=0.1, seed=seed, role="tune",
+                 grok_rule="near_max", grokking_epoch=first, grokking_epoch_near_max=near, memorisation_epoch=first,
+                 status="grokked" if first else "raced_out", epochs_run=30, max_epochs=300, wall_s=60.0,
+                 final_val_acc=0.9)
+            for lr, eps in {0.001: [(20, 80), (22, None), (None, None)], 0.003: [(25, 26), (27, 28), (None, None)]}.items()
+            for seed, (first, near) in enumerate(eps)]
+    done = finished(pd.DataFrame(rows))
+    assert done["grokked"].sum() == 3                        # the near-max rule: 80, 26 and 28
+    text = tuning_table(done)
+    assert "| moddiv | softmax | adamw | 0.001 | 0.1 | 3 | 2 | 1 | 22 |" in text     # first crossings 20, 22
+    assert "| moddiv | softmax | adamw | 0.003 | 0.1 | 3 | 2 | 1 | 27 |" in text
