@@ -78,12 +78,19 @@ def none_grokked(configs: Mapping[Hashable, Epochs]) -> bool:
     return all(e is None for eps in configs.values() for e in eps)
 
 
+def by_accuracy(val: Mapping[Hashable, float]) -> list[Hashable]:
+    """The configurations (keys in grid order) best first by FALLBACK: the highest mean final validation
+    accuracy, then grid order."""
+    keys = list(val)
+    return sorted(keys, key=lambda k: (-val[k], keys.index(k)))
+
+
 def choose(configs: Mapping[Hashable, Epochs], val: Mapping[Hashable, float] | None = None) -> Hashable:
     """The best configuration of a grid (keys in grid order) by RULE; where no member grokked and `val`
     (val_by_config) is given, by FALLBACK."""
     keys = list(configs)
     if val is not None and none_grokked(configs):
-        return max(keys, key=lambda k: (val[k], -keys.index(k)))
+        return by_accuracy({k: val[k] for k in keys})[0]
     return min(keys, key=lambda k: rank(configs[k], keys.index(k)))
 
 
@@ -105,6 +112,15 @@ def tied(configs: Mapping[Hashable, Epochs], val: Mapping[Hashable, float] | Non
 def same_epochs(configs: Mapping[Hashable, Epochs], keys: Sequence[Hashable]) -> bool:
     """Whether these configurations grokked at the same epoch on every seed (seeds in the same order)."""
     return len({tuple(configs[k]) for k in keys}) == 1
+
+
+def tie_reason(configs: Mapping[Hashable, Epochs], best: Sequence[Hashable],
+               val: Mapping[Hashable, float] | None = None) -> str:
+    """What the tied configurations `best` (tied()) share beyond RULE's measures, for tune's line and the
+    report's Ties: " (...)" or ""."""
+    if none_grokked(configs):
+        return f" (no member grokked; the same mean final val accuracy, {val[best[0]]:.3f})"
+    return " (the same epoch on every seed)" if same_epochs(configs, best) else ""
 
 
 # ---------------------------------------------------------------------- edge-aware tuning (grokmuon tune)

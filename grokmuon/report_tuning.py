@@ -120,7 +120,7 @@ def tuning_table(tune: pd.DataFrame) -> str:
         cost.append([*(value_text(v) for v in key), len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
                      f"{float(wall.iloc[0]) / 3600:.2f}" if len(wall) else "–",
                      f"{float(wall.iloc[0]) * budget / run_epochs / 3600:.1f}" if len(wall) else "–"])
-    ties, nothing = tie_lines(tune, keys), fallback_lines(tune, keys)
+    ties, nothing = race_notes(tune, keys)
     return "\n".join([
         "\n## Tuning races\n",
         "Members stopped by the race are *raced out*: censored where the race stopped, not at the budget. "
@@ -146,40 +146,25 @@ def tuning_table(tune: pd.DataFrame) -> str:
                   "race wall hours", "to budget, hours (est.)"], cost)])
 
 
-def tie_lines(tune: pd.DataFrame, keys: list[str]) -> list[str]:
-    """One line per race (keys) whose best settings racing.tied finds equal but for grid order."""
-    lines = []
+def race_notes(tune: pd.DataFrame, keys: list[str]) -> tuple[list[str], list[str]]:
+    """Two lists of lines, one line per race (keys) in each where it applies: its best settings that
+    racing.tied finds equal but for grid order (Ties), and, where no member grokked, the setting
+    racing.FALLBACK chose by its mean final validation accuracy and the next best (Nothing grokked)."""
+    ties, nothing = [], []
     for key, g in tune.groupby(keys):
         configs = {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
                    for setting, m in g.sort_values("seed").groupby(["lr", "weight_decay"])}
-        val = (racing.val_by_config(zip(g["lr"], g["weight_decay"], g["status"], g["final_val_acc"]))
+        val = (racing.val_by_config(zip(g["lr"], g["weight_decay"], g["status"], g["final_val_acc"]))  # member order
                if "final_val_acc" in g else None)
+        label = " ".join(f"round {v}" if k == "race_round" else value_text(v) for k, v in zip(keys, key))
         best = racing.tied(configs, val)
         if len(best) > 1:
-            label = " ".join(f"round {v}" if k == "race_round" else value_text(v) for k, v in zip(keys, key))
-            lines.append(f"- {label}: "
-                         + ", ".join(f"lr {value_text(lr)} wd {value_text(wd)}" for lr, wd in best)
-                         + (f" (no member grokked; the same mean final val accuracy, {val[best[0]]:.3f})"
-                            if racing.none_grokked(configs) else
-                            " (the same epoch on every seed)" if racing.same_epochs(configs, best) else ""))
-    return lines
-
-
-def fallback_lines(tune: pd.DataFrame, keys: list[str]) -> list[str]:
-    """One line per race (keys) in which no member grokked: the setting racing.FALLBACK chose, by its
-    mean final validation accuracy, and the next best."""
-    lines = []
-    for key, g in tune.groupby(keys):
-        if g["grokked"].any() or "final_val_acc" not in g:
-            continue
-        val = racing.val_by_config(zip(g["lr"], g["weight_decay"], g["status"], g["final_val_acc"]))  # member order
-        best = racing.choose({k: [None] for k in val}, val)
-        rest = {k: [None] for k in val if k != best}
-        shown = [best, *([racing.choose(rest, val)] if rest else [])]
-        label = " ".join(f"round {v}" if k == "race_round" else value_text(v) for k, v in zip(keys, key))
-        lines.append(f"- {label}: " + "; ".join(f"lr {value_text(lr)} wd {value_text(wd)} {val[(lr, wd)]:.3f}"
-                                                 for lr, wd in shown))
-    return lines
+            ties.append(f"- {label}: " + ", ".join(f"lr {value_text(lr)} wd {value_text(wd)}" for lr, wd in best)
+                        + racing.tie_reason(configs, best, val))
+        if val is not None and racing.none_grokked(configs):
+            nothing.append(f"- {label}: " + "; ".join(f"lr {value_text(lr)} wd {value_text(wd)} {val[(lr, wd)]:.3f}"
+                                                      for lr, wd in racing.by_accuracy(val)[:2]))
+    return ties, nothing
 
 
 def compute_table(everything: pd.DataFrame) -> str:

@@ -264,10 +264,16 @@ class RunLog:
         return True
 
 
+def race_evidence(members: list[dict]) -> tuple[dict, dict]:
+    """A grid's member summaries as racing reads them: grokking epochs and mean final validation accuracy
+    by (lr, weight_decay), in grid order (racing.by_config, racing.val_by_config)."""
+    return (racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"]) for m in members),
+            racing.val_by_config((m["lr"], m["weight_decay"], m["status"], m.get("final_val_acc")) for m in members))
+
+
 def race_summary(members: list[dict]) -> dict:
     """A raced grid's outcome: where it stopped and the configuration racing.choose picks."""
-    configs = racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"]) for m in members)
-    val = racing.val_by_config((m["lr"], m["weight_decay"], m["status"], m.get("final_val_acc")) for m in members)
+    configs, val = race_evidence(members)
     lr, wd = racing.choose(configs, val)
     raced = [m["epochs_run"] for m in members if m["status"] == "raced_out"]
     return {"stopped_at": max(raced) if raced else None, "chosen": {"lr": lr, "weight_decay": wd},

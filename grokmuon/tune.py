@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 
 from . import racing
 from .config import CONF, Parser, fail
-from .runfolder import BadRun, alive, is_set_aside, read_config, read_summary
+from .runfolder import BadRun, alive, is_set_aside, race_evidence, read_config, read_summary
 from .runid import config_hash, with_defaults
 
 OPTIMIZERS = ("adamw", "muon")     # the arms of conf/tune.yaml, which has no `arms`: one per grid
@@ -133,9 +133,7 @@ def race_configs(folder: Path) -> tuple[dict[tuple[float, float], list[int | Non
     summary = read_summary(folder)
     if summary is None or summary.get("status") != "complete":
         fail(f"the tuning run {folder} is not complete; run the same command again to finish it", code=1)
-    members = summary["members"]
-    return (racing.by_config((m["lr"], m["weight_decay"], m["status"], m["grokking_epoch"]) for m in members),
-            racing.val_by_config((m["lr"], m["weight_decay"], m["status"], m.get("final_val_acc")) for m in members))
+    return race_evidence(summary["members"])
 
 
 def chosen(configs: dict[tuple[float, float], list[int | None]],
@@ -151,11 +149,8 @@ def tie_note(configs: dict[tuple[float, float], list[int | None]],
     best = racing.tied(configs, val)
     if len(best) < 2:
         return None
-    why = (f" (no member grokked; the same mean final val accuracy, {val[best[0]]:.3f})"
-           if racing.none_grokked(configs) else
-           " (the same epoch on every seed)" if racing.same_epochs(configs, best) else "")
     return (", ".join(f"lr {lr:g} weight_decay {wd:g}" for lr, wd in best) + " tie on every rule but grid order"
-            + why + ": grid order chose between them")
+            + racing.tie_reason(configs, best, val) + ": grid order chose between them")
 
 
 def raced_settings(folder: Path) -> set[tuple[float, float]]:

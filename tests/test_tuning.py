@@ -61,6 +61,7 @@ def test_where_nothing_grokked_the_highest_final_val_accuracy_chooses():
     assert racing.choose(nothing) == "a"                                        # no accuracies: grid order
     assert racing.choose(nothing, {"a": 0.90, "b": 0.95, "c": 0.93}) == "b"
     assert racing.choose(nothing, {"a": 0.90, "b": 0.95, "c": 0.95}) == "b"     # equal: grid order
+    assert racing.by_accuracy({"a": 0.90, "b": 0.95, "c": 0.95}) == ["b", "c", "a"]   # the order it chooses by
     # ...and those equal ones are ties (what grid order alone separated); distinct means: one best
     assert racing.tied(nothing, {"a": 0.90, "b": 0.95, "c": 0.95}) == ["b", "c"]
     assert racing.tied(nothing, {"a": 0.90, "b": 0.95, "c": 0.93}) == ["b"]
