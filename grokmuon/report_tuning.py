@@ -9,19 +9,27 @@ import pandas as pd
 
 from . import racing, stats
 from .arms import PAPER, order, title
-from .results import as_raced
+from .results import CONDITIONS, as_raced, condition_axes
 from .report_tables import (holm_note, km_median_text, md_table, num, pair_tables, perm_logrank, perm_text,
                             run_hours, strata_of, stratum_key, value_text, versus, within)
 
 
-def tuned_cells(tune: pd.DataFrame, g: pd.DataFrame, task, head, arm: str) -> list:
-    """One arm in one task and head of `grokmuon tune`: its chosen setting, its race, and its
-    confirmation members' counts and medians ("–" where it has none)."""
-    c, t = g[g["optimizer"] == arm], tune[(tune["task"] == task) & (tune["head"] == head) & (tune["optimizer"] == arm)]
+def same_cell(df: pd.DataFrame, keys: list[str], cell: pd.DataFrame) -> pd.Series:
+    """Which rows of df share cell's values of keys (the cell's rows all share them): the tuning members of
+    a confirmation's own condition, never those raced at another batch size or width."""
+    return stratum_key(df, keys) == stratum_key(cell.iloc[:1], keys).iloc[0]
+
+
+def tuned_cells(tune: pd.DataFrame, g: pd.DataFrame, keys: list[str], arm: str) -> list:
+    """One arm in one cell (keys: task, head and any condition the table varies) of `grokmuon tune`: its
+    chosen setting, its race, and its confirmation members' counts and medians ("–" where it has none)."""
+    c, mine = g[g["optimizer"] == arm], tune["optimizer"] == arm
     if c.empty:
         return ["–"] * 5
+    t = tune[mine & same_cell(tune, keys, g)]
     settings = len(t[["lr", "weight_decay"]].drop_duplicates())
-    raced = sorted(tune.loc[(tune["task"] == task) & (tune["optimizer"] == arm), "head"].unique())
+    other_heads = [k for k in keys if k != "head"]
+    raced = sorted(tune.loc[mine & same_cell(tune, other_heads, g), "head"].unique())
     grid = (f"{settings} settings × {t['seed'].nunique()} seeds" if len(t) else
             f"none for this head: {', '.join(raced)}'s choice" if raced else "no tuning run")
     rounds = t.groupby(race_rounds(t))["epochs_run"].max()      # the grid, then any windows past its edges
@@ -56,14 +64,15 @@ def fresh_text(confirm: pd.DataFrame, pair: tuple[str, str]) -> str:
 def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame, pairs=(PAPER,)) -> str:
     """`grokmuon tune`: each arm's chosen setting, its tuning race, and the confirmation runs, per pair."""
     tables, ps = [], []
+    keys = list(strata_of(confirm))         # a row per task, head and condition: each was tuned on its own
     for pair in pairs:
         rows = []
-        for (task, head), g in confirm.groupby(["task", "head"]):
+        for key, g in confirm.groupby(keys):
             a, b = (g[g["optimizer"] == arm] for arm in pair)
             t = perm_logrank(a, b, ()) if len(a) and len(b) else stats.PermTest(np.nan, np.nan, 0, False, np.nan)
             lr = stats.logrank(a["time"], a["event"], b["time"], b["event"]) if len(a) and len(b) else stats.Test(np.nan, np.nan)
             ps.append(t.p)
-            rows.append([task, head, *(x for arm in pair for x in tuned_cells(tune, g, task, head, arm)),
+            rows.append([*map(value_text, key), *(x for arm in pair for x in tuned_cells(tune, g, keys, arm)),
                          num(t.statistic, ".3f"), perm_text(t), None, num(lr.p, ".3g")])
         tables.append(rows)
     adjusted = iter(stats.holm(ps))
@@ -74,7 +83,7 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame, pairs=(PAPER,)) -> 
                for pair in pairs]
     primary = stats.holm([t.p for t in overall])
     tested = sum(not np.isnan(t.p) for t in overall)     # a pair with an arm not yet confirmed: no test
-    header = lambda pair: ["task", "head"] + [f"{title(n)} {x}" for n in pair for x in
+    header = lambda pair: keys + [f"{title(n)} {x}" for n in pair for x in
                                               ("chosen", "tuning race", "grokked", "KM median", "KM median delay")] + \
         ["log-rank z", "exact p", "Holm p", "normal p"]
     lines = [f"\nThe primary test, all rows stratified by {within(strata_of(confirm))}: z = {num(t.statistic, '.3f')}, "
@@ -107,7 +116,8 @@ def tuning_table(tune: pd.DataFrame) -> str:
     and may race a setting of the grid again): how many seeds grokked before the race stopped."""
     tune = as_raced(tune).assign(race_round=race_rounds(tune))       # what the races stopped and chose on
     windows = bool((tune["race_round"] > 0).any())
-    keys = ["task", "head", "optimizer", *(["race_round"] if windows else [])]
+    conditions = condition_axes(tune)        # a race per batch size or width where the table varies them
+    keys = ["task", "head", *conditions, "optimizer", *(["race_round"] if windows else [])]
     rows = []
     for key, g in tune.groupby([*keys, "lr", "weight_decay"]):
         rows.append([*(value_text(v) for v in key), len(g), int(g["grokked"].sum()),
@@ -127,7 +137,7 @@ def tuning_table(tune: pd.DataFrame) -> str:
         "A setting's KM median shows only where at least half its seeds grokked before the stop."
         + (" *round*: 0 the grid, 1 and 2 the windows raced one step past a chosen setting on the grid's edge "
            "(docs/tuning.md), each stopped on its own." if windows else "") + "\n",
-        md_table(["task", "head", "optimizer", *(["round"] if windows else []), "lr", "weight decay", "n",
+        md_table(["task", "head", *conditions, "optimizer", *(["round"] if windows else []), "lr", "weight decay", "n",
                   "grokked", "raced out", "KM median"], rows),
         *(["\n*Ties*: in these races the best settings were equal by every rule but grid order, which chose "
            "among them. Where that choice sits on an edge of what was raced, the response is flat there on the "
@@ -141,7 +151,7 @@ def tuning_table(tune: pd.DataFrame) -> str:
         "the race it would run to the budget unless every member grokked first (settings that had not even "
         "fit the training set when the race stopped make that the likely case); the hours to budget scale "
         "the race's own wall time by budget / stop, an estimate at the same cost per epoch.\n",
-        md_table(["task", "head", "optimizer", *(["round"] if windows else []), "members", "race stopped at",
+        md_table(["task", "head", *conditions, "optimizer", *(["round"] if windows else []), "members", "race stopped at",
                   "budget", "saved (epochs)",
                   "race wall hours", "to budget, hours (est.)"], cost)])
 
@@ -156,7 +166,8 @@ def race_notes(tune: pd.DataFrame, keys: list[str]) -> tuple[list[str], list[str
                    for setting, m in g.sort_values("seed").groupby(["lr", "weight_decay"])}
         val = (racing.val_by_config(zip(g["lr"], g["weight_decay"], g["status"], g["final_val_acc"]))  # member order
                if "final_val_acc" in g else None)
-        label = " ".join(f"round {v}" if k == "race_round" else value_text(v) for k, v in zip(keys, key))
+        label = " ".join(f"round {v}" if k == "race_round" else f"{k} {value_text(v)}" if k in CONDITIONS
+                         else value_text(v) for k, v in zip(keys, key))
         best = racing.tied(configs, val)
         if len(best) > 1:
             ties.append(f"- {label}: " + ", ".join(f"lr {value_text(lr)} wd {value_text(wd)}" for lr, wd in best)
@@ -170,7 +181,8 @@ def race_notes(tune: pd.DataFrame, keys: list[str]) -> tuple[list[str], list[str
 def compute_table(everything: pd.DataFrame) -> str:
     """What each arm cost, task by task and in all: the hours of its races (the grid and any windows), of
     its confirmation, and of any other run beside them (a column only where there is one)."""
-    keys = ["task", "head", "optimizer"]
+    conditions = condition_axes(everything)      # each batch size or width tuned and confirmed on its own
+    keys = ["task", "head", *conditions, "optimizer"]
     role = everything["role"].fillna("")
     parts = {"races": role == "tune", "confirmation": role == "confirm", "other runs": ~role.isin(["tune", "confirm"])}
     parts = {k: v for k, v in parts.items() if v.any() or k != "other runs"}
@@ -180,14 +192,14 @@ def compute_table(everything: pd.DataFrame) -> str:
         each = [run_hours(g[mask.loc[g.index]]) if mask.loc[g.index].any() else None for mask in parts.values()]
         return [*map(hours, each), hours(None if all(x is None for x in each) else sum(x or 0.0 for x in each))]
     rows = [[*(value_text(v) for v in key), *cells(g)] for key, g in everything.groupby(keys)]
-    if everything["task"].nunique() > 1:
-        rows += [["all", "", value_text(arm), *cells(everything[everything["optimizer"] == arm])]
+    if everything.groupby(keys[:-1]).ngroups > 1:      # more than one task or condition: a total per arm
+        rows += [["all", "", *([""] * len(conditions)), value_text(arm), *cells(everything[everything["optimizer"] == arm])]
                  for arm in order(everything["optimizer"].unique())]
     return "\n".join([
         "\n## Compute by arm\n",
         "Wall-clock hours of each arm's run folders (one process each): its tuning races (the grid and any "
         "windows), its confirmation at the chosen setting"
         + (", and any other run the table holds" if "other runs" in parts else "")
-        + " (–: none). *all*: summed over the tasks. A confirmation that a later choice superseded is not "
+        + f" (–: none). *all*: summed over the tasks{' and conditions' if conditions else ''}. A confirmation that a later choice superseded is not "
         "here (its folder moved to the sweep's `_superseded` folder beside it).\n",
-        md_table(["task", "head", "arm", *(f"{k}, hours" for k in parts), "total, hours"], rows)])
+        md_table(["task", "head", *conditions, "arm", *(f"{k}, hours" for k in parts), "total, hours"], rows)])

@@ -10,7 +10,7 @@
 #   scripts/study.sh 11 &  scripts/study.sh 12 &    # what is learned (Fourier probes) and whether it holds
 #   scripts/study.sh 13 &  scripts/study.sh 14 &    # which part of Muon groks sooner: eight arms, each tuned and confirmed
 #   scripts/study.sh 15                              # Muon's AdamW part at three lrs, at Muon's tuned setting (a check)
-#   scripts/study.sh report                          # the tables and figures of results/study and results/tune
+#   scripts/study.sh report                          # the tables and figures of every results folder the lanes feed
 #   scripts/study.sh 13 5 8 9 3 &  scripts/study.sh 14 6 7 10 4 &   # lanes one after another, one queue a core
 #     (lane 8 reads moddiv's choices, which lane 5 may move: after it, in the same queue; lanes 3 and 4 read
 #     every task's, so they come last; run either again once both 5 and 6 are done, and it trains only
@@ -136,6 +136,15 @@ case "$1" in
     $bin/grokmuon collect multirun/adamw_part --name adamw_part
     $bin/grokmuon report --runs results/adamw_part/runs.csv --arm-by adamw_lr --reference 'muon adamw_lr=0.001'
     $bin/grokmuon figures --runs results/adamw_part/runs.csv --arm-by adamw_lr
+    # Batch 128's races and confirmations (lanes 7, 8), the fresh-seed grid at each batch size's own
+    # setting (the same lanes), the later study's protocol (9, 10): a row per batch size and width, each
+    # tuned on its own. A part not yet run is skipped with a line.
+    for part in tune_batch robustness_fresh outside; do
+      [ -d multirun/$part ] || { echo "study report: multirun/$part not run yet; skipped"; continue; }
+      $bin/grokmuon collect multirun/$part --name $part
+      $bin/grokmuon report --runs results/$part/runs.csv
+      $bin/grokmuon figures --runs results/$part/runs.csv
+    done
     ;;
 esac
 echo "study $1: done"

@@ -723,3 +723,42 @@ def test_tuning_races_judge_members_by_the_first_crossing_under_the_near_max_rul
     text = tuning_table(done)
     assert "| moddiv | softmax | adamw | 0.001 | 0.1 | 3 | 2 | 1 | 22 |" in text     # first crossings 20, 22
     assert "| moddiv | softmax | adamw | 0.003 | 0.1 | 3 | 2 | 1 | 27 |" in text
+
+
+def test_each_batch_size_is_its_own_tuning_cell_in_the_report():
+    """`grokmuon tune` run once per condition (experiment=outside: width x batch size, or tune_batch
+    collected beside tune) races and confirms each on its own: the report gives each condition its own
+    row, chosen setting, race and compute, never one row that mixes two races (it did, before)."""
+    import pandas as pd
+    from grokmuon.report_tuning import compute_table, tuned_section, tuning_table
+    from grokmuon.results import finished
+    chosen = {(512, "adamw"): 0.003, (512, "muon"): 0.02, (128, "adamw"): 0.001, (128, "muon"): 0.01}
+    rows = []
+    for (batch, opt), best in chosen.items():
+        stop = 30 if batch == 512 else 40
+        for lr in (best, best * 3):             # the chosen lr groks by the stop on every seed, the other on none
+            rows += [dict(task="modadd", head="softmax", optimizer=opt, batch_size=batch, d_model=64, lr=lr,
+                          weight_decay=0.1, seed=seed, role="tune", grokking_epoch=stop - seed if lr == best else None,
+                          memorisation_epoch=10, status="grokked" if lr == best else "raced_out", epochs_run=stop,
+                          max_epochs=300, wall_s=3600.0 * batch / 512, final_val_acc=0.9, run_dir=f"tune-{batch}-{opt}")
+                 for seed in range(3)]
+        rows += [dict(task="modadd", head="softmax", optimizer=opt, batch_size=batch, d_model=64, lr=best,
+                      weight_decay=0.1, seed=seed, role="confirm", grokking_epoch=stop + seed + (opt == "adamw") * 9,
+                      memorisation_epoch=10, status="grokked", epochs_run=stop + 15, max_epochs=300, wall_s=360.0,
+                      final_val_acc=1.0, run_dir=f"confirm-{batch}-{opt}") for seed in range(100, 105)]
+    everything = finished(pd.DataFrame(rows))
+    tune, confirm = everything[everything.role == "tune"], everything[everything.role == "confirm"]
+    text = tuned_section(tune, confirm)
+    for batch in (512, 128):
+        a, m = chosen[batch, "adamw"], chosen[batch, "muon"]
+        stop = 30 if batch == 512 else 40
+        row = next(ln for ln in text.splitlines() if ln.startswith(f"| modadd | softmax | {batch} |"))
+        assert f"| lr {a:g}, wd 0.1 | 2 settings × 3 seeds, stopped at {stop} | 5/5 |" in row, row
+        assert f"| lr {m:g}, wd 0.1 | 2 settings × 3 seeds, stopped at {stop} | 5/5 |" in row, row
+    assert "stratified by task, head and batch_size" in text
+    races = tuning_table(tune)
+    assert "| task | head | batch_size | optimizer | lr |" in races
+    assert "| modadd | softmax | 128 | muon | 6 | 40 | 300 |" in races    # a race a condition: 2 settings x 3 seeds
+    cost = compute_table(everything)
+    assert "| modadd | softmax | 128 | adamw | 0.25 | 0.10 | 0.35 |" in cost      # its race's folder + its confirmation's
+    assert "| all |  |  | adamw | 1.25 | 0.20 | 1.45 |" in cost                     # both conditions
