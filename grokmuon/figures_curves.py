@@ -167,27 +167,30 @@ PROBE_PANELS = {"weight_norm": "weight norm", "spectral_max": "max spectral norm
 
 def read_probes(done: pd.DataFrame, warn) -> pd.DataFrame:
     """Long table of the probe columns of every non-diverged member's metrics.csv (runs without probes
-    are left out)."""
+    are left out: no probe columns, or empty ones, as a run with probes=false writes them)."""
     keep, frames, unread = done[~done["diverged"]], [], []
     if keep.empty:
         raise TableError("every member of this table diverged: no probe curve to draw")
     for run_dir, rows, m in run_metrics(keep, lambda msg: (warn(msg), unread.append(msg))):
-        if not set(PROBE_PANELS) <= set(m.columns):
+        if not set(PROBE_PANELS) <= set(m.columns) or m[list(PROBE_PANELS)].isna().all().all():
             continue
         m = m[m["member"].isin(rows["member"])].merge(rows[["member", "task", "head", "optimizer"]], on="member")
         frames.append(m[["epoch", "member", "task", "head", "optimizer", *PROBE_PANELS]].assign(run_dir=run_dir))
     if not frames and len(unread) == keep["run_dir"].nunique():
         raise TableError("no metrics.csv could be read for the probe curves (see the lines above)")
     if not frames:
-        raise TableError("no run in this table was trained with probes (metrics.csv has no probe columns)")
+        raise TableError("no run in this table was trained with probes (no metrics.csv has probe values)")
     return pd.concat(frames, ignore_index=True)
 
 
 def has_probes(done: pd.DataFrame) -> bool:
-    """Whether the first run of the table has probe columns (figures makes fig6 by default only then)."""
+    """Whether the first run of the table has probe values (figures makes fig6 by default only then): a run
+    with probes=false has the columns, empty."""
     try:
         first = Path(done["run_dir"].iloc[0]) / METRICS
-        return set(PROBE_PANELS) <= set(pd.read_csv(first, nrows=0).columns)
+        if not set(PROBE_PANELS) <= set(pd.read_csv(first, nrows=0).columns):
+            return False
+        return bool(pd.read_csv(first, usecols=list(PROBE_PANELS)).notna().any().any())
     except (OSError, ValueError, IndexError, KeyError):
         return False
 

@@ -54,6 +54,19 @@ def test_the_probes_figure_needs_runs_with_probes(tmp_path, capsys):
     done.to_csv(tmp_path / "old.csv", index=False)
     cli.main(["figures", "--runs", str(tmp_path / "old.csv"), "--out", str(tmp_path / "figs")])
     assert capsys.readouterr().err == "" and not (tmp_path / "figs" / "fig6_probes.png").exists()
+    # A run with probes=false has the probe columns, empty (the trainer writes every column): the same.
+    for run in ("a", "b"):
+        metrics = tmp_path / "old" / run / "metrics.csv"
+        rows = list(csv.DictReader(metrics.open()))
+        with metrics.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=[*rows[0], *figures_curves.PROBE_PANELS])
+            w.writeheader()
+            w.writerows(rows)
+    assert figures_curves.has_probes(done) is False
+    with pytest.raises(TableError, match="trained with probes"):
+        figures_curves.fig6_probes(done, tmp_path / "figs")
+    cli.main(["figures", "--runs", str(tmp_path / "old.csv"), "--out", str(tmp_path / "figs")])
+    assert capsys.readouterr().err == "" and not (tmp_path / "figs" / "fig6_probes.png").exists()
 
 
 def as_lr_scan(table):
