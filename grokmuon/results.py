@@ -379,8 +379,14 @@ def varying_axes(done: pd.DataFrame) -> dict[str, int]:
 
 
 def scanned_axes(done: pd.DataFrame) -> list[str]:
-    """The SCANNED columns that differ within a cell: what a scan varied (empty for a plain grid)."""
-    return [c for c in varying_axes(done) if c in SCANNED]
+    """The SCANNED columns that differ within a cell at one condition: what a scan varied (empty for a plain
+    grid, and for a table tuned per condition, whose lr and weight decay differ only between its batch
+    sizes or widths: each was chosen there, none scanned)."""
+    cols = [c for c in varying_axes(done) if c in SCANNED]
+    if not cols:
+        return []
+    spread = done.groupby([*CELL, *condition_axes(done)], dropna=False)[cols].nunique(dropna=False).max()
+    return [c for c in cols if spread[c] > 1]
 
 
 def condition_axes(done: pd.DataFrame) -> list[str]:

@@ -762,3 +762,8 @@ def test_each_batch_size_is_its_own_tuning_cell_in_the_report():
     cost = compute_table(everything)
     assert "| modadd | softmax | 128 | adamw | 0.25 | 0.10 | 0.35 |" in cost      # its race's folder + its confirmation's
     assert "| all |  |  | adamw | 1.25 | 0.20 | 1.45 |" in cost                     # both conditions
+    # Each condition's lr was chosen there, not scanned: no *By scanned value*, no scan figure of lr; the
+    # tuning members, two lrs at one batch size, are a scan.
+    from grokmuon.results import condition_axes, scanned_axes
+    assert condition_axes(confirm) == ["batch_size"] and scanned_axes(confirm) == []
+    assert scanned_axes(tune) == ["lr"]
