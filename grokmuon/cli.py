@@ -187,7 +187,10 @@ def figures_cmd(args: list[str]) -> None:
     runs, done = from_table(a.runs, lambda table, name: judged(finished(by_arm(split_arms(load(table), a.arm_by)),
                                                                         name)))
     out, failed = a.out or runs.parent / "figures", []
-    optional = {"scan": lambda: bool(scanned_axes(done) or condition_axes(done)), "probes": lambda: has_probes(done),
+    # The scan figure draws one scanned column (or a condition) along x: not made by default for a table of
+    # tuning races alone, whose grids vary lr and weight decay together (asked for, it says so).
+    optional = {"scan": lambda: len(scanned_axes(done)) == 1 or (not scanned_axes(done) and bool(condition_axes(done))),
+                "probes": lambda: has_probes(done),
                 "phases": lambda: has_fourier(done)}
     names = a.only or [n for n in FIGURES if n not in optional or optional[n]()]
     for name in names:

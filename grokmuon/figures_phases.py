@@ -25,7 +25,7 @@ import matplotlib.ticker
 import pandas as pd
 
 from . import fourier, stats
-from .figures_base import label, legend_below, optimizers, palette, save
+from .figures_base import label, legend_below, optimizers, palette, pooled, save
 from .figures_curves import run_metrics
 from .results import TableError
 from .runfolder import METRICS
@@ -153,7 +153,7 @@ def fig7_phases(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
         axes[0].plot([], [], "-.", color="gray", lw=0.9, label="Kaplan–Meier median phase epoch (restricted drop, excluded rise)")
         axes[0].plot([], [], "-", color="gray", lw=0.8, label="Kaplan–Meier median grokking epoch")
         axes[0].fill_between([], [], [], color="gray", alpha=0.15, lw=0, label="25–75% of members (after grokking: lowest–75%)")
-        fig.suptitle(f"{task}: the phases of grokking, median over members", fontsize=11)
+        fig.suptitle(f"{task}: the phases of grokking, median over members{pooled(done)}", fontsize=11)
         bottom = legend_below(fig, axes, 0.75 / fig.get_figheight(), ncol=3, planned_rows=3)   # 2 arms: 3 rows
         fig.tight_layout(rect=(0, bottom, 1, 1))
         paths += save(fig, out, f"fig7_phases_{task}")

@@ -22,12 +22,12 @@ def held_section(done: pd.DataFrame) -> str:
     and the lowest val accuracy after it. Only where some member ran past its grokking epoch."""
     if "post_grok_epochs" not in done or not done["post_grok_epochs"].notna().any():
         return ""
-    rows = []
-    for (task, opt), g in done[done["grokked"]].groupby(["task", "optimizer"]):
+    rows, conds = [], condition_axes(done)      # each batch size and width apart: a row of its own
+    for (task, *at, opt), g in done[done["grokked"]].groupby(["task", *conds, "optimizer"], dropna=False):
         g = g[g["post_grok_epochs"].notna()]
         if g.empty:
             continue
-        rows.append([task, opt, len(g), int(g["post_grok_epochs"].astype(float).median()),
+        rows.append([task, *map(value_text, at), opt, len(g), int(g["post_grok_epochs"].astype(float).median()),
                      f"{int(g['regressed'].astype(bool).sum())}/{len(g)}",
                      num(g["post_grok_below"].astype(float).median(), ".3f"),
                      num(g["post_grok_min_val"].astype(float).min(), ".3f")])
@@ -40,7 +40,7 @@ def held_section(done: pd.DataFrame) -> str:
         "epochs in a row or more; the share of those epochs below the threshold (median over members) and the "
         "lowest val accuracy after grokking (over all members). Runs that stop soon after grokking "
         "(patience 0-10) say little here.\n",
-        md_table(["task", "optimizer", "grokked members", "epochs after (median)", "regressed",
+        md_table(["task", *conds, "optimizer", "grokked members", "epochs after (median)", "regressed",
                   "share below (median)", "lowest val acc"], rows)])
 
 
@@ -51,11 +51,11 @@ def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
         return ""
     # Each phase epoch's time and event: results.finished (censored at a member's last epoch).
     timed = done[done["task"].isin(done.loc[done[list(PHASES)].notna().any(axis=1), "task"])]
-    rows = []
-    for (task, opt), g in timed.groupby(["task", "optimizer"]):
+    rows, conds = [], condition_axes(done)      # each batch size and width apart, in the rows and the tests
+    for (task, *at, opt), g in timed.groupby(["task", *conds, "optimizer"], dropna=False):
         lead = (g["grokking_epoch"].astype(float) - g["restricted_drop_epoch"].astype(float)).dropna()
         ranks = [pd.to_numeric(g[c], errors="coerce").median() if c in g else None for c in SPECTRUM]
-        rows.append([task, opt, len(g), km_median_text(g, "mem_time", "mem_event"),
+        rows.append([task, *map(value_text, at), opt, len(g), km_median_text(g, "mem_time", "mem_event"),
                      *(f"{km_median_text(g, f'{c}_time', f'{c}_event')} ({int(g[c].notna().sum())})" for c in PHASES),
                      km_median_text(g), num(lead.median() if len(lead) else None, ".0f"),
                      *(num(r, ".2f") for r in ranks)])
@@ -63,7 +63,7 @@ def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     for pair in pairs:
         a, b = (timed[timed["optimizer"] == arm] for arm in pair)
         for c in PHASES:
-            t = perm_logrank(a, b, ("task",), f"{c}_time", f"{c}_event")
+            t = perm_logrank(a, b, ("task", *conds), f"{c}_time", f"{c}_event")
             ps.append(t.p)
             tests.append(([versus(pair)] if len(pairs) > 1 else []) + [c, num(t.statistic, ".3f"), perm_text(t)])
     for row, p in zip(tests, stats.holm(ps)):
@@ -83,9 +83,9 @@ def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
         "step of each probe epoch (probes.UpdateWatch); per member the median over its probe epochs up to its "
         "grokking epoch, then the median over members. Muon's update is near full rank by construction "
         "(orthogonalised); AdamW's is what this measures.\n",
-        md_table(["task", "optimizer", "n", "KM median m", "KM median restricted drop", "KM median excluded rise",
+        md_table(["task", *conds, "optimizer", "n", "KM median m", "KM median restricted drop", "KM median excluded rise",
                   "KM median g", "lead (median)", "update rank", "gradient rank"], rows),
-        f"\n{first} against {second} on each phase epoch: stratified log-rank z within task (z < 0: {second} "
+        f"\n{first} against {second} on each phase epoch: stratified log-rank z within {within(('task', *conds))} (z < 0: {second} "
         f"sooner), permutation p. The grokking epoch stays the primary test (*{tests_heading(pairs)}*); "
         + holm_note(f"the two phase epochs ({int(np.sum(~np.isnan(ps)))} tests)") + "\n",
         md_table([*(["pair"] if len(pairs) > 1 else []), "phase epoch", "stratified z", "permutation p", "Holm p"],

@@ -64,10 +64,12 @@ def fresh_text(confirm: pd.DataFrame, pair: tuple[str, str]) -> str:
 def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame, pairs=(PAPER,)) -> str:
     """`grokmuon tune`: each arm's chosen setting, its tuning race, and the confirmation runs, per pair."""
     tables, ps = [], []
-    keys = list(strata_of(confirm))         # a row per task, head and condition: each was tuned on its own
+    # A row per task, head and condition, each tuned on its own: the conditions of the races too, for a
+    # condition raced but not yet confirmed must not lend its race to another's row.
+    keys = list(strata_of(pd.concat([tune, confirm])))
     for pair in pairs:
         rows = []
-        for key, g in confirm.groupby(keys):
+        for key, g in confirm.groupby(keys, dropna=False):
             a, b = (g[g["optimizer"] == arm] for arm in pair)
             t = perm_logrank(a, b, ()) if len(a) and len(b) else stats.PermTest(np.nan, np.nan, 0, False, np.nan)
             lr = stats.logrank(a["time"], a["event"], b["time"], b["event"]) if len(a) and len(b) else stats.Test(np.nan, np.nan)
@@ -119,11 +121,11 @@ def tuning_table(tune: pd.DataFrame) -> str:
     conditions = condition_axes(tune)        # a race per batch size or width where the table varies them
     keys = ["task", "head", *conditions, "optimizer", *(["race_round"] if windows else [])]
     rows = []
-    for key, g in tune.groupby([*keys, "lr", "weight_decay"]):
+    for key, g in tune.groupby([*keys, "lr", "weight_decay"], dropna=False):
         rows.append([*(value_text(v) for v in key), len(g), int(g["grokked"].sum()),
                      int((g["status"] == "raced_out").sum()), km_median_text(g)])
     cost = []
-    for key, g in tune.groupby(keys):
+    for key, g in tune.groupby(keys, dropna=False):
         run_epochs = int(g["epochs_run"].max())
         budget = int(g["max_epochs"].max()) if "max_epochs" in g else run_epochs
         wall = g["wall_s"].dropna()
@@ -161,7 +163,7 @@ def race_notes(tune: pd.DataFrame, keys: list[str]) -> tuple[list[str], list[str
     racing.tied finds equal but for grid order (Ties), and, where no member grokked, the setting
     racing.FALLBACK chose by its mean final validation accuracy and the next best (Nothing grokked)."""
     ties, nothing = [], []
-    for key, g in tune.groupby(keys):
+    for key, g in tune.groupby(keys, dropna=False):
         configs = {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
                    for setting, m in g.sort_values("seed").groupby(["lr", "weight_decay"])}
         val = (racing.val_by_config(zip(g["lr"], g["weight_decay"], g["status"], g["final_val_acc"]))  # member order
@@ -191,8 +193,8 @@ def compute_table(everything: pd.DataFrame) -> str:
     def cells(g: pd.DataFrame) -> list[str]:       # each part's hours, then their total
         each = [run_hours(g[mask.loc[g.index]]) if mask.loc[g.index].any() else None for mask in parts.values()]
         return [*map(hours, each), hours(None if all(x is None for x in each) else sum(x or 0.0 for x in each))]
-    rows = [[*(value_text(v) for v in key), *cells(g)] for key, g in everything.groupby(keys)]
-    if everything.groupby(keys[:-1]).ngroups > 1:      # more than one task or condition: a total per arm
+    rows = [[*(value_text(v) for v in key), *cells(g)] for key, g in everything.groupby(keys, dropna=False)]
+    if everything.groupby(["task", *conditions], dropna=False).ngroups > 1:   # several tasks or conditions: a total per arm
         rows += [["all", "", *([""] * len(conditions)), value_text(arm), *cells(everything[everything["optimizer"] == arm])]
                  for arm in order(everything["optimizer"].unique())]
     return "\n".join([

@@ -84,6 +84,13 @@ def test_the_scan_figure_is_made_by_default_for_a_scan_only(table, tmp_path, cap
     assert not (tmp_path / "grid" / "fig5_scan.png").exists()
     assert (tmp_path / "scan" / "fig5_scan.png").stat().st_size > 5_000
     assert (tmp_path / "scan" / "fig4_curves_task.png").exists()
+    # A grid of lr and weight decay together (a table of tuning races alone): no scan figure by default,
+    # which draws one column, and the others made without an error.
+    both = as_lr_scan(table)
+    both.loc[both.seed.isin([0, 2]), "weight_decay"] = 0.5
+    both.to_csv(tmp_path / "both.csv", index=False)
+    cli.main(["figures", "--runs", str(tmp_path / "both.csv"), "--out", str(tmp_path / "both")])
+    assert not (tmp_path / "both" / "fig5_scan.png").exists() and (tmp_path / "both" / "fig4_curves_task.png").exists()
     # asked for explicitly on a table that scans nothing, into a folder not yet made: one line, no file
     with pytest.raises(SystemExit):
         cli.main(["figures", "--runs", str(tmp_path / "grid.csv"), "--only", "scan",

@@ -53,6 +53,14 @@ def test_report_has_the_phases_section_with_a_row_per_task_and_optimizer(table):
         assert row["update_rank_to_grok"] == pytest.approx(m["update_stable_rank"].median())
         assert row["grad_rank_to_grok"] == pytest.approx(m["grad_stable_rank"].median())
     assert report_dynamics.phases_section(table.assign(restricted_drop_epoch=pd.NA, excluded_rise_epoch=pd.NA)) == ""
+    # At two batch sizes (a condition): a row each, and the tests compare within task and batch size.
+    two = pd.concat([table, table.assign(batch_size=64, run_dir=table["run_dir"] + "-64")], ignore_index=True)
+    text = report_dynamics.phases_section(two)
+    assert "| modadd | 32 | adamw | 2 |" in text and "| modadd | 64 | muon | 2 |" in text
+    assert "within task and batch_size" in text
+    held = report_dynamics.held_section(two.assign(post_grok_epochs=5, regressed=False, post_grok_below=0.0,
+                                                   post_grok_min_val=0.96, grokked=True))
+    assert "| task | batch_size | optimizer | grokked members |" in held and "| modadd | 64 | muon | 2 | 5 |" in held
 
 
 def test_figure_7_one_file_per_task_and_the_after_grokking_panel(table, tmp_path):

@@ -752,7 +752,8 @@ def test_each_batch_size_is_its_own_tuning_cell_in_the_report():
     for batch in (512, 128):
         a, m = chosen[batch, "adamw"], chosen[batch, "muon"]
         stop = 30 if batch == 512 else 40
-        row = next(ln for ln in text.splitlines() if ln.startswith(f"| modadd | softmax | {batch} |"))
+        row = next((ln for ln in text.splitlines() if ln.startswith(f"| modadd | softmax | {batch} |")), None)
+        assert row is not None, text
         assert f"| lr {a:g}, wd 0.1 | 2 settings × 3 seeds, stopped at {stop} | 5/5 |" in row, row
         assert f"| lr {m:g}, wd 0.1 | 2 settings × 3 seeds, stopped at {stop} | 5/5 |" in row, row
     assert "stratified by task, head and batch_size" in text
@@ -767,3 +768,12 @@ def test_each_batch_size_is_its_own_tuning_cell_in_the_report():
     from grokmuon.results import condition_axes, scanned_axes
     assert condition_axes(confirm) == ["batch_size"] and scanned_axes(confirm) == []
     assert scanned_axes(tune) == ["lr"]
+    # Part-way: batch 128 raced, its confirmations not run yet. Its race stays its own, not batch 512's.
+    text = tuned_section(tune, confirm[confirm.batch_size == 512])
+    row = next((ln for ln in text.splitlines() if ln.startswith("| modadd | softmax | 512 |")), None)
+    assert row is not None and "| 2 settings × 3 seeds, stopped at 30 |" in row, text
+    assert "| modadd | softmax | 128 |" not in text
+    # No condition, one task, two heads: no *all* rows (nothing to add up across tasks or conditions)
+    one = everything[everything.batch_size == 512]
+    heads = pd.concat([one, one.assign(head="stablemax", run_dir=one.run_dir + "-s")], ignore_index=True)
+    assert "| all |" not in compute_table(heads) and "| all |" in compute_table(everything)
