@@ -107,8 +107,13 @@ def test_a_rerun_of_a_committed_sweep_with_a_new_nested_key_trains_nothing(tmp_p
     for c in cells:
         shutil.copytree(c, sweep / c.name)
     before = {c.name: (c / "summary.json").read_bytes() for c in cells}
-    command = ["experiment=heads_tuned", "task=gcd", "optimizer=adamw", "optimizer.lr=0.003",
-               "optimizer.weight_decay=0.3"]
+    # their setting, read from them: the edge re-tuning moves such a cell's setting (and the cell) now and then
+    settings = {(o["lr"], o["weight_decay"]) for o in (json.loads((c / "config.json").read_text())["optimizer"]
+                                                       for c in cells)}
+    assert len(settings) == 1
+    (lr, wd), = settings
+    command = ["experiment=heads_tuned", "task=gcd", "optimizer=adamw", f"optimizer.lr={lr}",
+               f"optimizer.weight_decay={wd}"]
     monkeypatch.setattr(config_module, "Config", patched_schema())
     import grokmuon.train
 
