@@ -195,6 +195,21 @@ def has_probes(done: pd.DataFrame) -> bool:
         return False
 
 
+def missing_probes(done: pd.DataFrame, long: pd.DataFrame, heads: bool, shown: int = 6) -> str:
+    """A title line naming the cells the probe figure cannot draw (their runs recorded no probes: run before
+    the probes were logged, or with probes=false), so a panel with one optimizer is not read as a
+    comparison ("" where every cell is drawn)."""
+    cell = ["task", "optimizer", "head"]
+    drawn = set(long[cell].drop_duplicates().itertuples(index=False, name=None))
+    want = done.loc[~done["diverged"], cell].drop_duplicates().itertuples(index=False, name=None)
+    missing = sorted(set(want) - drawn)
+    if not missing:
+        return ""
+    names = [f"{task} {label(opt)}" + (f" {head}" if heads else "") for task, opt, head in missing]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"\nnot drawn, no probes recorded: {', '.join(names[:shown])}{more}"
+
+
 def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
     warn = warn or (lambda msg: print(f"grokmuon: figure 6 skipped {msg}", file=sys.stderr))
     long = read_probes(done, warn)
@@ -230,7 +245,7 @@ def fig6_probes(done: pd.DataFrame, out: Path, warn=None) -> list[Path]:
             if row == len(tasks) - 1:
                 ax.set_xlabel("epoch", fontsize=9)
     fig.suptitle(f"Probes over training: mean over members{pooled(done)}; vertical lines: Kaplan–Meier median "
-                 "grokking epoch", fontsize=11)
+                 "grokking epoch" + missing_probes(done, long, len(heads) > 1), fontsize=11)
     _legend_once(fig, list(axes.flat))
     h = fig.get_figheight()         # in inches: room for the title above and the legend below, however tall
     fig.tight_layout(rect=(0, 0.5 / h, 1, 1 - 0.35 / h))

@@ -379,3 +379,16 @@ def test_a_blank_condition_is_a_stratum_of_its_own_and_128_read_back_as_float_is
     grid.loc[grid.seed == 3, "batch_size"] = np.nan
     text = report(grid, "t.csv")                            # no crash on the blank
     assert "| batch_size=128 |" in text and "| batch_size=nan |" in text and "batch_size=128.0" not in text
+
+
+def test_the_probes_figure_names_the_cells_it_cannot_draw():
+    """Runs from before the probes were logged (or with probes=false) have none: the figure says which
+    cells it leaves out, so a panel with one optimizer is not read as a comparison."""
+    import pandas as pd
+    done = pd.DataFrame({"task": ["gcd", "gcd", "modadd", "modadd"], "optimizer": ["adamw", "muon"] * 2,
+                         "head": ["softmax"] * 4, "diverged": [False] * 4})
+    long = done.iloc[[0, 2, 3]].assign(epoch=1)
+    assert figures_curves.missing_probes(done, long, heads=False) == "\nnot drawn, no probes recorded: gcd Muon"
+    assert figures_curves.missing_probes(done, long, heads=True).endswith("gcd Muon softmax")
+    assert figures_curves.missing_probes(done, done.assign(epoch=1), heads=False) == ""
+    assert figures_curves.missing_probes(done.assign(diverged=[False, True, False, False]), long, heads=False) == ""
