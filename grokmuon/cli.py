@@ -189,7 +189,8 @@ def figures_cmd(args: list[str]) -> None:
     out, failed = a.out or runs.parent / "figures", []
     # The scan figure draws one scanned column (or a condition) along x: not made by default for a table of
     # tuning races alone, whose grids vary lr and weight decay together (asked for, it says so).
-    optional = {"scan": lambda: len(scanned_axes(done)) == 1 or (not scanned_axes(done) and bool(condition_axes(done))),
+    scan = lambda cols: len(cols) == 1 or (not cols and bool(condition_axes(done)))
+    optional = {"scan": lambda: scan(scanned_axes(done)),
                 "probes": lambda: has_probes(done),
                 "phases": lambda: has_fourier(done)}
     names = a.only or [n for n in FIGURES if n not in optional or optional[n]()]

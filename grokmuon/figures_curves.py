@@ -187,10 +187,8 @@ def has_probes(done: pd.DataFrame) -> bool:
     """Whether the first run of the table has probe values (figures makes fig6 by default only then): a run
     with probes=false has the columns, empty."""
     try:
-        first = Path(done["run_dir"].iloc[0]) / METRICS
-        if not set(PROBE_PANELS) <= set(pd.read_csv(first, nrows=0).columns):
-            return False
-        return bool(pd.read_csv(first, usecols=list(PROBE_PANELS)).notna().any().any())
+        probes = pd.read_csv(Path(done["run_dir"].iloc[0]) / METRICS, usecols=lambda c: c in PROBE_PANELS)
+        return set(PROBE_PANELS) <= set(probes.columns) and bool(probes.notna().any().any())
     except (OSError, ValueError, IndexError, KeyError):
         return False
 
