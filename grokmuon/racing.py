@@ -123,6 +123,58 @@ def tie_reason(configs: Mapping[Hashable, Epochs], best: Sequence[Hashable],
     return " (the same epoch on every seed)" if same_epochs(configs, best) else ""
 
 
+# ---------------------------------------------------------------------- a race in parts (tune --race-chunks)
+# A race split into parts, each its own ensemble run one after another (a part fits a job's time limit or
+# the memory a whole grid would not), picks what the whole race picks. A member's grokking epoch does not
+# depend on which members share its ensemble (design rule; tested), so the parts see the same epochs.
+# Each part after the first stops by the best median found so far (race_stop_by): past it no setting of
+# that part could win. Cut every part's evidence at the best median of all (truncate), and it is what
+# the whole race, stopped there, would have seen; RULE then picks the same setting, ties included.
+
+
+def split(values: Sequence[float], n: int) -> list[list[float]]:
+    """values in min(n, len(values)) contiguous parts, as equal as possible, the larger first (grid order
+    kept: concatenated, the parts are the values again)."""
+    n = max(1, min(n, len(values)))
+    size, extra = divmod(len(values), n)
+    out, i = [], 0
+    for k in range(n):
+        j = i + size + (k < extra)
+        out.append(list(values[i:j]))
+        i = j
+    return out
+
+
+def best_median(configs: Mapping[Hashable, Epochs]) -> int | None:
+    """The earliest median over the configurations (None: none has one): where a race of them stops."""
+    medians = [m for m in (median_epoch(e) for e in configs.values()) if m is not None]
+    return min(medians) if medians else None
+
+
+def in_parts(parts: Sequence, run) -> tuple[dict[Hashable, list[int | None]], int | None]:
+    """A race run as parts one after another: run(part, stop_by) races one part, stopped by stop_by at the
+    latest (None: no limit), and returns its configurations as its race saw them. Each part after the
+    first runs with the best median the parts before found. The evidence of all parts cut at the best
+    median of all (truncate), in the parts' order, and that epoch (None: no part found a median)."""
+    configs: dict[Hashable, list[int | None]] = {}
+    stop_by = None
+    for part in parts:
+        seen = run(part, stop_by)
+        configs.update(seen)
+        found = best_median(seen)
+        if found is not None and (stop_by is None or found < stop_by):
+            stop_by = found
+    return truncate(configs, stop_by), stop_by
+
+
+def truncate(configs: Mapping[Hashable, Epochs], epoch: int | None) -> dict[Hashable, list[int | None]]:
+    """The configurations as a race stopped at the end of `epoch` saw them: a later grokking epoch is None
+    (not grokked by then); epoch None: unchanged."""
+    if epoch is None:
+        return {k: list(v) for k, v in configs.items()}
+    return {k: [e if e is not None and e <= epoch else None for e in v] for k, v in configs.items()}
+
+
 # ---------------------------------------------------------------------- edge-aware tuning (grokmuon tune)
 # A setting chosen on an edge of its grid may only be the best of what was tried: the optimum can lie
 # beyond. `grokmuon tune` then races a window one step past that edge (around the choice, with the new

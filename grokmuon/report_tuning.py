@@ -32,7 +32,7 @@ def tuned_cells(tune: pd.DataFrame, g: pd.DataFrame, keys: list[str], arm: str) 
     raced = sorted(tune.loc[mine & same_cell(tune, other_heads, g), "head"].unique())
     grid = (f"{settings} settings × {t['seed'].nunique()} seeds" if len(t) else
             f"none for this head: {', '.join(raced)}'s choice" if raced else "no tuning run")
-    rounds = t.groupby(race_rounds(t))["epochs_run"].max()      # the grid, then any windows past its edges
+    rounds = pd.Series({r: race_stop(g) for r, g in t.groupby(race_rounds(t))})   # the grid, then any windows
     if len(rounds) > 1:
         grid += f" (the grid, then {len(rounds) - 1} window{'s' if len(rounds) > 2 else ''} past its edge)"
     stopped = ", ".join(str(int(e)) for e in rounds) if len(t) else None
@@ -107,6 +107,15 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame, pairs=(PAPER,)) -> 
         *lines])
 
 
+def race_stop(race: pd.DataFrame) -> int:
+    """Where one race (a round) stopped: the last epoch its run folder ran; a race run in parts
+    (`grokmuon tune --race-chunks`) stopped where its earliest-stopping part did, which found the best
+    median (the parts that ran on past it could not change the choice: racing.in_parts)."""
+    if "run_dir" not in race:
+        return int(race["epochs_run"].max())
+    return int(race.groupby("run_dir")["epochs_run"].max().min())
+
+
 def race_rounds(tune: pd.DataFrame) -> pd.Series:
     """Each tuning member's race: 0 the grid, 1.. the windows raced past its edges (race_round; blank: 0)."""
     col = tune["race_round"] if "race_round" in tune else pd.Series(0, index=tune.index)
@@ -124,12 +133,17 @@ def tuning_table(tune: pd.DataFrame) -> str:
     for key, g in tune.groupby([*keys, "lr", "weight_decay"], dropna=False):
         rows.append([*(value_text(v) for v in key), len(g), int(g["grokked"].sum()),
                      int((g["status"] == "raced_out").sum()), km_median_text(g)])
+    # A race run in parts (tune --race-chunks) has a cost row per part, which the lr values it raced name.
+    in_parts = "run_dir" in tune and bool((tune.groupby(keys, dropna=False)["run_dir"].nunique() > 1).any())
     cost = []
-    for key, g in tune.groupby(keys, dropna=False):
+    for key, g in tune.groupby([*keys, *(["run_dir"] if in_parts else [])], dropna=False):
+        key = key[:len(keys)]
         run_epochs = int(g["epochs_run"].max())
         budget = int(g["max_epochs"].max()) if "max_epochs" in g else run_epochs
         wall = g["wall_s"].dropna()
-        cost.append([*(value_text(v) for v in key), len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
+        cost.append([*(value_text(v) for v in key), *([", ".join(value_text(v) for v in g["lr"].unique())]
+                                                      if in_parts else []),
+                     len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
                      f"{float(wall.iloc[0]) / 3600:.2f}" if len(wall) else "–",
                      f"{float(wall.iloc[0]) * budget / run_epochs / 3600:.1f}" if len(wall) else "–"])
     ties, nothing = race_notes(tune, keys)
@@ -153,7 +167,10 @@ def tuning_table(tune: pd.DataFrame) -> str:
         "the race it would run to the budget unless every member grokked first (settings that had not even "
         "fit the training set when the race stopped make that the likely case); the hours to budget scale "
         "the race's own wall time by budget / stop, an estimate at the same cost per epoch.\n",
-        md_table(["task", "head", *conditions, "optimizer", *(["round"] if windows else []), "members", "race stopped at",
+        *(["A race run in parts (`grokmuon tune --race-chunks`) has a row per part, named by the lr values it "
+           "raced; each part after the first stopped by the best median found before it.\n"] if in_parts else []),
+        md_table(["task", "head", *conditions, "optimizer", *(["round"] if windows else []),
+                  *(["part (lr)"] if in_parts else []), "members", "race stopped at",
                   "budget", "saved (epochs)",
                   "race wall hours", "to budget, hours (est.)"], cost)])
 
@@ -166,6 +183,7 @@ def race_notes(tune: pd.DataFrame, keys: list[str]) -> tuple[list[str], list[str
     for key, g in tune.groupby(keys, dropna=False):
         configs = {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
                    for setting, m in g.sort_values("seed").groupby(["lr", "weight_decay"])}
+        configs = racing.truncate(configs, race_stop(g))     # a race in parts: as its earliest stop saw it
         val = (racing.val_by_config(zip(g["lr"], g["weight_decay"], g["status"], g["final_val_acc"]))  # member order
                if "final_val_acc" in g else None)
         label = " ".join(f"round {v}" if k == "race_round" else f"{k} {value_text(v)}" if k in CONDITIONS

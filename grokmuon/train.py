@@ -363,8 +363,9 @@ def train(cfg, on_epoch=None, should_stop=None, saver=None, resume: dict | None 
             frozen = [p.detach().clone() for p in model.parameters()]
         done = [r.status == "diverged" or (r.grokking_epoch is not None and epoch >= r.grokking_epoch + cfg.patience)
                 for r in results]
-        raced = cfg.stop == "race" and racing.decided(
+        raced = cfg.stop == "race" and (racing.decided(
             racing.by_config((r.lr, r.weight_decay, r.status, r.grokking_epoch) for r in results), epoch)
+            or (cfg.race_stop_by is not None and epoch >= cfg.race_stop_by))
         if cfg.probes and cfg.probe_every and (epoch % cfg.probe_every == 0 or all(done) or raced
                                                or epoch == cfg.max_epochs):
             with phase("probes"):           # every probe_every epochs and at the run's last

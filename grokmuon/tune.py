@@ -38,7 +38,7 @@ from .runid import config_hash, with_defaults
 
 OPTIMIZERS = ("adamw", "muon")     # the arms of conf/tune.yaml, which has no `arms`: one per grid
 # What tune sets itself: an arm or a user override may not (the grid's axes are set per member).
-TUNE_SETS = ("seeds", "stop", "role", "race_round", "optimizer.lr", "optimizer.weight_decay")
+TUNE_SETS = ("seeds", "stop", "role", "race_round", "race_stop_by", "optimizer.lr", "optimizer.weight_decay")
 
 
 def seq(values) -> str:
@@ -93,12 +93,46 @@ MAX_EXTENSIONS = 2                  # a plan without max_extensions: at most two
 
 
 def tune_overrides(plan: dict, arm: str, user: list[str], grid: dict | None = None,
-                   round_: int = 0) -> list[str]:
-    """The race of round 0 (the arm's grid) or of an extension window (grid, race_round > 0)."""
+                   round_: int = 0, stop_by: int | None = None) -> list[str]:
+    """The race of round 0 (the arm's grid) or of an extension window (grid, race_round > 0); stop_by: a
+    part of a race after the first stops by then (parts)."""
     g = grid or grid_of(plan, arm)
     axes = [f"grid.{k}={seq(g[k])}" for k in AXES if k in g]
     return [f"experiment={plan.get('experiment', 'tune')}", *plan["arms"][arm], f"seeds={seq(plan['tune_seeds'])}",
-            *axes, "stop=race", "role=tune", *([f"race_round={round_}"] if round_ else []), *user]
+            *axes, "stop=race", "role=tune", *([f"race_round={round_}"] if round_ else []),
+            *([f"race_stop_by={stop_by}"] if stop_by is not None else []), *user]
+
+
+def parts(grid: dict, n: int) -> list[dict]:
+    """A round's grid as about n races run one after another (--race-chunks), in grid order (members are
+    lr-major): its first axis split by racing.split, the other whole; where n exceeds the first axis's
+    values, each of them alone with the second axis split in ceil(n / values) (12 on a 4 x 3 grid: one
+    setting a part)."""
+    axes = [k for k in AXES if k in grid]
+    first, values = axes[0], list(grid[axes[0]])
+    if n <= len(values) or len(axes) == 1:
+        return [{**grid, first: vs} for vs in racing.split(values, n)]
+    second, k = axes[1], -(-n // len(values))
+    return [{**grid, first: [v], second: ws} for v in values for ws in racing.split(list(grid[second]), k)]
+
+
+def race_round(plan: dict, arm: str, user: list[str], grid: dict, round_: int, chunks: int):
+    """Race one round's grid in `chunks` parts one after another (racing.in_parts: each after the first
+    stopped by the best median found so far); the evidence of all parts as the whole race would have
+    seen it, the mean final val accuracy by setting, and the settings raced."""
+    val, tried = {}, set()
+
+    def run(part: dict, stop_by: int | None):
+        overrides = tune_overrides(plan, arm, user, part if (chunks > 1 or round_) else None, round_, stop_by)
+        train(overrides)
+        folder = job_folder(overrides)          # composes the config once (Hydra: not free)
+        configs, v = race_configs(folder)       # the summary read once, for the choice and its ties
+        val.update(v)
+        tried.update(raced_settings(folder))
+        return configs
+
+    configs, _ = racing.in_parts(parts(grid, chunks), run)
+    return configs, val, tried
 
 
 def confirm_overrides(plan: dict, arm: str, lr: float, wd: float, user: list[str]) -> list[str]:
@@ -309,19 +343,17 @@ def retire_cells_main(args: list[str]) -> None:
         fail(f"retire_cells: give SWEEP TASK OPTIMIZER LR WEIGHT_DECAY (got {' '.join(args)!r})")
 
 
-def race(plan: dict, arm: str, user: list[str]) -> tuple[float, float, set[tuple[float, float]]]:
+def race(plan: dict, arm: str, user: list[str], chunks: int = 1) -> tuple[float, float, set[tuple[float, float]]]:
     """Race the arm's grid, then windows past its edges while the choice sits on one (at most the plan's
-    max_extensions); the final (lr, weight_decay), and every setting raced against it."""
+    max_extensions), each race in `chunks` parts (race_round); the final (lr, weight_decay), and every
+    setting raced against it."""
     raced = {k: list(grid_of(plan, arm)[k]) for k in AXES if k in grid_of(plan, arm)}
     limit = int(plan.get("max_extensions", MAX_EXTENSIONS))
     grid, round_, tried = None, 0, set()
     while True:
-        overrides = tune_overrides(plan, arm, user, grid, round_)
-        train(overrides)
-        folder = job_folder(overrides)          # composes the config once (Hydra: not free)
-        configs, val = race_configs(folder)     # the summary read once, for the choice and its ties
+        configs, val, settings = race_round(plan, arm, user, grid or grid_of(plan, arm), round_, chunks)
         lr, wd, median = chosen(configs, val)
-        tried |= raced_settings(folder)
+        tried |= settings
         print(f"tune {arm}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
               + (f"{median}" if median is not None else
                  f"none: no member grokked; the highest mean final val accuracy, {val[(lr, wd)]:.3f}"
@@ -354,7 +386,14 @@ def main(args: list[str]) -> None:
     ap.add_argument("--arms", "--optimizers", dest="arms", default=None,
                     help="which of the plan's arms to tune, comma-separated (default: all of them; a plan without "
                          f"arms has one per grid, named after its optimizer: {','.join(OPTIMIZERS)} in tune.yaml)")
+    ap.add_argument("--race-chunks", type=int, default=1, metavar="N",
+                    help="run each race as N ensembles one after another (split along lr, then weight decay), "
+                         "each after the first "
+                         "stopped by the best median found so far: smaller runs (a job's time limit, memory), the "
+                         "same choice; a re-run needs the same N to find its run folders (default: %(default)s)")
     a, user = ap.parse_known_args(args)
+    if a.race_chunks < 1:
+        fail(f"--race-chunks {a.race_chunks}: give a whole number >= 1")
     bad = [u for u in user if "=" not in u or u.startswith("-")]
     if bad:
         fail(f"{bad[0]!r} is not an override; give key=value (e.g. task=moddiv) or see `grokmuon tune --help`")
@@ -364,7 +403,7 @@ def main(args: list[str]) -> None:
     if unknown:
         fail(f"--arms: no arm {', '.join(unknown)} in {a.plan}; it has {', '.join(plan['arms'])}")
     if any(u.split("=", 1)[0] in ("optimizer", *TUNE_SETS) or u.startswith("grid.") for u in user):
-        fail("tune sets optimizer, its lr and weight_decay, seeds, grid, stop, role and race_round itself; "
+        fail("tune sets optimizer, its lr and weight_decay, seeds, grid, stop, race_stop_by, role and race_round itself; "
              "use --arms and --plan instead")
     from .precheck import precheck
     for o in arms:       # every job's command line, checked before anything trains
@@ -373,7 +412,7 @@ def main(args: list[str]) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")   # small tensors: one thread per process is fastest
     outcome = []
     for o in arms:
-        lr, wd, tried = race(plan, o, user)
+        lr, wd, tried = race(plan, o, user, a.race_chunks)
         confirm = confirm_overrides(plan, o, lr, wd, user)
         train(confirm)
         folder = job_folder(confirm)

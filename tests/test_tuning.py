@@ -168,6 +168,56 @@ def test_choose_from_race_knowledge_equals_choose_from_the_full_run():
         assert racing.choose(raced) == racing.choose(configs)
 
 
+def test_split_keeps_grid_order_in_near_equal_parts():
+    assert racing.split([1, 2, 3, 4], 3) == [[1, 2], [3], [4]]
+    assert racing.split([1, 2, 3], 1) == [[1, 2, 3]]
+    assert racing.split([1], 4) == [[1]]                   # never an empty part
+    for n in range(1, 7):
+        parts = racing.split(list(range(5)), n)
+        assert sum(parts, []) == list(range(5)) and max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_tune_parts_list_every_setting_once_in_grid_order():
+    from grokmuon.config import members
+    from grokmuon.tune import parts
+    grid = {"lr": [1e-3, 3e-3, 1e-2, 3e-2], "weight_decay": [0.1, 0.3, 1.0]}
+    def settings(g):
+        return [(lr, wd) for _, lr, wd in members({"grid": g, "optimizer": {}, "seeds": [0]})]
+    for n, count in ((1, 1), (2, 2), (4, 4), (5, 8), (12, 12), (20, 12)):
+        ps = parts(grid, n)
+        assert len(ps) == count and sum(map(settings, ps), []) == settings(grid)
+    assert parts({"weight_decay": [0.1, 0.3]}, 3) == [{"weight_decay": [0.1]}, {"weight_decay": [0.3]}]
+
+
+def race_as_trained(configs, stop_by=None, budget=90):
+    """What a race of these configurations knows when the trainer stops it: at the first epoch some
+    setting has half its seeds grokked, or at stop_by (race_stop_by), else at the budget."""
+    stop = next((t for t in range(1, budget + 1)
+                 if racing.decided(configs, t) or (stop_by is not None and t >= stop_by)), None)
+    return racing.truncate(configs, stop)
+
+
+def test_a_race_in_parts_chooses_what_the_whole_race_chooses():
+    """Random grids of 2-12 settings x 3 seeds, raced whole and in 2-5 parts (racing.in_parts, each part
+    after the first stopped by the best median so far): the same evidence at the stop, the same choice,
+    the same ties; and no part runs past the whole race's stop unless it is the first or found nothing
+    before the best median was known."""
+    rng = np.random.default_rng(1)
+    for _ in range(400):
+        keys = list(range(int(rng.integers(2, 13))))
+        configs = {k: [int(e) if e < 70 else None for e in rng.integers(1, 100, 3)] for k in keys}
+        whole = race_as_trained(configs)
+        for n in (2, 3, 5):
+            merged, stop = racing.in_parts(racing.split(keys, n),
+                                           lambda part, by: race_as_trained({k: configs[k] for k in part}, by))
+            assert list(merged) == keys
+            assert stop == racing.best_median(whole)
+            if stop is not None:
+                assert merged == whole
+            assert racing.choose(merged) == racing.choose(whole)
+            assert racing.tied(merged) == racing.tied(whole)
+
+
 # --- racing through the trainer ---------------------------------------------------------------------
 
 # A tiny Muon grid on modadd mod 11 with lowered thresholds: 2 lr x 2 weight decay x 3 seeds, every
@@ -252,6 +302,22 @@ def test_the_race_fields_say_where_it_stopped_and_what_it_chose(grid_runs):
 
 
 @pytest.mark.xdist_group("tuning-grid_runs")
+def test_race_stop_by_stops_a_race_there_with_the_rest_raced_out(grid_runs):
+    """A part of a race run in parts stops by the best median found before it (race_stop_by): there,
+    undecided, every member not yet grokked is raced_out, the others as the whole run saw them."""
+    full = grid_runs["full"]
+    stop, _, _ = plain_race((r.lr, r.weight_decay, r.grokking_epoch) for r in full)
+    by = stop - 3
+    capped = train(compose_config(*TINY_GRID, "stop=race", f"race_stop_by={by}"))
+    assert all(r.epochs_run == by for r in capped)
+    for f, r in zip(full, capped):
+        if f.grokking_epoch is not None and f.grokking_epoch <= by:
+            assert (r.status, r.grokking_epoch) == ("grokked", f.grokking_epoch)
+        else:
+            assert (r.status, r.grokking_epoch) == ("raced_out", None)
+
+
+@pytest.mark.xdist_group("tuning-grid_runs")
 def test_a_diverged_member_of_a_raced_grid_counts_as_never_grokked(grid_runs, monkeypatch, tmp_path):
     """The member that grokked first in the setting the race picks diverges after epoch 1: the race goes
     on without it (the others train as they would without it) and may pick another setting."""
@@ -307,15 +373,23 @@ def run(*args, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
+TINY_PLAN = ("tune_seeds: [0, 1, 2]\nconfirm_seeds: [10, 11, 12, 13, 14]\nmax_extensions: 0\ngrids:\n"
+             "  adamw: {lr: [0.003, 0.01], weight_decay: [0.1, 1.0]}\n"
+             "  muon: {lr: [0.01, 0.05], weight_decay: [0.0, 0.15]}\n")
+
+
+def tiny_tune(sweep: Path) -> list[str]:
+    """The overrides of the tiny tuning runs, into sweep."""
+    return ["task=modadd", "task.p=11", "model=tiny", "max_epochs=30", "batch_size=16", "grok_train_acc=0.9",
+            "grok_val_acc=0.5", "device=cpu", "probes=false", f"hydra.sweep.dir={sweep}"]
+
+
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("tune")
     plan = root / "plan.yaml"
-    plan.write_text("tune_seeds: [0, 1, 2]\nconfirm_seeds: [10, 11, 12, 13, 14]\nmax_extensions: 0\ngrids:\n"
-                    "  adamw: {lr: [0.003, 0.01], weight_decay: [0.1, 1.0]}\n"
-                    "  muon: {lr: [0.01, 0.05], weight_decay: [0.0, 0.15]}\n")
-    over = ["task=modadd", "task.p=11", "model=tiny", "max_epochs=30", "batch_size=16", "grok_train_acc=0.9",
-            "grok_val_acc=0.5", "device=cpu", "probes=false", f"hydra.sweep.dir={root / 'sweep'}"]
+    plan.write_text(TINY_PLAN)
+    over = tiny_tune(root / "sweep")
     # One process per optimizer, side by side (as the README suggests on two cores): half the wall time.
     procs = [subprocess.Popen([sys.executable, "-m", "grokmuon.cli", "tune", "--plan", str(plan), "--optimizers",
                                opt, *over], cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -361,6 +435,47 @@ def test_tune_races_chooses_and_confirms_on_fresh_seeds(tuned):
 
 
 @pytest.mark.xdist_group("tuning-tuned")
+def test_tune_in_race_chunks_chooses_and_confirms_what_the_whole_race_did(tuned):
+    """Muon's tiny race again, in two parts (--race-chunks 2: lr 0.01, then lr 0.05 stopped by the first
+    part's best median): two tuning folders, the second with race_stop_by, and the same choice and
+    confirmation members as the whole race of the `tuned` fixture; a re-run trains nothing."""
+    root, _ = tuned
+    def folders(sweep):
+        out = {}
+        for f in sorted(sweep.iterdir()):
+            if not (f / "config.json").is_file():
+                continue
+            cfg = json.loads((f / "config.json").read_text())
+            if cfg["optimizer"]["name"] == "muon":
+                out.setdefault(cfg["role"], []).append((cfg, json.loads((f / "summary.json").read_text())))
+        return out
+    sweep = root / "sweep_chunks"
+    args = ["tune", "--plan", root / "plan.yaml", "--optimizers", "muon", "--race-chunks", "2", *tiny_tune(sweep)]
+    r = run(*args, cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    whole, chunked = folders(root / "sweep"), folders(sweep)
+    parts = chunked["tune"]
+    assert sorted(c["grid"]["lr"] for c, _ in parts) == [[0.01], [0.05]]
+    first = next(s for c, s in parts if c["grid"]["lr"] == [0.01])
+    second_cfg = next(c for c, _ in parts if c["grid"]["lr"] == [0.05])
+    assert second_cfg["race_stop_by"] == first["race"]["chosen_median"]
+    (cw, sw), = whole["confirm"]
+    (cc, sc), = chunked["confirm"]
+    assert (cc["optimizer"]["lr"], cc["optimizer"]["weight_decay"]) == (cw["optimizer"]["lr"], cw["optimizer"]["weight_decay"])
+    assert [m["grokking_epoch"] for m in sc["members"]] == [m["grokking_epoch"] for m in sw["members"]]
+    again = run(*args, cwd=root)
+    assert again.returncode == 0 and again.stdout.count("already complete") == 3, again.stdout + again.stderr
+    # The report: a cost row per part, and the race stopped where its earliest part did.
+    out = root / "chunks_results"
+    assert run("collect", sweep, "--out", out / "runs.csv", cwd=root).returncode == 0
+    rep = run("report", "--runs", out / "runs.csv", cwd=root)
+    assert rep.returncode == 0, rep.stderr
+    text = (out / "report.md").read_text()
+    stop = min(s["race"]["stopped_at"] or 30 for _, s in parts)
+    assert "| part (lr) |" in text and f"stopped at {stop} |" in text
+
+
+@pytest.mark.xdist_group("tuning-tuned")
 def test_tune_result_collects_with_roles_and_reports_tuned_against_tuned(tuned, tmp_path, capsys):
     from grokmuon.cli import main
     root, _ = tuned
@@ -396,7 +511,8 @@ def test_tune_refuses_bad_plans_and_overrides_in_one_line(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text("tune_seeds: [0, 1]\nconfirm_seeds: [1, 2]\ngrids:\n  adamw: {lr: [0.001]}\n")
     for args, needle in ((["--plan", plan], "also tuning seeds"), (["--max_epochs", "5"], "not an override"),
-                         (["seeds=[1]"], "tune sets"), (["task=nosuch"], "nosuch")):
+                         (["seeds=[1]"], "tune sets"), (["race_stop_by=5"], "tune sets"), (["task=nosuch"], "nosuch"),
+                         (["--race-chunks", "0"], "--race-chunks 0")):
         r = run("tune", *args, cwd=tmp_path)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and needle in lines[0], r.stderr
@@ -411,7 +527,8 @@ def test_tune_refuses_bad_plans_and_overrides_in_one_line(tmp_path):
                                              ("grid.lr=[0.01,-0.1]", "grid.lr"),
                                              ("grid.weight_decay=[-1.0]", "grid.weight_decay"),
                                              ("grid.lr=[0.01,0.01]", "repeats"),
-                                             ("stop=sometimes", "stop='sometimes'")])
+                                             ("stop=sometimes", "stop='sometimes'"),
+                                             ("race_stop_by=0", "race_stop_by=0")])
 def test_bad_grid_values_are_refused(override, needle):
     with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
         validate(compose_config(override))
