@@ -125,7 +125,7 @@ class Config:
     stop: str = "patience"
     # With stop=race: stop by the end of this epoch at the latest, the rest raced_out (null: no limit).
     # `grokmuon tune --race-chunks` sets it on each part of a race after the first, to the best median the
-    # parts before found: past it no setting of this part could be chosen (racing.split). Added later;
+    # parts before found: past it no setting of this part could be chosen (racing.in_parts). Added later;
     # null is what every older run did, so it leaves their hashes alone.
     race_stop_by: int | None = None
     role: str = ""              # a label only (tune | confirm from `grokmuon tune`); not hashed
@@ -256,6 +256,7 @@ def validate(cfg: Any) -> None:
     _check(gf["lamb"] >= 0, f"grokfast.lamb={gf['lamb']} must be >= 0")
     _check(cfg.stop in ("patience", "race"), f"stop={cfg.stop!r} is unknown; allowed: patience, race")
     _check(cfg.race_stop_by is None or cfg.race_stop_by >= 1, f"race_stop_by={cfg.race_stop_by} must be >= 1 (or null)")
+    _check(cfg.race_stop_by is None or cfg.stop == "race", "race_stop_by stops a race: give it with stop=race only")
     _check(cfg.batch_size >= 1, f"batch_size={cfg.batch_size} must be >= 1")
     _check(cfg.max_epochs >= 1, f"max_epochs={cfg.max_epochs} must be >= 1")
     _check(cfg.patience >= 0, f"patience={cfg.patience} must be >= 0")

@@ -108,12 +108,15 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame, pairs=(PAPER,)) -> 
 
 
 def race_stop(race: pd.DataFrame) -> int:
-    """Where one race (a round) stopped: the last epoch its run folder ran; a race run in parts
-    (`grokmuon tune --race-chunks`) stopped where its earliest-stopping part did, which found the best
-    median (the parts that ran on past it could not change the choice: racing.in_parts)."""
-    if "run_dir" not in race:
-        return int(race["epochs_run"].max())
-    return int(race.groupby("run_dir")["epochs_run"].max().min())
+    """Where one race (a round) stopped, from its evidence: the best median of its settings on the first
+    crossing (the rule a race stops on), else (no setting has one) its last epoch. For a race in parts
+    (`grokmuon tune --race-chunks`) that is where the whole race would have stopped, whichever part ran
+    longer or ended early (every member done); for a race of one run folder, the epoch it stopped at."""
+    raced = as_raced(race)
+    configs = {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
+               for setting, m in raced.sort_values("seed").groupby(["lr", "weight_decay"])}
+    best = racing.best_median(configs)
+    return int(best) if best is not None else int(race["epochs_run"].max())
 
 
 def race_rounds(tune: pd.DataFrame) -> pd.Series:

@@ -80,7 +80,7 @@ REQUIRED = ("task", "optimizer", "head", "seed", "status", "epochs_run", "run_st
 # Columns that may differ between the members of one cell; a report that pools over them says so. The
 # cell itself is no such column, nor the labels (a sweep's name changes no run), nor how `grokmuon tune`
 # stops its steps (judged() parts them by role).
-CONFIG_AXES = tuple(c for c in AXES if c not in (*CELL, *LABELS, "stop"))
+CONFIG_AXES = tuple(c for c in AXES if c not in (*CELL, *LABELS, "stop", "race_stop_by"))
 # What a sweep may scan on purpose, two kinds. SCANNED: each optimizer's own hyperparameters; the
 # report keeps their values apart and sets each optimizer's best against the other's (*By scanned
 # value*). CONDITIONS: what both optimizers share and are compared at, value by value, never picked:

@@ -109,6 +109,8 @@ def parts(grid: dict, n: int) -> list[dict]:
     values, each of them alone with the second axis split in ceil(n / values) (12 on a 4 x 3 grid: one
     setting a part)."""
     axes = [k for k in AXES if k in grid]
+    if not axes:                        # a grid of neither axis: one setting, one race
+        return [grid]
     first, values = axes[0], list(grid[axes[0]])
     if n <= len(values) or len(axes) == 1:
         return [{**grid, first: vs} for vs in racing.split(values, n)]

@@ -216,6 +216,12 @@ def test_a_race_in_parts_chooses_what_the_whole_race_chooses():
                 assert merged == whole
             assert racing.choose(merged) == racing.choose(whole)
             assert racing.tied(merged) == racing.tied(whole)
+            caps = []                   # each part after the first ran with the best median found before it
+            racing.in_parts(racing.split(keys, n), lambda part, by: caps.append(by) or
+                            race_as_trained({k: configs[k] for k in part}, by))
+            seen = [racing.best_median(race_as_trained({k: configs[k] for k in p})) for p in racing.split(keys, n)]
+            assert caps == [min([x for x in seen[:i] if x is not None], default=None) for i in range(len(caps))]
+            assert all(c is None or c >= stop for c in caps)
 
 
 # --- racing through the trainer ---------------------------------------------------------------------
@@ -458,7 +464,16 @@ def test_tune_in_race_chunks_chooses_and_confirms_what_the_whole_race_did(tuned)
     assert sorted(c["grid"]["lr"] for c, _ in parts) == [[0.01], [0.05]]
     first = next(s for c, s in parts if c["grid"]["lr"] == [0.01])
     second_cfg = next(c for c, _ in parts if c["grid"]["lr"] == [0.05])
-    assert second_cfg["race_stop_by"] == first["race"]["chosen_median"]
+    assert second_cfg["race_stop_by"] == first["race"]["chosen_median"] is not None
+    stop = min(s["race"]["stopped_at"] or 30 for _, s in parts)
+    (_, whole_tune), = whole["tune"]
+    by_member = {(m["seed"], m["lr"], m["weight_decay"]): m for m in whole_tune["members"]}
+    cut = lambda e, t: e if e is not None and e <= t else None
+    for _, s in parts:              # each part's members grokked as in the whole race, while both ran
+        for m in s["members"]:
+            w = by_member[(m["seed"], m["lr"], m["weight_decay"])]
+            t = min(m["epochs_run"], w["epochs_run"])
+            assert cut(m["grokking_epoch"], t) == cut(w["grokking_epoch"], t)
     (cw, sw), = whole["confirm"]
     (cc, sc), = chunked["confirm"]
     assert (cc["optimizer"]["lr"], cc["optimizer"]["weight_decay"]) == (cw["optimizer"]["lr"], cw["optimizer"]["weight_decay"])
@@ -471,7 +486,6 @@ def test_tune_in_race_chunks_chooses_and_confirms_what_the_whole_race_did(tuned)
     rep = run("report", "--runs", out / "runs.csv", cwd=root)
     assert rep.returncode == 0, rep.stderr
     text = (out / "report.md").read_text()
-    stop = min(s["race"]["stopped_at"] or 30 for _, s in parts)
     assert "| part (lr) |" in text and f"stopped at {stop} |" in text
 
 
@@ -528,7 +542,8 @@ def test_tune_refuses_bad_plans_and_overrides_in_one_line(tmp_path):
                                              ("grid.weight_decay=[-1.0]", "grid.weight_decay"),
                                              ("grid.lr=[0.01,0.01]", "repeats"),
                                              ("stop=sometimes", "stop='sometimes'"),
-                                             ("race_stop_by=0", "race_stop_by=0")])
+                                             ("race_stop_by=0", "race_stop_by=0"),
+                                             ("race_stop_by=5", "with stop=race only")])
 def test_bad_grid_values_are_refused(override, needle):
     with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
         validate(compose_config(override))
