@@ -112,6 +112,8 @@ def race_stop(race: pd.DataFrame) -> int:
     crossing (the rule a race stops on), else (no setting has one) its last epoch. For a race in parts
     (`grokmuon tune --race-chunks`) that is where the whole race would have stopped, whichever part ran
     longer or ended early (every member done); for a race of one run folder, the epoch it stopped at."""
+    if "run_dir" not in race or race["run_dir"].nunique() < 2:     # one run folder: where it stopped
+        return int(race["epochs_run"].max())
     raced = as_raced(race)
     configs = {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
                for setting, m in raced.sort_values("seed").groupby(["lr", "weight_decay"])}
