@@ -114,11 +114,14 @@ def race_stop(race: pd.DataFrame) -> int:
     longer or ended early (every member done); for a race of one run folder, the epoch it stopped at."""
     if "run_dir" not in race or race["run_dir"].nunique() < 2:     # one run folder: where it stopped
         return int(race["epochs_run"].max())
-    raced = as_raced(race)
-    configs = {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
-               for setting, m in raced.sort_values("seed").groupby(["lr", "weight_decay"])}
-    best = racing.best_median(configs)
+    best = racing.best_median(race_epochs(as_raced(race)))
     return int(best) if best is not None else int(race["epochs_run"].max())
+
+
+def race_epochs(race: pd.DataFrame) -> dict[tuple[float, float], list[int | None]]:
+    """A race's grokking epochs by (lr, weight_decay), seeds in order; None where a member did not grok."""
+    return {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
+            for setting, m in race.sort_values("seed").groupby(["lr", "weight_decay"])}
 
 
 def race_rounds(tune: pd.DataFrame) -> pd.Series:
@@ -186,9 +189,7 @@ def race_notes(tune: pd.DataFrame, keys: list[str]) -> tuple[list[str], list[str
     racing.FALLBACK chose by its mean final validation accuracy and the next best (Nothing grokked)."""
     ties, nothing = [], []
     for key, g in tune.groupby(keys, dropna=False):
-        configs = {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
-                   for setting, m in g.sort_values("seed").groupby(["lr", "weight_decay"])}
-        configs = racing.truncate(configs, race_stop(g))     # a race in parts: as its earliest stop saw it
+        configs = racing.truncate(race_epochs(g), race_stop(g))   # a race in parts: as the whole race saw it
         val = (racing.val_by_config(zip(g["lr"], g["weight_decay"], g["status"], g["final_val_acc"]))  # member order
                if "final_val_acc" in g else None)
         label = " ".join(f"round {v}" if k == "race_round" else f"{k} {value_text(v)}" if k in CONDITIONS
