@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import racing, stats
 from .arms import PAPER, order, title
-from .results import CONDITIONS, as_raced, condition_axes
+from .results import CONDITIONS, TableError, as_raced, condition_axes, outcome
 from .report_tables import (holm_note, km_median_text, md_table, num, pair_tables, perm_logrank, perm_text,
                             run_hours, strata_of, stratum_key, value_text, versus, within)
 
@@ -118,6 +118,41 @@ def race_stop(race: pd.DataFrame) -> int:
     return int(best) if best is not None else int(race["epochs_run"].max())
 
 
+def as_whole_race(race: pd.DataFrame) -> pd.DataFrame:
+    """One race's members as the whole race saw them at its stop (race_stop). A race of one run folder is
+    as it ran. In a race in parts the first part runs until it decides, often past where the whole race
+    stops: there a later grokking epoch is not known yet, and a member still running is raced out at the
+    stop, so each setting's row counts what the choice was made on."""
+    if "run_dir" not in race or race["run_dir"].nunique() < 2:
+        return race
+    stop = race_stop(race)
+    late = race["grokking_epoch"].notna() & (race["grokking_epoch"].astype(float) > stop)
+    cut = race.assign(grokking_epoch=race["grokking_epoch"].where(~late))
+    running = cut["grokking_epoch"].isna() & (cut["epochs_run"] > stop)
+    cut.loc[running, "status"] = "raced_out"
+    cut.loc[running, "epochs_run"] = stop
+    return outcome(cut)
+
+
+def one_race_each(tune: pd.DataFrame, keys: list[str]) -> None:
+    """TableError unless each race (keys) holds each member (setting, seed) once: two races' folders for
+    one key (a race run again with another --race-chunks, or another plan's grid) would pool two races'
+    evidence into one choice that neither made."""
+    if "run_dir" not in tune:
+        return
+    member = [*keys, "lr", "weight_decay", "seed"]
+    twice = tune[tune.duplicated(member, keep=False)]
+    if twice.empty:
+        return
+    _, first = next(iter(twice.groupby(member, dropna=False)))
+    row, folders = first.iloc[0], sorted(first["run_dir"].astype(str).unique())
+    raise TableError(
+        f"the tuning race {' '.join(value_text(row[k]) for k in keys)} has lr {value_text(row['lr'])} weight decay "
+        f"{value_text(row['weight_decay'])} seed {int(row['seed'])} in {len(folders)} run folders "
+        f"({', '.join(folders)}): two races for one key, e.g. one run again with another "
+        f"--race-chunks; collect one race's folders only")
+
+
 def race_epochs(race: pd.DataFrame) -> dict[tuple[float, float], list[int | None]]:
     """A race's grokking epochs by (lr, weight_decay), seeds in order; None where a member did not grok."""
     return {setting: [int(e) if ok else None for e, ok in zip(m["grokking_epoch"], m["grokked"])]
@@ -137,23 +172,26 @@ def tuning_table(tune: pd.DataFrame) -> str:
     windows = bool((tune["race_round"] > 0).any())
     conditions = condition_axes(tune)        # a race per batch size or width where the table varies them
     keys = ["task", "head", *conditions, "optimizer", *(["race_round"] if windows else [])]
+    one_race_each(tune, keys)
+    seen = pd.concat([as_whole_race(g) for _, g in tune.groupby(keys, dropna=False)])   # what each race chose on
     rows = []
-    for key, g in tune.groupby([*keys, "lr", "weight_decay"], dropna=False):
+    for key, g in seen.groupby([*keys, "lr", "weight_decay"], dropna=False):
         rows.append([*(value_text(v) for v in key), len(g), int(g["grokked"].sum()),
                      int((g["status"] == "raced_out").sum()), km_median_text(g)])
-    # A race run in parts (tune --race-chunks) has a cost row per part, which the lr values it raced name.
+    # A race run in parts (tune --race-chunks) has a cost row per part, in grid order (lr-major), named by
+    # the settings it raced; the cost is what each part ran, not cut at the race's stop.
     in_parts = "run_dir" in tune and bool((tune.groupby(keys, dropna=False)["run_dir"].nunique() > 1).any())
     cost = []
-    for key, g in tune.groupby([*keys, *(["run_dir"] if in_parts else [])], dropna=False):
-        key = key[:len(keys)]
-        run_epochs = int(g["epochs_run"].max())
-        budget = int(g["max_epochs"].max()) if "max_epochs" in g else run_epochs
-        wall = g["wall_s"].dropna()
-        cost.append([*(value_text(v) for v in key), *([", ".join(value_text(v) for v in g["lr"].unique())]
-                                                      if in_parts else []),
-                     len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
-                     f"{float(wall.iloc[0]) / 3600:.2f}" if len(wall) else "–",
-                     f"{float(wall.iloc[0]) * budget / run_epochs / 3600:.1f}" if len(wall) else "–"])
+    for key, race in tune.groupby(keys, dropna=False):
+        folders = ([g for _, g in race.groupby("run_dir")] if in_parts else [race])
+        for g in sorted(folders, key=lambda g: (g["lr"].min(), g["weight_decay"].min())):
+            run_epochs = int(g["epochs_run"].max())
+            budget = int(g["max_epochs"].max()) if "max_epochs" in g else run_epochs
+            wall = g["wall_s"].dropna()
+            cost.append([*(value_text(v) for v in key), *([part_text(g)] if in_parts else []),
+                         len(g), run_epochs, budget, f"{budget / run_epochs:.1f}×",
+                         f"{float(wall.iloc[0]) / 3600:.2f}" if len(wall) else "–",
+                         f"{float(wall.iloc[0]) * budget / run_epochs / 3600:.1f}" if len(wall) else "–"])
     ties, nothing = race_notes(tune, keys)
     return "\n".join([
         "\n## Tuning races\n",
@@ -175,12 +213,19 @@ def tuning_table(tune: pd.DataFrame) -> str:
         "the race it would run to the budget unless every member grokked first (settings that had not even "
         "fit the training set when the race stopped make that the likely case); the hours to budget scale "
         "the race's own wall time by budget / stop, an estimate at the same cost per epoch.\n",
-        *(["A race run in parts (`grokmuon tune --race-chunks`) has a row per part, named by the lr values it "
-           "raced; each part after the first stopped by the best median found before it.\n"] if in_parts else []),
+        *(["A race run in parts (`grokmuon tune --race-chunks`) has a row per part, in grid order, named by the "
+           "settings it raced; each part after the first stopped by the best median found before it. Its rows in "
+           "the table above count what the whole race saw at its stop.\n"] if in_parts else []),
         md_table(["task", "head", *conditions, "optimizer", *(["round"] if windows else []),
-                  *(["part (lr)"] if in_parts else []), "members", "race stopped at",
+                  *(["part"] if in_parts else []), "members", "race stopped at",
                   "budget", "saved (epochs)",
                   "race wall hours", "to budget, hours (est.)"], cost)])
+
+
+def part_text(part: pd.DataFrame) -> str:
+    """The settings one part of a race raced: its lr values × its weight decays, in grid order."""
+    return " × ".join(f"{name} " + ", ".join(value_text(v) for v in sorted(part[col].unique()))
+                      for name, col in (("lr", "lr"), ("wd", "weight_decay")))
 
 
 def race_notes(tune: pd.DataFrame, keys: list[str]) -> tuple[list[str], list[str]]:

@@ -389,10 +389,11 @@ def main(args: list[str]) -> None:
                     help="which of the plan's arms to tune, comma-separated (default: all of them; a plan without "
                          f"arms has one per grid, named after its optimizer: {','.join(OPTIMIZERS)} in tune.yaml)")
     ap.add_argument("--race-chunks", type=int, default=1, metavar="N",
-                    help="run each race as N ensembles one after another (split along lr, then weight decay), "
-                         "each after the first "
-                         "stopped by the best median found so far: smaller runs (a job's time limit, memory), the "
-                         "same choice; a re-run needs the same N to find its run folders (default: %(default)s)")
+                    help="run each race in parts one after another, each after the first stopped by the best "
+                         "median found so far: smaller runs (a job's time limit, memory), the same choice. N parts "
+                         "along lr; where N exceeds the lr values, each lr alone with its weight decays in "
+                         "ceil(N / lr values) parts (N=5 on a 4 x 3 grid: 8 parts). A re-run needs the same N to "
+                         "find its run folders (default: %(default)s)")
     a, user = ap.parse_known_args(args)
     if a.race_chunks < 1:
         fail(f"--race-chunks {a.race_chunks}: give a whole number >= 1")

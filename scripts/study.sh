@@ -86,8 +86,9 @@ case "$1" in
   9|10)
     # Lane 9: width 64 (model=small), lane 10: width 128 (model=default); batch 512 then 128; each
     # optimizer tuned for its condition (races, windows past edges, confirmation on fresh seeds). At the
-    # 50/50 split grokking comes late (a pilot, 3 seeds each at moddiv's batch-512 tuned settings, width
-    # 64: epochs 172-268), so a whole 36-member race would run for hours on one core: each race runs in parts one after another (docs/tuning.md, "A race in parts": the same
+    # 50/50 split grokking can come late (width 64, batch 512, AdamW, multirun/outside: lr 3e-4 grokked
+    # nowhere in 300 epochs, lr 1e-3's best median was 227), so a whole 36-member race could run for hours
+    # on one core: each race runs in parts one after another (docs/tuning.md, "A race in parts": the same
     # choice), 4 at width 64 (one lr each), 12 at width 128 (one setting each), so each part finishes
     # within a session or job limit and is kept.
     model=$([ "$1" = 9 ] && echo small || echo default)

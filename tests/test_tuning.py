@@ -156,6 +156,45 @@ def test_tuning_races_say_which_races_chose_by_final_val_accuracy():
            "accuracy, 0.900)" in text
 
 
+def race_in_parts_rows(folders: dict[str, dict]) -> list[dict]:
+    """Tuning rows of one race run in parts: folder -> {(lr, wd): (grokking epochs by seed, epochs run)}."""
+    return [dict(task="moddiv", head="softmax", optimizer="adamw", lr=lr, weight_decay=wd, seed=seed,
+                 grokking_epoch=e, grokked=e is not None, status="grokked" if e else "raced_out", run_dir=folder,
+                 epochs_run=ran, max_epochs=300, wall_s=3600.0, time=e or ran, event=e is not None)
+            for folder, settings in folders.items() for (lr, wd), (eps, ran) in settings.items()
+            for seed, e in enumerate(eps)]
+
+
+def test_tuning_races_count_a_race_in_parts_as_the_whole_race_saw_it():
+    """The first part (lr 0.01, folder name sorting last) ran to 120 and its wd 0.1 grokked at 80-110; the
+    second (lr 0.001) found a best median of 60 and stopped there. The whole race stopped at 60: the first
+    part's setting counts 0 grokked, its members raced out; cost rows are what each part ran, in grid order."""
+    import pandas as pd
+    from grokmuon.report_tuning import tuning_table
+    rows = race_in_parts_rows({"z-first": {(0.01, 0.1): ([80, 90, 110], 120), (0.01, 0.3): ([None] * 3, 120)},
+                               "a-second": {(0.001, 0.1): ([50, 60, None], 60), (0.001, 0.3): ([None] * 3, 60)}})
+    text = tuning_table(pd.DataFrame(rows))
+    assert "| moddiv | softmax | adamw | 0.01 | 0.1 | 3 | 0 | 3 | > 60 |" in text, text
+    assert "| moddiv | softmax | adamw | 0.001 | 0.1 | 3 | 2 | 1 | 60 |" in text, text
+    first, second = text.index("| lr 0.001 × wd 0.1, 0.3 | 6 | 60 |"), text.index("| lr 0.01 × wd 0.1, 0.3 | 6 | 120 |")
+    assert first < second          # grid order, not the folders' names
+    # A race of one folder is counted as it ran (nothing to cut), and its cost row has no part column.
+    one = tuning_table(pd.DataFrame(race_in_parts_rows({"only": {(0.01, 0.1): ([80, 90, 110], 120)}})))
+    assert "| 0.01 | 0.1 | 3 | 3 | 0 | 90 |" in one and "| part |" not in one
+
+
+def test_a_report_refuses_two_races_pooled_under_one_key():
+    """The same race run again with another --race-chunks leaves two folders per member: the report says
+    so in one line instead of pooling two races' evidence into one choice."""
+    import pandas as pd
+    from grokmuon.report_tuning import tuning_table
+    from grokmuon.results import TableError
+    whole = {(0.001, 0.1): ([50, 60, None], 60), (0.01, 0.1): ([None] * 3, 60)}
+    rows = race_in_parts_rows({"whole": whole, "part-1": {(0.001, 0.1): whole[(0.001, 0.1)]}})
+    with pytest.raises(TableError, match=r"lr 0\.001 weight decay 0\.1 seed 0 in 2 run folders \(part-1, whole\)"):
+        tuning_table(pd.DataFrame(rows))
+
+
 def test_choose_from_race_knowledge_equals_choose_from_the_full_run():
     """Cut every setting's epochs at the race's stop (later ones unknown = None): same choice."""
     rng = np.random.default_rng(0)
@@ -486,7 +525,7 @@ def test_tune_in_race_chunks_chooses_and_confirms_what_the_whole_race_did(tuned)
     rep = run("report", "--runs", out / "runs.csv", cwd=root)
     assert rep.returncode == 0, rep.stderr
     text = (out / "report.md").read_text()
-    assert "| part (lr) |" in text and f"stopped at {stop} |" in text
+    assert "| part |" in text and "| lr 0.01 × wd " in text and f"stopped at {stop} |" in text
 
 
 @pytest.mark.xdist_group("tuning-tuned")
