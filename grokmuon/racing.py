@@ -167,6 +167,25 @@ def in_parts(parts: Sequence, run) -> tuple[dict[Hashable, list[int | None]], in
     return truncate(configs, stop_by), stop_by
 
 
+def lead_with(parts: Sequence, first) -> list:
+    """The parts with the first one for which first(part) holds moved to the front, the rest in their order
+    (none holds: unchanged). Which part runs first changes only the cost of a race in parts: the part most
+    likely to grok early, run first, stops every later part at its median (in_parts). The choice is made on
+    the evidence put back in grid order (in_order), so it does not depend on the order run."""
+    lead = next((i for i, part in enumerate(parts) if first(part)), None)
+    if lead is None:
+        return list(parts)
+    return [parts[lead], *parts[:lead], *parts[lead + 1:]]
+
+
+def in_order(configs: Mapping[Hashable, Epochs], keys: Sequence[Hashable]) -> dict[Hashable, list[int | None]]:
+    """configs with its keys in the order of keys (grid order, on which choose breaks ties); a key of
+    configs missing from keys (none in a race) would be an error, not dropped."""
+    if set(keys) != set(configs):
+        raise ValueError(f"in_order: the keys differ from the configurations ({len(keys)} against {len(configs)})")
+    return {k: list(configs[k]) for k in keys}
+
+
 def truncate(configs: Mapping[Hashable, Epochs], epoch: int | None) -> dict[Hashable, list[int | None]]:
     """The configurations as a race stopped at the end of `epoch` saw them: a later grokking epoch is None
     (not grokked by then); epoch None: unchanged."""

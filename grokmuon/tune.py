@@ -118,11 +118,21 @@ def parts(grid: dict, n: int) -> list[dict]:
     return [{**grid, first: [v], second: ws} for v in values for ws in racing.split(list(grid[second]), k)]
 
 
-def race_round(plan: dict, arm: str, user: list[str], grid: dict, round_: int, chunks: int):
+def holds(part: dict, setting: tuple[float, float]) -> bool:
+    """Whether a part of a round's grid (parts) races this (lr, weight_decay); an axis the grid does not
+    carry holds any value."""
+    return all(axis not in part or any(math.isclose(v, s, rel_tol=1e-9) for v in part[axis])
+               for axis, s in zip(AXES, setting))
+
+
+def race_round(plan: dict, arm: str, user: list[str], grid: dict, round_: int, chunks: int,
+               first: tuple[float, float] | None = None):
     """Race one round's grid in `chunks` parts one after another (racing.in_parts: each after the first
     stopped by the best median found so far); the evidence of all parts as the whole race would have
-    seen it, the mean final val accuracy by setting, and the settings raced."""
-    val, tried = {}, set()
+    seen it, in grid order, the mean final val accuracy by setting, and the settings raced. first: the
+    (lr, weight_decay) whose part runs first (--race-first; racing.lead_with), the others in grid order
+    after it: the same choice at a lower cost where it groks early."""
+    val, tried, seen = {}, set(), {}
 
     def run(part: dict, stop_by: int | None):
         overrides = tune_overrides(plan, arm, user, part if (chunks > 1 or round_) else None, round_, stop_by)
@@ -131,10 +141,18 @@ def race_round(plan: dict, arm: str, user: list[str], grid: dict, round_: int, c
         configs, v = race_configs(folder)       # the summary read once, for the choice and its ties
         val.update(v)
         tried.update(raced_settings(folder))
+        seen[id(part)] = list(configs)
         return configs
 
-    configs, _ = racing.in_parts(parts(grid, chunks), run)
-    return configs, val, tried
+    ordered = parts(grid, chunks)
+    run_order = ordered
+    if first is not None and chunks > 1:
+        run_order = racing.lead_with(ordered, lambda part: holds(part, first))
+        if run_order == ordered and not holds(ordered[0], first):
+            print(f"tune {arm}: lr {first[0]:g} weight_decay {first[1]:g} (--race-first) is in no part of this "
+                  "round's grid; its parts run in grid order", flush=True)
+    configs, _ = racing.in_parts(run_order, run)
+    return racing.in_order(configs, [k for part in ordered for k in seen[id(part)]]), val, tried
 
 
 def confirm_overrides(plan: dict, arm: str, lr: float, wd: float, user: list[str]) -> list[str]:
@@ -310,29 +328,37 @@ def retire_cells(sweep: Path, task: str, optimizer: str, lr: float, weight_decay
     return moved
 
 
-def confirmed_setting(sweep: Path, task: str, optimizer: str, batch_size: int) -> tuple[float, float]:
+def confirmed_setting(sweep: Path, task: str, optimizer: str, batch_size: int,
+                      d_model: int | None = None) -> tuple[float, float]:
     """(lr, weight_decay) of the sweep's one confirmation run of this task, optimizer (its softmax head) and
-    batch size: the tuned choice that scripts/study.sh runs the other heads and conditions at. An earlier
-    attempt's files (<folder>.incomplete-<time>) are no run; none or two settings is one line, exit 1."""
+    batch size (and width, given d_model): the tuned choice that scripts/study.sh runs the other heads and
+    conditions at. An earlier attempt's files (<folder>.incomplete-<time>) are no run; none or two
+    settings is one line, exit 1."""
     found = set()
     for _, cfg in sweep_configs(sweep, f"{task}-{optimizer}-softmax-*"):
-        if cfg.get("role") == "confirm" and cfg.get("batch_size") == batch_size:
+        if (cfg.get("role") == "confirm" and cfg.get("batch_size") == batch_size
+                and (d_model is None or cfg["model"]["d_model"] == d_model)):
             found.add((cfg["optimizer"]["lr"], cfg["optimizer"]["weight_decay"]))
     if len(found) != 1:
-        fail(f"{len(found)} confirmation settings for {task} {optimizer} at batch {batch_size} in {sweep}; need one",
-             code=1)
+        width = f", width {d_model}" if d_model is not None else ""
+        fail(f"{len(found)} confirmation settings for {task} {optimizer} at batch {batch_size}{width} in {sweep}; "
+             "need one", code=1)
     return found.pop()
 
 
 def confirmed_main(args: list[str]) -> None:
-    """Print "lr weight_decay" of confirmed_setting(multirun/SWEEP, TASK, OPTIMIZER, BATCH) from the
-    arguments SWEEP TASK OPTIMIZER BATCH (scripts/study.sh's tuned); bad arguments: one line, exit 2."""
+    """Print "lr weight_decay" of confirmed_setting(multirun/SWEEP, TASK, OPTIMIZER, BATCH[, WIDTH]) from
+    the arguments SWEEP TASK OPTIMIZER BATCH [WIDTH] (scripts/study.sh's tuned); bad arguments: one line,
+    exit 2."""
     try:
-        sweep, task, optimizer, batch = args
+        sweep, task, optimizer, batch, *width = args
         batch_size = int(batch)
+        d_model = int(width[0]) if width else None
+        if len(width) > 1:
+            raise ValueError
     except ValueError:
-        fail(f"confirmed_setting: give SWEEP TASK OPTIMIZER BATCH (got {' '.join(args)!r})")
-    print(*confirmed_setting(Path("multirun") / sweep, task, optimizer, batch_size))
+        fail(f"confirmed_setting: give SWEEP TASK OPTIMIZER BATCH [WIDTH] (got {' '.join(args)!r})")
+    print(*confirmed_setting(Path("multirun") / sweep, task, optimizer, batch_size, d_model))
 
 
 def retire_cells_main(args: list[str]) -> None:
@@ -345,15 +371,17 @@ def retire_cells_main(args: list[str]) -> None:
         fail(f"retire_cells: give SWEEP TASK OPTIMIZER LR WEIGHT_DECAY (got {' '.join(args)!r})")
 
 
-def race(plan: dict, arm: str, user: list[str], chunks: int = 1) -> tuple[float, float, set[tuple[float, float]]]:
+def race(plan: dict, arm: str, user: list[str], chunks: int = 1,
+         first: tuple[float, float] | None = None) -> tuple[float, float, set[tuple[float, float]]]:
     """Race the arm's grid, then windows past its edges while the choice sits on one (at most the plan's
     max_extensions), each race in `chunks` parts (race_round); the final (lr, weight_decay), and every
-    setting raced against it."""
+    setting raced against it. first (--race-first): the grid's part holding it runs first, and in each
+    window the part holding the choice the window is centred on (whose median is known to be early)."""
     raced = {k: list(grid_of(plan, arm)[k]) for k in AXES if k in grid_of(plan, arm)}
     limit = int(plan.get("max_extensions", MAX_EXTENSIONS))
     grid, round_, tried = None, 0, set()
     while True:
-        configs, val, settings = race_round(plan, arm, user, grid or grid_of(plan, arm), round_, chunks)
+        configs, val, settings = race_round(plan, arm, user, grid or grid_of(plan, arm), round_, chunks, first)
         lr, wd, median = chosen(configs, val)
         tried |= settings
         print(f"tune {arm}: chose lr {lr:g} weight_decay {wd:g} (median on the tuning seeds: "
@@ -374,6 +402,7 @@ def race(plan: dict, arm: str, user: list[str], chunks: int = 1) -> tuple[float,
                   f"{limit}); confirming it as it is", flush=True)
             return lr, wd, tried
         grid = racing.window({k: choice[k] for k in raced}, raced)
+        first = (lr, wd) if first is not None else None     # the window's best-known setting, run first
         for k, values in grid.items():
             raced[k] = sorted(set(raced[k]) | set(values))
         round_ += 1
@@ -394,9 +423,23 @@ def main(args: list[str]) -> None:
                          "along lr; where N exceeds the lr values, each lr alone with its weight decays in "
                          "ceil(N / lr values) parts (N=5 on a 4 x 3 grid: 8 parts). A re-run needs the same N to "
                          "find its run folders (default: %(default)s)")
+    ap.add_argument("--race-first", default=None, metavar="LR,WD",
+                    help="with --race-chunks: race first the part holding this setting (e.g. the choice at another "
+                         "batch size or width), then the others in grid order, and in each window the part holding "
+                         "the choice it is centred on. The choice is the same (made on the evidence in grid order); "
+                         "a part that groks early stops the later ones at its median, so the race costs less. A "
+                         "re-run needs the same LR,WD to find its run folders")
     a, user = ap.parse_known_args(args)
     if a.race_chunks < 1:
         fail(f"--race-chunks {a.race_chunks}: give a whole number >= 1")
+    first = None
+    if a.race_first is not None:
+        try:
+            first = tuple(float(x) for x in a.race_first.split(","))
+        except ValueError:
+            first = ()
+        if len(first) != 2 or not all(math.isfinite(x) and x >= 0 for x in first):
+            fail(f"--race-first {a.race_first}: give LR,WD, two numbers >= 0 (e.g. --race-first 0.01,0.3)")
     bad = [u for u in user if "=" not in u or u.startswith("-")]
     if bad:
         fail(f"{bad[0]!r} is not an override; give key=value (e.g. task=moddiv) or see `grokmuon tune --help`")
@@ -415,7 +458,7 @@ def main(args: list[str]) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")   # small tensors: one thread per process is fastest
     outcome = []
     for o in arms:
-        lr, wd, tried = race(plan, o, user, a.race_chunks)
+        lr, wd, tried = race(plan, o, user, a.race_chunks, first)
         confirm = confirm_overrides(plan, o, lr, wd, user)
         train(confirm)
         folder = job_folder(confirm)

@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 bin=.venv/bin
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread per process: two lanes fill two cores
 
-tuned() {   # tuned <sweep> <task> <optimizer> <batch>: "lr weight_decay" of that sweep's one confirmation run
+tuned() {   # tuned <sweep> <task> <optimizer> <batch> [<width>]: "lr weight_decay" of that sweep's one confirmation run
   $bin/python -c 'import sys; from grokmuon.tune import confirmed_main; confirmed_main(sys.argv[1:])' "$@"
 }
 lane() {   # lane <n>: one lane (see the list above)
@@ -90,11 +90,23 @@ case "$1" in
     # nowhere in 300 epochs, lr 1e-3's best median was 227), so a whole 36-member race could run for hours
     # on one core: each race runs in parts one after another (docs/tuning.md, "A race in parts": the same
     # choice), 4 at width 64 (one lr each), 12 at width 128 (one setting each), so each part finishes
-    # within a session or job limit and is kept.
+    # within a session or job limit and is kept. Width 64 at batch 512 races in grid order (as it ran);
+    # every other condition races first the part holding that condition's choice (--race-first: the
+    # same choice, and the later parts stop at its median instead of running a slow lr to the budget),
+    # so lane 10 waits on lane 9's batch-512 confirmations.
     model=$([ "$1" = 9 ] && echo small || echo default)
+    width=$([ "$1" = 9 ] && echo 64 || echo 128)
     chunks=$([ "$1" = 9 ] && echo 4 || echo 12)
-    for batch in 512 128; do
-      $bin/grokmuon tune --race-chunks $chunks experiment=outside model=$model batch_size=$batch
+    for opt in adamw muon; do            # AdamW's two batch sizes first: lane 9's Muon has longer to confirm
+      for batch in 512 128; do
+        first=()
+        if [ "$width:$batch" != 64:512 ]; then
+          setting=$(tuned outside moddiv $opt 512 64)     # ends this lane if lane 9 has not confirmed it yet
+          read -r lr wd <<< "$setting"
+          first=(--race-first "$lr,$wd")
+        fi
+        $bin/grokmuon tune --arms $opt --race-chunks $chunks "${first[@]}" experiment=outside model=$model batch_size=$batch
+      done
     done
     ;;
   11|12)

@@ -263,6 +263,45 @@ def test_a_race_in_parts_chooses_what_the_whole_race_chooses():
             assert all(c is None or c >= stop for c in caps)
 
 
+def test_a_race_in_parts_run_in_any_order_chooses_what_the_whole_race_chooses():
+    """--race-first: one part moved to the front (racing.lead_with), the others in grid order. Put back in
+    grid order (racing.in_order), the evidence, the choice and the ties are the whole race's; the part run
+    first is never stopped early, and no later part runs past the best median found before it."""
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        keys = list(range(int(rng.integers(2, 13))))
+        configs = {k: [int(e) if e < 70 else None for e in rng.integers(1, 100, 3)] for k in keys}
+        whole = race_as_trained(configs)
+        for n in (2, 3, 5):
+            ordered = racing.split(keys, n)
+            lead = int(rng.integers(len(ordered)))
+            run_order = racing.lead_with(ordered, lambda part: part is ordered[lead])
+            assert run_order[0] is ordered[lead] and [p for p in run_order[1:]] == ordered[:lead] + ordered[lead + 1:]
+            caps = []
+            merged, stop = racing.in_parts(run_order, lambda part, by: caps.append(by) or
+                                           race_as_trained({k: configs[k] for k in part}, by))
+            merged = racing.in_order(merged, keys)
+            assert list(merged) == keys and stop == racing.best_median(whole)
+            if stop is not None:
+                assert merged == whole
+            assert racing.choose(merged) == racing.choose(whole)
+            assert racing.tied(merged) == racing.tied(whole)
+            assert caps[0] is None and all(c is None or c >= stop for c in caps)
+    assert racing.lead_with([[1], [2]], lambda part: part == [3]) == [[1], [2]]    # none holds: as given
+    with pytest.raises(ValueError):
+        racing.in_order({1: [None]}, [1, 2])
+
+
+def test_holds_finds_the_part_of_a_grid_that_races_a_setting():
+    from grokmuon.tune import holds, parts
+    grid = {"lr": [0.001, 0.003, 0.01], "weight_decay": [0.1, 0.3, 1.0]}
+    found = [part for part in parts(grid, 9) if holds(part, (0.01, 0.3))]
+    assert found == [{"lr": [0.01], "weight_decay": [0.3]}]
+    assert [holds(part, (0.01, 0.3)) for part in parts(grid, 3)] == [False, False, True]
+    assert not any(holds(part, (0.02, 0.3)) for part in parts(grid, 3))
+    assert holds({"lr": [0.01]}, (0.01, 5.0))      # an axis the grid does not carry holds any value
+
+
 # --- racing through the trainer ---------------------------------------------------------------------
 
 # A tiny Muon grid on modadd mod 11 with lowered thresholds: 2 lr x 2 weight decay x 3 seeds, every
@@ -529,6 +568,30 @@ def test_tune_in_race_chunks_chooses_and_confirms_what_the_whole_race_did(tuned)
 
 
 @pytest.mark.xdist_group("tuning-tuned")
+def test_tune_race_first_runs_that_part_first_and_chooses_what_the_whole_race_did(tuned):
+    """--race-first 0.05,0.0 with --race-chunks 2: the lr 0.05 part runs first, unstopped, and the lr 0.01
+    part after it stopped by its median; the choice and the confirmation members are the whole race's."""
+    root, _ = tuned
+    sweep = root / "sweep_first"
+    r = run("tune", "--plan", root / "plan.yaml", "--optimizers", "muon", "--race-chunks", "2", "--race-first",
+            "0.05,0.0", *tiny_tune(sweep), cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cfgs = {f.name: (json.loads((f / "config.json").read_text()), json.loads((f / "summary.json").read_text()))
+            for f in sweep.iterdir() if (f / "config.json").is_file()}
+    parts = {c["grid"]["lr"][0]: (c, s) for c, s in cfgs.values() if c["role"] == "tune"}
+    assert sorted(parts) == [0.01, 0.05]
+    assert parts[0.05][0]["race_stop_by"] is None
+    assert parts[0.01][0]["race_stop_by"] == parts[0.05][1]["race"]["chosen_median"] is not None
+    whole = {c["role"]: (c, s) for c, s in (
+        (json.loads((f / "config.json").read_text()), json.loads((f / "summary.json").read_text()))
+        for f in (root / "sweep").iterdir() if (f / "config.json").is_file())
+        if c["optimizer"]["name"] == "muon"}
+    (cf, sf), (cw, sw) = next((c, s) for c, s in cfgs.values() if c["role"] == "confirm"), whole["confirm"]
+    assert (cf["optimizer"]["lr"], cf["optimizer"]["weight_decay"]) == (cw["optimizer"]["lr"], cw["optimizer"]["weight_decay"])
+    assert [m["grokking_epoch"] for m in sf["members"]] == [m["grokking_epoch"] for m in sw["members"]]
+
+
+@pytest.mark.xdist_group("tuning-tuned")
 def test_tune_result_collects_with_roles_and_reports_tuned_against_tuned(tuned, tmp_path, capsys):
     from grokmuon.cli import main
     root, _ = tuned
@@ -565,7 +628,8 @@ def test_tune_refuses_bad_plans_and_overrides_in_one_line(tmp_path):
     plan.write_text("tune_seeds: [0, 1]\nconfirm_seeds: [1, 2]\ngrids:\n  adamw: {lr: [0.001]}\n")
     for args, needle in ((["--plan", plan], "also tuning seeds"), (["--max_epochs", "5"], "not an override"),
                          (["seeds=[1]"], "tune sets"), (["race_stop_by=5"], "tune sets"), (["task=nosuch"], "nosuch"),
-                         (["--race-chunks", "0"], "--race-chunks 0")):
+                         (["--race-chunks", "0"], "--race-chunks 0"), (["--race-first", "0.01"], "--race-first 0.01"),
+                         (["--race-first", "a,b"], "--race-first a,b")):
         r = run("tune", *args, cwd=tmp_path)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and needle in lines[0], r.stderr
