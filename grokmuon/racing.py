@@ -218,11 +218,19 @@ def edges(choice: Mapping[str, float], raced: Axes) -> dict[str, str]:
     return out
 
 
+LONE_STEP = 10.0     # one step past an axis with a single positive value ([0, 0.15]): no ratio to keep, so a
+                    # decade, the span such grids usually step by
+
+
 def beyond(values: Sequence[float], side: str) -> float:
     """One step past an edge of a log-spaced axis: the edge times (or over) the ratio of its two outermost
-    values on that side, to 3 significant digits (3e-3, 1e-2 -> 3.33e-2)."""
-    v = sorted(values)
-    step = v[-1] / v[-2] if side == "high" else v[1] / v[0]
+    positive values on that side, to 3 significant digits (3e-3, 1e-2 -> 3.33e-2); a 0 (no decay) has no
+    place on a log axis and is left out of the ratio (LONE_STEP where one positive value is left)."""
+    v = sorted(x for x in values if x > 0)
+    if len(v) < 2:
+        step = LONE_STEP
+    else:
+        step = v[-1] / v[-2] if side == "high" else v[1] / v[0]
     return float(f"{(v[-1] * step if side == 'high' else v[0] / step):.3g}")
 
 

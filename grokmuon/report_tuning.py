@@ -214,7 +214,8 @@ def tuning_table(tune: pd.DataFrame) -> str:
         "fit the training set when the race stopped make that the likely case); the hours to budget scale "
         "the race's own wall time by budget / stop, an estimate at the same cost per epoch.\n",
         *(["A race run in parts (`grokmuon tune --race-chunks`) has a row per part, in grid order, named by the "
-           "settings it raced; each part after the first stopped by the best median found before it. Its rows in "
+           "settings it raced; each part after the one run first stopped by the best median found before it (grid "
+           "order, or the part holding a prior first: `--race-first`; the same choice either way). Its rows in "
            "the table above count what the whole race saw at its stop.\n"] if in_parts else []),
         md_table(["task", "head", *conditions, "optimizer", *(["round"] if windows else []),
                   *(["part"] if in_parts else []), "members", "race stopped at",

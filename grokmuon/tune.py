@@ -427,8 +427,9 @@ def main(args: list[str]) -> None:
                     help="with --race-chunks: race first the part holding this setting (e.g. the choice at another "
                          "batch size or width), then the others in grid order, and in each window the part holding "
                          "the choice it is centred on. The choice is the same (made on the evidence in grid order); "
-                         "a part that groks early stops the later ones at its median, so the race costs less. A "
-                         "re-run needs the same LR,WD to find its run folders")
+                         "a part that groks early stops the later ones at its median, so the race costs less. No effect "
+                         "without --race-chunks; one prior for every arm tuned (give --arms for one). A re-run needs a "
+                         "prior in the same part to find its run folders")
     a, user = ap.parse_known_args(args)
     if a.race_chunks < 1:
         fail(f"--race-chunks {a.race_chunks}: give a whole number >= 1")

@@ -33,6 +33,11 @@ def test_one_step_past_an_edge_keeps_the_grids_spacing():
     assert racing.beyond(LR, "low") == pytest.approx(9e-5)          # 3e-4 / (1e-3 / 3e-4)
     assert racing.beyond([0.05, 0.15, 0.5], "high") == pytest.approx(1.67)
     assert racing.beyond([0.05, 0.15, 0.5], "low") == pytest.approx(0.0167)
+    # a decay of 0 is no step on a log axis: the ratio of the positive values, or a decade if one is left
+    assert racing.beyond([0.0, 0.05, 0.15], "high") == pytest.approx(0.45)
+    assert racing.beyond([0.0, 0.15], "high") == pytest.approx(1.5)
+    assert racing.window({"lr": 1e-3, "weight_decay": 0.15}, {"lr": LR, "weight_decay": [0.0, 0.15]}) == {
+        "lr": [3e-4, 1e-3, 3e-3], "weight_decay": [0.15, 1.5]}
 
 
 def test_the_window_holds_the_choice_one_step_past_its_edge_and_its_neighbours():

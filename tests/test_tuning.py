@@ -292,6 +292,45 @@ def test_a_race_in_parts_run_in_any_order_chooses_what_the_whole_race_chooses():
         racing.in_order({1: [None]}, [1, 2])
 
 
+def test_tune_race_in_parts_with_any_prior_chooses_what_the_whole_race_chooses(monkeypatch):
+    """tune.race itself, the trainer stubbed by each member's made-up grokking epoch (coarse, so ties are
+    common; a third never grok): windows past edges (up to 2), raced whole and in 2-9 parts with no prior,
+    each grid setting as the prior, and one off the grid. The final choice and the settings raced are the
+    whole race's every time: race_round's grid order and the windows' re-centred prior included."""
+    import random
+
+    from grokmuon import tune as tune_mod
+    seeds = [0, 1, 2]
+
+    def epoch(lr, wd, seed, trial):
+        r = random.Random(hash((round(lr, 9), round(wd, 9), seed, trial)))
+        return r.choice([10, 20, 20, 30, 40, None, None, None])
+
+    def configs_of(folder):
+        grid, stop_by, trial = folder
+        configs = {(lr, wd): [epoch(lr, wd, s, trial) for s in seeds]
+                   for lr in grid["lr"] for wd in grid["weight_decay"]}
+        return race_as_trained(configs, stop_by, budget=60)
+
+    trial = [0]
+    monkeypatch.setattr(tune_mod, "tune_overrides",
+                        lambda plan, arm, user, grid=None, round_=0, stop_by=None:
+                        (grid or plan["grids"]["muon"], stop_by, trial[0]))
+    monkeypatch.setattr(tune_mod, "train", lambda overrides: None)
+    monkeypatch.setattr(tune_mod, "job_folder", lambda overrides: overrides)
+    monkeypatch.setattr(tune_mod, "race_configs", lambda folder: (
+        configs_of(folder), {k: round(random.Random(hash((k, folder[2]))).random(), 1) for k in configs_of(folder)}))
+    monkeypatch.setattr(tune_mod, "raced_settings", lambda folder: set(configs_of(folder)))
+    grid = {"lr": [0.001, 0.003, 0.01], "weight_decay": [0.1, 0.3, 1.0]}
+    plan = {"grids": {"muon": grid}, "arms": {"muon": ["optimizer=muon"]}, "max_extensions": 2}
+    priors = [None, (0.5, 0.5)] + [(lr, wd) for lr in grid["lr"] for wd in grid["weight_decay"]]
+    for trial[0] in range(40):
+        whole = tune_mod.race(plan, "muon", [], 1)
+        for chunks in (2, 3, 5, 9):
+            for first in priors:
+                assert tune_mod.race(plan, "muon", [], chunks, first) == whole, (trial[0], chunks, first)
+
+
 def test_holds_finds_the_part_of_a_grid_that_races_a_setting():
     from grokmuon.tune import holds, parts
     grid = {"lr": [0.001, 0.003, 0.01], "weight_decay": [0.1, 0.3, 1.0]}
