@@ -236,16 +236,22 @@ def race_as_trained(configs, stop_by=None, budget=90):
     return racing.truncate(configs, stop)
 
 
+def random_races(rng, count: int):
+    """count random grids of 2-12 settings x 3 seeds (grokking epochs 1-69, else not grokked): (settings in
+    grid order, their epochs, what the whole race knows at its stop)."""
+    for _ in range(count):
+        keys = list(range(int(rng.integers(2, 13))))
+        configs = {k: [int(e) if e < 70 else None for e in rng.integers(1, 100, 3)] for k in keys}
+        yield keys, configs, race_as_trained(configs)
+
+
 def test_a_race_in_parts_chooses_what_the_whole_race_chooses():
     """Random grids of 2-12 settings x 3 seeds, raced whole and in 2-5 parts (racing.in_parts, each part
     after the first stopped by the best median so far): the same evidence at the stop, the same choice,
     the same ties; and no part runs past the whole race's stop unless it is the first or found nothing
     before the best median was known."""
     rng = np.random.default_rng(1)
-    for _ in range(400):
-        keys = list(range(int(rng.integers(2, 13))))
-        configs = {k: [int(e) if e < 70 else None for e in rng.integers(1, 100, 3)] for k in keys}
-        whole = race_as_trained(configs)
+    for keys, configs, whole in random_races(rng, 400):
         for n in (2, 3, 5):
             merged, stop = racing.in_parts(racing.split(keys, n),
                                            lambda part, by: race_as_trained({k: configs[k] for k in part}, by))
@@ -268,10 +274,7 @@ def test_a_race_in_parts_run_in_any_order_chooses_what_the_whole_race_chooses():
     grid order (racing.in_order), the evidence, the choice and the ties are the whole race's; the part run
     first is never stopped early, and no later part runs past the best median found before it."""
     rng = np.random.default_rng(2)
-    for _ in range(300):
-        keys = list(range(int(rng.integers(2, 13))))
-        configs = {k: [int(e) if e < 70 else None for e in rng.integers(1, 100, 3)] for k in keys}
-        whole = race_as_trained(configs)
+    for keys, configs, whole in random_races(rng, 300):
         for n in (2, 3, 5):
             ordered = racing.split(keys, n)
             lead = int(rng.integers(len(ordered)))
