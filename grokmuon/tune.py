@@ -147,10 +147,10 @@ def race_round(plan: dict, arm: str, user: list[str], grid: dict, round_: int, c
     ordered = parts(grid, chunks)
     run_order = ordered
     if first is not None and chunks > 1:
-        run_order = racing.lead_with(ordered, lambda part: holds(part, first))
-        if run_order == ordered and not holds(ordered[0], first):
+        if not any(holds(part, first) for part in ordered):
             print(f"tune {arm}: lr {first[0]:g} weight_decay {first[1]:g} (--race-first) is in no part of this "
                   "round's grid; its parts run in grid order", flush=True)
+        run_order = racing.lead_with(ordered, lambda part: holds(part, first))
     configs, _ = racing.in_parts(run_order, run)
     return racing.in_order(configs, [k for part in ordered for k in seen[id(part)]]), val, tried
 

@@ -91,9 +91,9 @@ case "$1" in
     # on one core: each race runs in parts one after another (docs/tuning.md, "A race in parts": the same
     # choice), 4 at width 64 (one lr each), 12 at width 128 (one setting each), so each part finishes
     # within a session or job limit and is kept. Width 64 at batch 512 races in grid order (as it ran);
-    # every other condition races first the part holding that condition's choice (--race-first: the
-    # same choice, and the later parts stop at its median instead of running a slow lr to the budget),
-    # so lane 10 waits on lane 9's batch-512 confirmations.
+    # every other condition races first the part holding the width-64, batch-512 choice of the same
+    # optimizer (--race-first: the same choice, and the later parts stop at its median instead of running
+    # a slow lr to the budget), so lane 10 waits on lane 9's batch-512 confirmations.
     model=$([ "$1" = 9 ] && echo small || echo default)
     width=$([ "$1" = 9 ] && echo 64 || echo 128)
     chunks=$([ "$1" = 9 ] && echo 4 || echo 12)
