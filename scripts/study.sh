@@ -6,7 +6,7 @@
 #   scripts/study.sh 3 &   scripts/study.sh 4 &     # then the heads at each optimizer's tuned setting
 #   scripts/study.sh 5 &   scripts/study.sh 6 &     # edge-aware re-tuning: every choice on a grid edge raced past it
 #   scripts/study.sh 7 &   scripts/study.sh 8 &     # batch size and width on fresh seeds, tuned per batch size
-#   scripts/study.sh 9 &   scripts/study.sh 10 &    # the later study's protocol (moddiv 50/50, its rule), tuned per condition
+#   scripts/study.sh 9 &   scripts/study.sh 10 &    # the later study's protocol (moddiv 50/50, its rule), tuned per condition (AdamW, Muon)
 #   scripts/study.sh 11 &  scripts/study.sh 12 &    # what is learned (Fourier probes) and whether it holds
 #   scripts/study.sh 13 &  scripts/study.sh 14 &    # which part of Muon groks sooner: eight arms, each tuned and confirmed
 #   scripts/study.sh 15                              # Muon's AdamW part at three lrs, at Muon's tuned setting (a check)
@@ -84,29 +84,29 @@ case "$1" in
     done
     ;;
   9|10)
-    # Lane 9: width 64 (model=small), lane 10: width 128 (model=default); batch 512 then 128; each
-    # optimizer tuned for its condition (races, windows past edges, confirmation on fresh seeds). At the
-    # 50/50 split grokking can come late (width 64, batch 512, AdamW, multirun/outside: lr 3e-4 grokked
-    # nowhere in 300 epochs, lr 1e-3's best median was 227), so a whole 36-member race could run for hours
-    # on one core: each race runs in parts one after another (docs/tuning.md, "A race in parts": the same
-    # choice), 4 at width 64 (one lr each), 12 at width 128 (one setting each), so each part finishes
-    # within a session or job limit and is kept. Width 64 at batch 512 races in grid order (as it ran);
-    # every other condition races first the part holding the width-64, batch-512 choice of the same
-    # optimizer (--race-first: the same choice, and the later parts stop at its median instead of running
-    # a slow lr to the budget), so lane 10 waits on lane 9's batch-512 confirmations.
-    model=$([ "$1" = 9 ] && echo small || echo default)
-    width=$([ "$1" = 9 ] && echo 64 || echo 128)
-    chunks=$([ "$1" = 9 ] && echo 4 || echo 12)
-    for opt in adamw muon; do            # AdamW's two batch sizes first: lane 9's Muon has longer to confirm
-      for batch in 512 128; do
-        first=()
-        if [ "$width:$batch" != 64:512 ]; then
-          setting=$(tuned outside moddiv $opt 512 64)     # ends this lane if lane 9 has not confirmed it yet
-          read -r lr wd <<< "$setting"
-          first=(--race-first "$lr,$wd")
-        fi
-        $bin/grokmuon tune --arms $opt --race-chunks $chunks "${first[@]}" experiment=outside model=$model batch_size=$batch
-      done
+    # Lane 9: AdamW, lane 10: Muon; each tuned per condition (races, windows past edges, confirmation on
+    # fresh seeds), conditions in the order width x batch 64x512, 128x512, 64x128, 128x128. At the 50/50
+    # split grokking can come late (width 64, batch 512, AdamW, multirun/outside: lr 3e-4 grokked nowhere
+    # in 300 epochs, lr 1e-3's best median was 227), so a whole 36-member race could run for hours on one
+    # core: each race runs in parts one after another (docs/tuning.md, "A race in parts": the same choice),
+    # 4 at width 64 (one lr each), 12 at width 128 (one setting each), so each part finishes within a
+    # session or job limit and is kept. Width 64 at batch 512 races in grid order (as it ran); every other
+    # condition races first the part holding a prior (--race-first: the same choice, and the later parts
+    # stop at the prior's median instead of running a slow lr to the budget): the same optimizer's
+    # confirmed choice at width 64 and the same batch size, or at batch 512 for width 64 itself. Each
+    # prior is an earlier condition of the same lane, so the lanes never wait on each other.
+    opt=$([ "$1" = 9 ] && echo adamw || echo muon)
+    for cond in 64:512 128:512 64:128 128:128; do
+      width=${cond%%:*} batch=${cond##*:}
+      model=$([ "$width" = 64 ] && echo small || echo default)
+      chunks=$([ "$width" = 64 ] && echo 4 || echo 12)
+      first=()
+      if [ "$cond" != 64:512 ]; then
+        setting=$(tuned outside moddiv $opt $([ "$width" = 64 ] && echo 512 || echo "$batch") 64)
+        read -r lr wd <<< "$setting"
+        first=(--race-first "$lr,$wd")
+      fi
+      $bin/grokmuon tune --arms $opt --race-chunks $chunks "${first[@]}" experiment=outside model=$model batch_size=$batch
     done
     ;;
   11|12)

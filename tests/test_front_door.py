@@ -173,3 +173,23 @@ def test_a_failing_lane_stops_at_its_first_failing_step_and_the_queue_goes_on(tm
     assert "experiment=mechanism task=modadd" in calls[1] and "task=modsub" in calls[2]
     assert run.returncode == 1 and "study 7: failed" in run.stderr and "lanes that failed: 7" in run.stderr
     assert "study 11: done" in run.stdout
+
+
+@pytest.mark.parametrize("lane, opt", [("9", "adamw"), ("10", "muon")])
+def test_outside_lanes_tune_one_optimizer_each_with_a_prior_from_an_earlier_condition(lane, opt, tmp_path):
+    # Lanes 9 and 10 (the outside protocol) are one optimizer each, conditions 64x512, 128x512, 64x128,
+    # 128x128; every condition but the first races first the lane's own confirmed choice at width 64 and
+    # the same batch size (batch 512 for width 64 itself), so neither lane waits on the other. A stand-in
+    # python answers `tuned` with "0.<batch> <width>" of the condition it was asked for, so the
+    # --race-first each tune call gets names the condition its prior came from.
+    script = study_copy(tmp_path, grokmuon=f'echo "$*" >> {tmp_path}/calls')
+    (tmp_path / ".venv" / "bin" / "python").write_text('#!/bin/sh\necho "0.$6 $7"\n')
+    (tmp_path / ".venv" / "bin" / "python").chmod(0o755)
+    run = subprocess.run(["bash", str(script), lane], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    common = f"tune --arms {opt} --race-chunks"
+    assert calls == [f"{common} 4 experiment=outside model=small batch_size=512",
+                     f"{common} 12 --race-first 0.512,64 experiment=outside model=default batch_size=512",
+                     f"{common} 4 --race-first 0.512,64 experiment=outside model=small batch_size=128",
+                     f"{common} 12 --race-first 0.128,64 experiment=outside model=default batch_size=128"]
