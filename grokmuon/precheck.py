@@ -47,6 +47,21 @@ def explain(err: Exception) -> str:
     return f"{full_key}: {lines[0]}" if full_key else lines[0]
 
 
+def unknown_key(key: str) -> str | None:
+    """The one-line refusal for a key the schema (config.Config) does not have, else None. Hydra lets
+    `+key=value` add any key, so a misspelt one (`+optimizer.lrr=0.1`) would train the default silently,
+    with the stray key in its config hash. Every key grokmuon reads is in the schema, so none needs `+`;
+    a config group (`+experiment=...`) is left to Hydra's own rules."""
+    node, parent = OmegaConf.structured(Config), ""
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            allowed = ", ".join(node.keys()) if isinstance(node, DictConfig) else "none"
+            return f"unknown key {key!r} (a + adds a key grokmuon never reads); " \
+                   f"allowed keys{' in ' + parent if parent else ''}: {allowed}"
+        node, parent = node[part], f"{parent}.{part}" if parent else part
+    return None
+
+
 def precheck(overrides: list[str]) -> None:
     """Compose each value of each override once, before Hydra launches anything. Sweep values count
     too, from the command line and from the experiment's grid (hydra.sweeper.params)."""
@@ -67,6 +82,13 @@ def precheck(overrides: list[str]) -> None:
     except HydraException as err:
         fail(f"cannot parse the overrides: {str(err).splitlines()[0]}")
     grid = "hydra.sweeper.params."
+    for o in parsed:
+        key = o.get_key_element().lstrip("+")
+        is_group = "." not in key and (CONF / key).is_dir()
+        if (o.is_add() or o.is_force_add()) and not key.startswith("hydra") and not is_group:
+            why = unknown_key(key)
+            if why:
+                fail(why)
     head, variants = [], []
 
     def add(o) -> None:

@@ -165,6 +165,10 @@ def test_bad_input_gives_one_error_line(bad_runs, case):
     (["-m", "task=modadd,nosuch"], "nosuch"),
     (["seeds=abc"], "seeds takes a list"),
     (["grid.lr=0.01"], "grid.lr takes a list"),
+    # A + adds any key in Hydra: a misspelt one would train the defaults with a stray key in the hash.
+    (["+optimizer.lrr=0.1"], "unknown key 'optimizer.lrr'"),
+    (["+bogus=1"], "unknown key 'bogus'"),
+    (["++model.widht=8"], "allowed keys in model"),
 ])
 def test_bad_input_in_process(capsys, tmp_path, args, needle):
     from grokmuon.cli import main
@@ -175,6 +179,13 @@ def test_bad_input_in_process(capsys, tmp_path, args, needle):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("grokmuon: error:") and needle in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_plus_on_a_known_key_still_runs_the_check_and_passes():
+    # ++ on a key the schema has is an ordinary override (Hydra: add or replace): no refusal.
+    from grokmuon import precheck
+    precheck.precheck(["++optimizer.lr=0.01", "++task.p=13", "model=tiny", "logger=none"])
+    assert precheck.unknown_key("optimizer.lr") is None and precheck.unknown_key("optimizer.lrr")
 
 
 def test_refusing_a_command_line_does_not_import_torch():
