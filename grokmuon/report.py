@@ -30,9 +30,15 @@ from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, con
 def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = PAPER) -> dict:
     """One pair of arms (a, b; default AdamW vs Muon) on one group: the tests of stats.py, keyed by name.
     The stratified log-rank compares within each combination of the `strata` columns (those the group
-    still pools over)."""
+    still pools over). Where the group holds both arms, only strata holding both count: a condition run
+    for one arm alone (a sweep still landing) has nothing to be compared with, and pooled with the rest it
+    would set one arm's condition against the other's in every unstratified column (n, KM medians,
+    means, Welch, U). A group of one arm is described as it is (n, KM median), with no test."""
     a, b = (done[done["optimizer"] == arm] for arm in pair)
     key = lambda g: list(stratum_key(g, strata)) if len(g) else []
+    if len(a) and len(b):
+        shared = set(key(a)) & set(key(b))
+        a, b = (g.loc[np.array([k in shared for k in key(g)], dtype=bool)] for g in (a, b))
     ga, gb = a.loc[a["grokked"], "grokking_epoch"].astype(float), b.loc[b["grokked"], "grokking_epoch"].astype(float)
     diff, lo, hi = stats.bootstrap_mean_diff(ga, gb)
     return {"n": (len(a), len(b)), "grokked": (len(ga), len(gb)), "means": (ga.mean(), gb.mean()),
@@ -143,7 +149,7 @@ def versus_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
 
 
 def paper_table(done: pd.DataFrame) -> str:
-    c, P = compare(done), stats.PAPER
+    c, P = compare(done, (*STRATA, *condition_axes(done))), stats.PAPER
     w = c["welch"]
     return md_table(["", "paper", "ours"], [
         ["mean grokking epoch, AdamW", P["adamw_mean"], num(c["means"][0], ".2f")],

@@ -122,3 +122,25 @@ def test_every_member_diverged_counts_them_and_says_why_no_curve_is_drawn(tables
         "figure probes: every member of this table diverged: no probe curve to draw"]
     assert sorted(p.stem for p in (tmp_path / "figs").glob("*.png")) == [
         "fig1_boxplot_optimizer", "fig2_boxplot_head", "fig2_boxplot_task", "fig3_km_task"]
+
+
+def test_a_stratum_holding_one_optimizer_is_left_out_of_every_comparison():
+    # A condition or task run for one optimizer only (a sweep still landing; results/cpu_long ran AdamW on
+    # modexp and Muon on modsub) has nothing to be compared with. The comparison columns count only
+    # strata holding both: the unstratified ones (n, means, pooled log-rank) would otherwise set one
+    # optimizer's task against the other's. results/cpu with Muon's gcd rows dropped: the "all" row and
+    # the paper's means are those of the six other tasks.
+    from grokmuon.results import load
+    from conftest import REPO
+
+    table = load(REPO / "results/cpu/runs.csv")
+    cut = table[~((table["task"] == "gcd") & (table["optimizer"] == "muon"))]
+    text = report(cut, "cut.csv")
+    six = table[table["task"] != "gcd"]
+    n = [int((six["optimizer"] == o).sum()) for o in ("adamw", "muon")]
+    row = next(ln for ln in text.splitlines() if ln.startswith("| all |")).split("|")
+    assert row[2].strip() == f"{n[0]}/{n[1]}"
+    assert "| task=gcd | 3/0 |" in text        # a group of one optimizer: described, not compared
+    adamw = six[(six["optimizer"] == "adamw") & six["grokking_epoch"].notna()]["grokking_epoch"].mean()
+    assert f"| mean grokking epoch, AdamW | 153.09 | {adamw:.2f} |" in text
+    assert text != report(table, "cut.csv").replace("results/cpu/runs.csv", "cut.csv")
