@@ -5,10 +5,12 @@ the bad value and what is allowed (config.fail); nothing has been written yet.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
 import sys
+import typing
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -52,13 +54,13 @@ def unknown_key(key: str) -> str | None:
     `+key=value` add any key, so a misspelt one (`+optimizer.lrr=0.1`) would train the default silently,
     with the stray key in its config hash. Every key grokmuon reads is in the schema, so none needs `+`;
     a config group (`+experiment=...`) is left to Hydra's own rules."""
-    node, parent = OmegaConf.structured(Config), ""
+    kind, parent = Config, ""          # the schema's dataclasses themselves: a field still ??? counts too
     for part in key.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
-            allowed = ", ".join(node.keys()) if isinstance(node, DictConfig) else "none"
+        fields = {f.name: f for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else {}
+        if part not in fields:
             return f"unknown key {key!r} (a + adds a key grokmuon never reads); " \
-                   f"allowed keys{' in ' + parent if parent else ''}: {allowed}"
-        node, parent = node[part], f"{parent}.{part}" if parent else part
+                   f"allowed keys{' in ' + parent if parent else ''}: {', '.join(fields) or 'none'}"
+        kind, parent = typing.get_type_hints(kind)[part], f"{parent}.{part}" if parent else part
     return None
 
 
@@ -83,7 +85,7 @@ def precheck(overrides: list[str]) -> None:
         fail(f"cannot parse the overrides: {str(err).splitlines()[0]}")
     grid = "hydra.sweeper.params."
     for o in parsed:
-        key = o.get_key_element().lstrip("+")
+        key = o.get_key_element().lstrip("+").split("@", 1)[0]       # +group@package=option: the group
         is_group = "." not in key and (CONF / key).is_dir()
         if (o.is_add() or o.is_force_add()) and not key.startswith("hydra") and not is_group:
             why = unknown_key(key)

@@ -49,6 +49,24 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = 
             "perm": perm_logrank(a, b, strata)}
 
 
+def left_out_note(done: pd.DataFrame, pairs=(PAPER,)) -> str:
+    """A line for each pair whose arms were both run but not in the same strata (compare leaves those out):
+    how many members, which strata. Empty where every stratum holds both or one arm was never run."""
+    strata, lines = (*STRATA, *condition_axes(done)), []
+    for pair in pairs:
+        a, b = (done[done["optimizer"] == arm] for arm in pair)
+        if not (len(a) and len(b)):
+            continue
+        alone = sorted(set(stratum_key(a, strata)) ^ set(stratum_key(b, strata)))
+        if alone:
+            n = sum(int(stratum_key(g, strata).isin(alone).sum()) for g in (a, b))
+            lines.append(f"**Left out of every comparison of {title(pair[0])} and {title(pair[1])}:** {n} members "
+                         f"in strata ({'/'.join(strata)}) that hold one of them only: {', '.join(alone)}. Each "
+                         "row's n counts the members it compares; *By optimizer*, *By task* and *By cell* "
+                         "count them all.\n")
+    return "\n".join(lines)
+
+
 def tests_table(done: pd.DataFrame, pairs=(PAPER,)) -> tuple[str, np.ndarray]:
     """The test tables (one a pair) and the pairs' primary permutation p (NaN: no test), Holm's family."""
     conds = condition_axes(done)
@@ -60,15 +78,18 @@ def tests_table(done: pd.DataFrame, pairs=(PAPER,)) -> tuple[str, np.ndarray]:
     # The family: every row but "all" (the primary test) and rows that hold every member again (a head
     # when the table has one head only): those are the primary test once more, not a subgroup. Every
     # pair's subgroups are one family; the pairs' primary tests another.
-    again = [len(g) == len(done) for _, g, _ in groups]
-    tables, perms = [], []
+    # Judged by the members each row compares (compare leaves out strata holding one arm), the first pair's.
+    tables, perms, compared = [], [], []
     for pair in pairs:
         rows = []
         for name, g, strata in groups:
             c = compare(g, strata, pair)
             perms.append(c["perm"].p)
             rows.append(test_row(name, c))
+            if pair == pairs[0]:
+                compared.append(sum(c["n"]))
         tables.append(rows)
+    again = [n == compared[0] for n in compared]
     perms = np.reshape(perms, (len(pairs), len(groups)))
     primary = iter(stats.holm(perms[:, 0]))
     adjusted = iter(stats.holm([p for ps in perms for p, same in zip(ps[1:], again[1:]) if not same]))
@@ -318,6 +339,7 @@ def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs
                                                       "its members again: “= all”)"
                                                       + ("" if len(pairs) == 1 else " of every pair's table"))
         + primaries_note(pairs, primary_ps) + " The other p columns are unadjusted.\n",
+        left_out_note(done, pairs),
         tests_text,
         delay_section(done, pairs),
         held_section(done),

@@ -184,8 +184,10 @@ def test_bad_input_in_process(capsys, tmp_path, args, needle):
 def test_a_plus_on_a_known_key_still_runs_the_check_and_passes():
     # ++ on a key the schema has is an ordinary override (Hydra: add or replace): no refusal.
     from grokmuon import precheck
-    precheck.precheck(["++optimizer.lr=0.01", "++task.p=13", "model=tiny", "logger=none"])
+    # optimizer.name and task.name are ??? in the schema (a group fills them): known keys all the same.
+    precheck.precheck(["++optimizer.lr=0.01", "++task.p=13", "++optimizer.name=adamw", "model=tiny", "logger=none"])
     assert precheck.unknown_key("optimizer.lr") is None and precheck.unknown_key("optimizer.lrr")
+    assert precheck.unknown_key("task.name") is None and precheck.unknown_key("optimizer.lr.x")
 
 
 def test_refusing_a_command_line_does_not_import_torch():

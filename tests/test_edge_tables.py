@@ -141,6 +141,9 @@ def test_a_stratum_holding_one_optimizer_is_left_out_of_every_comparison():
     row = next(ln for ln in text.splitlines() if ln.startswith("| all |")).split("|")
     assert row[2].strip() == f"{n[0]}/{n[1]}"
     assert "| task=gcd | 3/0 |" in text        # a group of one optimizer: described, not compared
+    assert "**Left out of every comparison of AdamW and Muon:** 3 members in strata (task/head) that hold " \
+           "one of them only: gcd/softmax." in text
+    assert "Left out" not in report(table, "cut.csv")
     adamw = six[(six["optimizer"] == "adamw") & six["grokking_epoch"].notna()]["grokking_epoch"].mean()
     assert f"| mean grokking epoch, AdamW | 153.09 | {adamw:.2f} |" in text
     assert text != report(table, "cut.csv").replace("results/cpu/runs.csv", "cut.csv")
