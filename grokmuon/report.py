@@ -27,6 +27,17 @@ from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, con
                       scanned_axes, split_arms, varying_axes)
 
 
+def in_shared_strata(done: pd.DataFrame, strata, pair: tuple[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The pair's two arms' members, each cut to the strata both arms hold where both were run (each whole
+    where one was not), and the strata left out (sorted)."""
+    a, b = (done[done["optimizer"] == arm] for arm in pair)
+    if not (len(a) and len(b)):
+        return a, b, []
+    ka, kb = stratum_key(a, strata), stratum_key(b, strata)
+    shared = set(ka) & set(kb)
+    return a[ka.isin(shared)], b[kb.isin(shared)], sorted(set(ka) ^ set(kb))
+
+
 def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = PAPER) -> dict:
     """One pair of arms (a, b; default AdamW vs Muon) on one group: the tests of stats.py, keyed by name.
     The stratified log-rank compares within each combination of the `strata` columns (those the group
@@ -34,11 +45,8 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = 
     for one arm alone (a sweep still landing) has nothing to be compared with, and pooled with the rest it
     would set one arm's condition against the other's in every unstratified column (n, KM medians,
     means, Welch, U). A group of one arm is described as it is (n, KM median), with no test."""
-    a, b = (done[done["optimizer"] == arm] for arm in pair)
+    a, b, _ = in_shared_strata(done, strata, pair)
     key = lambda g: list(stratum_key(g, strata)) if len(g) else []
-    if len(a) and len(b):
-        shared = set(key(a)) & set(key(b))
-        a, b = (g.loc[np.array([k in shared for k in key(g)], dtype=bool)] for g in (a, b))
     ga, gb = a.loc[a["grokked"], "grokking_epoch"].astype(float), b.loc[b["grokked"], "grokking_epoch"].astype(float)
     diff, lo, hi = stats.bootstrap_mean_diff(ga, gb)
     return {"n": (len(a), len(b)), "grokked": (len(ga), len(gb)), "means": (ga.mean(), gb.mean()),
@@ -54,12 +62,9 @@ def left_out_note(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     how many members, which strata. Empty where every stratum holds both or one arm was never run."""
     strata, lines = (*STRATA, *condition_axes(done)), []
     for pair in pairs:
-        a, b = (done[done["optimizer"] == arm] for arm in pair)
-        if not (len(a) and len(b)):
-            continue
-        alone = sorted(set(stratum_key(a, strata)) ^ set(stratum_key(b, strata)))
+        a, b, alone = in_shared_strata(done, strata, pair)
         if alone:
-            n = sum(int(stratum_key(g, strata).isin(alone).sum()) for g in (a, b))
+            n = int(done["optimizer"].isin(pair).sum()) - len(a) - len(b)
             lines.append(f"**Left out of every comparison of {title(pair[0])} and {title(pair[1])}:** {n} members "
                          f"in strata ({'/'.join(strata)}) that hold one of them only: {', '.join(alone)}. Each "
                          "row's n counts the members it compares; *By optimizer*, *By task* and *By cell* "
