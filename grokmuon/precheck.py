@@ -13,7 +13,7 @@ import sys
 import typing
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from .config import CONF, Config, ConfigError, fail, register_configs, unwritable, validate
 from .runid import register_resolver
@@ -40,27 +40,27 @@ def explain(err: Exception) -> str:
     if "is not a ListConfig, list or tuple" in lines[0] and full_key:
         example = "[0,1,2]" if full_key == "seeds" else "[1e-3,3e-3]"
         return f"{full_key} takes a list: write {full_key}={example} (quote it in the shell: '{full_key}={example}')"
-    if " not in " in lines[0] and full_key:
-        parent, _, _ = full_key.rpartition(".")
-        node = OmegaConf.structured(Config)
-        node = OmegaConf.select(node, parent) if parent else node
-        allowed = ", ".join(node.keys()) if isinstance(node, DictConfig) else "none"
-        return f"unknown key {full_key!r}; allowed keys{' in ' + parent if parent else ''}: {allowed}"
+    if " not in " in lines[0] and full_key and (why := unknown_key(full_key)):
+        return why
     return f"{full_key}: {lines[0]}" if full_key else lines[0]
 
 
-def unknown_key(key: str) -> str | None:
-    """The one-line refusal for a key the schema (config.Config) does not have, else None. Hydra lets
-    `+key=value` add any key, so a misspelt one (`+optimizer.lrr=0.1`) would train the default silently,
-    with the stray key in its config hash. Every key grokmuon reads is in the schema, so none needs `+`;
-    a config group (`+experiment=...`) is left to Hydra's own rules."""
+def unknown_key(key: str, note: str = "") -> str | None:
+    """The one-line refusal for a key the schema (config.Config) does not have, naming the keys allowed
+    where it strays (note: said after the key), else None. precheck asks it of every command-line key
+    before composing: Hydra refuses a plain misspelt key (explain words that error with this too) but
+    lets `+key=value` add any key, so a misspelt one (`+optimizer.lrr=0.1`) would train the default
+    silently, with the stray key in its config hash; and a key below a None (`grid.lr.x=1`) fails inside
+    OmegaConf with an assertion. Every key grokmuon reads is in the schema, so none needs `+`; a config
+    group (`+experiment=...`) is left to Hydra's own rules."""
     kind, parent = Config, ""          # the schema's dataclasses themselves: a field still ??? counts too
     for part in key.split("."):
         fields = {f.name: f for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else {}
+        here = f"{parent}.{part}" if parent else part           # the key as far as the first stray part
         if part not in fields:
-            return f"unknown key {key!r} (a + adds a key grokmuon never reads); " \
-                   f"allowed keys{' in ' + parent if parent else ''}: {', '.join(fields) or 'none'}"
-        kind, parent = typing.get_type_hints(kind)[part], f"{parent}.{part}" if parent else part
+            return f"unknown key {here!r}{note}; allowed keys{' in ' + parent if parent else ''}: " \
+                   f"{', '.join(fields) or 'none'}"
+        kind, parent = typing.get_type_hints(kind)[part], here
     return None
 
 
@@ -85,10 +85,10 @@ def precheck(overrides: list[str]) -> None:
         fail(f"cannot parse the overrides: {str(err).splitlines()[0]}")
     grid = "hydra.sweeper.params."
     for o in parsed:
-        key = o.get_key_element().lstrip("+").split("@", 1)[0]       # +group@package=option: the group
+        key = o.get_key_element().lstrip("+~").split("@", 1)[0]      # +group@package=option: the group
         is_group = "." not in key and (CONF / key).is_dir()
-        if (o.is_add() or o.is_force_add()) and not key.startswith("hydra") and not is_group:
-            why = unknown_key(key)
+        if not key.startswith("hydra") and not is_group:
+            why = unknown_key(key, " (a + adds a key grokmuon never reads)" if o.is_add() or o.is_force_add() else "")
             if why:
                 fail(why)
     head, variants = [], []

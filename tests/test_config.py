@@ -169,6 +169,8 @@ def test_bad_input_gives_one_error_line(bad_runs, case):
     (["+optimizer.lrr=0.1"], "unknown key 'optimizer.lrr'"),
     (["+bogus=1"], "unknown key 'bogus'"),
     (["++model.widht=8"], "allowed keys in model"),
+    (["optimzer.lr=0.1"], "unknown key 'optimzer'; allowed keys: task, model"),
+    (["grid.lr.x=1"], "unknown key 'grid.lr.x'; allowed keys in grid.lr: none"),   # was OmegaConf's assertion
 ])
 def test_bad_input_in_process(capsys, tmp_path, args, needle):
     from grokmuon.cli import main
