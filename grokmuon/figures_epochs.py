@@ -7,7 +7,9 @@
 Members that never grokked are drawn as crosses at the budget (the epoch they were censored), never
 dropped, and the boxes are drawn over every member (those at the budget): a box over grokked members
 alone would flatter the optimizer that fails more often. fig1 keeps that box (the paper's) as its third,
-labelled panel, beside the Kaplan-Meier median with its CI.
+labelled panel, beside the Kaplan-Meier median with its CI. A panel that sets arms side by side draws
+the members of the strata every arm holds, as the report compares them (compared); the title says what
+was left out.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
 from .figures_base import _legend_once, budget, grid, label, legend_below, optimizers, palette, pooled, save  # noqa: E402
-from .report_tables import value_text  # noqa: E402
+from .report_tables import shared_strata, strata_of, value_text  # noqa: E402
 from .results import TableError, condition_axes, scanned_axes  # noqa: E402
 
 
@@ -186,6 +188,22 @@ def km_medians(ax, done: pd.DataFrame, y: YLayout, colors: dict | None = None) -
     y.apply(ax)
 
 
+def compared(done: pd.DataFrame, panels: list[pd.DataFrame] | None = None) -> tuple[list[pd.DataFrame], str]:
+    """Each panel (default: one, the whole table) cut to the strata (task, head, the table's conditions)
+    every arm of that panel holds (report_tables.shared_strata; a panel of one arm whole), so its boxes
+    and curves set against each other what the report's tests compare, not one arm's extra condition
+    against the others'; and a line saying what was left out ("" where nothing was)."""
+    strata, panels = strata_of(done), [done] if panels is None else panels
+    cut = [shared_strata(g, strata) for g in panels]
+    alone = sorted({s for _, left in cut for s in left})
+    if not alone:
+        return [g for g, _ in cut], ""
+    n = len(set().union(*(set(g.index) - set(kept.index) for g, (kept, _) in zip(panels, cut))))
+    shown = ", ".join(alone[:4]) + (f" and {len(alone) - 4} more" if len(alone) > 4 else "")
+    return [g for g, _ in cut], (f"\nwhere arms are side by side, left out: {n} members in strata "
+                                 f"({'/'.join(strata)}) not every arm holds: {shown}")
+
+
 def tick_size(opts: list[str]) -> dict:
     """Smaller tick labels past the paper's two arms, so an arm's keys fit under its box."""
     return {} if len(opts) <= 2 else {"fontsize": 8}
@@ -195,6 +213,7 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
     """The paper's Fig. 4, told straight: a box over every member (those that did not grok at the budget),
     the Kaplan-Meier median with its CI, and the paper's own box over the grokked members only, each
     labelled, on one shared axis."""
+    [done], left = compared(done)
     y = YLayout.of(done)
     wider = 2.8 * max(0, len(optimizers(done)) - 2)         # room for each arm past the paper's two
     fig, axes = plt.subplots(1, 3, figsize=(12.5 + wider, 4.8), sharey=True)
@@ -205,7 +224,7 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
     boxplot(axes[2], done, np.random.default_rng(0), y, box="grokked")
     axes[2].set_title("the paper's style: box over grokked members\nonly (it leaves out every ×)", fontsize=10)
     axes[0].set_ylabel("grokking epoch")
-    fig.suptitle(f"Grokking epoch by optimizer (all tasks and heads{pooled(done)})", fontsize=12)
+    fig.suptitle(f"Grokking epoch by optimizer (all tasks and heads{pooled(done)}){left}", fontsize=12)
     _legend_once(fig, axes, ncol=3)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     return save(fig, out, "fig1_boxplot_optimizer")
@@ -213,17 +232,18 @@ def fig1_boxplot_optimizer(done: pd.DataFrame, out: Path) -> list[Path]:
 
 def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     keys = sorted(done[by].unique())
+    panels, left = compared(done, [done[done[by] == k] for k in keys])
     fig, axes = grid(len(keys), min(len(keys), 4), w=3.0 + 1.0 * max(0, len(optimizers(done)) - 2), sharey=True)
     fig.set_figheight(fig.get_figheight() + 0.2)        # room for the legend's two rows below
-    rng, y, colors = np.random.default_rng(0), YLayout.of(done), palette(done)
-    for ax, k in zip(axes, keys):
-        boxplot(ax, done[done[by] == k], rng, y, box="all", colors=colors)
+    rng, y, colors = np.random.default_rng(0), YLayout.of(pd.concat(panels)), palette(done)
+    for ax, k, g in zip(axes, keys, panels):
+        boxplot(ax, g, rng, y, box="all", colors=colors)
         ax.set_title(f"{by} = {k}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
     for ax in axes[:: min(len(keys), 4)]:
         ax.set_ylabel("grokking epoch")
-    fig.suptitle(f"Grokking epoch by optimizer, per {by}{pooled(done)}\n(box over every member: its grokking "
-                 "epoch, or the budget if it did not grok)", fontsize=12)
+    fig.suptitle(f"Grokking epoch by optimizer, per {by}{pooled(pd.concat(panels))}\n(box over every member: its "
+                 f"grokking epoch, or the budget if it did not grok){left}", fontsize=12)
     _legend_once(fig, axes, ncol=3)
     fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     return save(fig, out, f"fig2_boxplot_{by}")
@@ -244,9 +264,11 @@ def km_end(done: pd.DataFrame) -> float:
 
 
 def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
-    panels = [("all tasks", done)] + [(t, g) for t, g in done.groupby("task")]
+    names = ["all tasks", *sorted(done["task"].unique())]
+    cut, left = compared(done, [done] + [done[done["task"] == t] for t in names[1:]])
+    panels = list(zip(names, cut))
     fig, axes = grid(len(panels), min(len(panels), 4), sharey=True)
-    end, colors = km_end(done), palette(done)
+    end, colors = km_end(pd.concat(cut)), palette(done)
     for ax, (name, g) in zip(axes, panels):
         for opt in optimizers(g):
             m = g[g["optimizer"] == opt]
@@ -271,8 +293,9 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
     axes[0].fill_between([], [], [], color="gray", alpha=0.15, lw=0, label="95% band")
     for ax in axes[:: min(len(panels), 4)]:
         ax.set_ylabel("fraction grokked")
-    fig.suptitle(f"Fraction of members grokked by each epoch (Kaplan–Meier, 95% band; | censored){pooled(done)}",
-                 fontsize=12)
+    fig.suptitle(f"Fraction of members grokked by each epoch (Kaplan–Meier, 95% band; | censored)"
+                 f"{pooled(pd.concat(cut))}"
+                 f"{left}", fontsize=12)
     fig.tight_layout(rect=(0, legend_below(fig, axes, 0.04), 1, 1))
     return save(fig, out, "fig3_km_task")
 

@@ -48,6 +48,20 @@ def stratum_key(g: pd.DataFrame, strata) -> pd.Series:
     return g[list(strata)].agg(lambda r: "/".join(map(value_text, r)), axis=1)
 
 
+def shared_strata(done: pd.DataFrame, strata) -> tuple[pd.DataFrame, list[str]]:
+    """The members whose stratum every arm of `done` holds, and the strata left out (sorted): what its
+    arms can be set against each other on. A condition run for one arm alone (a sweep still landing)
+    has nothing to be compared with; pooled with the rest it would set one arm's condition against
+    another's. A table of one arm (or none) is kept whole: it is described, not compared."""
+    arms = done["optimizer"].unique()
+    if len(arms) < 2:
+        return done, []
+    key = stratum_key(done, strata)
+    held = [set(key[done["optimizer"] == arm]) for arm in arms]
+    shared = set.intersection(*held)
+    return done[key.isin(shared)], sorted(set.union(*held) - shared)
+
+
 def perm_logrank(a: pd.DataFrame, b: pd.DataFrame, strata, time: str = "time", event: str = "event") -> stats.PermTest:
     """Permutation (exact where small) stratified log-rank p of a against b; members without a value of
     `time` (e.g. no delay because never memorised) are left out."""

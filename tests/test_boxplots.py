@@ -126,3 +126,39 @@ def test_a_far_budget_compresses_the_axis_above_a_break_and_keeps_true_values():
     y.apply(ax)
     assert [t.get_text() for t in ax.get_yticklabels()][-1] == "budget 3000"
     plt.close(fig)
+
+
+def test_side_by_side_panels_leave_out_a_condition_one_arm_lacks_as_the_report_does(tmp_path, monkeypatch):
+    # AdamW ran at batch 512 and at 128, Muon at 512 only (a sweep still landing). The report compares
+    # batch 512 alone; the boxes and curves must too, or AdamW's batch-128 members (here all late) would
+    # sit in its box against nothing of Muon's, and the box would contradict the test beside it.
+    write_run(tmp_path / "a512", config("modadd", optimizer="adamw", seeds=range(5)), [40, 50, 60, 70, 80])
+    write_run(tmp_path / "a128", config("modadd", optimizer="adamw", seeds=range(5), batch_size=128),
+              [200, 210, 220, 230, 240])
+    write_run(tmp_path / "m512", config("modadd", optimizer="muon", seeds=range(5)), [45, 55, 65, 75, 85])
+    done = finished(collect([tmp_path]))
+    seen = []
+    monkeypatch.setattr(figures_epochs, "save", lambda fig, out, name: seen.append(fig) or [])
+    figures_epochs.fig1_boxplot_optimizer(done, tmp_path)
+    every = seen[0].axes[0]
+    assert [t.get_text() for t in every.get_xticklabels()] == ["AdamW\n5/5 grokked", "Muon\n5/5 grokked"]
+    title = seen[0].texts[0].get_text()
+    assert "left out: 5 members in strata (task/head/batch_size)" in title and "modadd/softmax/128" in title
+    figures_epochs.fig3_km_task(done, tmp_path)
+    assert seen[1].axes[0].get_title() == "all tasks (n=10)" and seen[1].axes[1].get_title() == "modadd (n=10)"
+    assert "pooled over" not in seen[1].texts[0].get_text()          # what is drawn holds batch 512 only
+    figures_epochs.fig2_boxplot_by(done, tmp_path, "head")
+    assert [t.get_text() for t in seen[2].axes[0].get_xticklabels()][0] == "AdamW\n5/5 grokked"
+    # With Muon at batch 128 too, nothing is left out and the title says nothing of it.
+    write_run(tmp_path / "m128", config("modadd", optimizer="muon", seeds=range(5), batch_size=128), [90] * 5)
+    figures_epochs.fig1_boxplot_optimizer(finished(collect([tmp_path])), tmp_path)
+    assert "left out" not in seen[3].texts[0].get_text()
+    assert [t.get_text() for t in seen[3].axes[0].get_xticklabels()][0] == "AdamW\n10/10 grokked"
+
+
+def test_a_table_of_one_arm_is_drawn_whole(tmp_path):
+    write_run(tmp_path / "a512", config("modadd", optimizer="adamw", seeds=range(3)), [40, 50, 60])
+    write_run(tmp_path / "a128", config("modadd", optimizer="adamw", seeds=range(3), batch_size=128), [70, 80, 90])
+    done = finished(collect([tmp_path]))
+    [kept], left = figures_epochs.compared(done)
+    assert len(kept) == 6 and left == ""
