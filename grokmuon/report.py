@@ -50,7 +50,8 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = 
             "km": (km_median_text(a) if len(a) else "–", km_median_text(b) if len(b) else "–"),
             "logrank": stats.logrank(a["time"], a["event"], b["time"], b["event"]),
             "stratified": stats.logrank_stratified(a["time"], a["event"], key(a), b["time"], b["event"], key(b)),
-            "perm": perm_logrank(a, b, strata)}
+            "perm": perm_logrank(a, b, strata),
+            "compared": frozenset(a.index) | frozenset(b.index) if len(a) and len(b) else frozenset()}
 
 
 def left_out_note(done: pd.DataFrame, pairs=(PAPER,)) -> str:
@@ -79,7 +80,8 @@ def tests_table(done: pd.DataFrame, pairs=(PAPER,)) -> tuple[str, np.ndarray]:
     # The family: every row but "all" (the primary test) and rows that hold every member again (a head
     # when the table has one head only): those are the primary test once more, not a subgroup. Every
     # pair's subgroups are one family; the pairs' primary tests another.
-    # Judged by the members each row compares (compare leaves out strata holding one arm), the first pair's.
+    # Judged by the members each row compares (compare leaves out strata holding one arm), the first pair's:
+    # the same members, not the same count (a row of one arm compares none, whatever its n).
     tables, perms, compared = [], [], []
     for pair in pairs:
         rows = []
@@ -88,9 +90,9 @@ def tests_table(done: pd.DataFrame, pairs=(PAPER,)) -> tuple[str, np.ndarray]:
             perms.append(c["perm"].p)
             rows.append(test_row(name, c))
             if pair == pairs[0]:
-                compared.append(sum(c["n"]))
+                compared.append(c["compared"])
         tables.append(rows)
-    again = [n == compared[0] for n in compared]
+    again = [bool(m) and m == compared[0] for m in compared]
     perms = np.reshape(perms, (len(pairs), len(groups)))
     primary = iter(stats.holm(perms[:, 0]))
     adjusted = iter(stats.holm([p for ps in perms for p, same in zip(ps[1:], again[1:]) if not same]))

@@ -438,3 +438,17 @@ def test_the_report_says_where_the_members_that_did_not_grok_stopped(tmp_path):
     assert rows[0][3:] == ["2", "2", "0", "60", "1.00", "0.42 |"]
     from grokmuon.report_tables import span
     assert span(pd.Series([0.94, 0.66])) == "0.66–0.94" and span(pd.Series([0.671, 0.668])) == "0.67"
+
+
+def test_a_row_of_one_arm_is_no_test_even_when_its_n_matches_what_the_all_row_compares(tmp_path):
+    # AdamW at batch 128 (3 seeds) and 512 (1 seed), Muon at 512 (2 seeds): the all row compares batch
+    # 512 alone, 1 + 2 = 3 members, and the batch-128 row holds 3 AdamW members and compares none. The
+    # same count is not the same members: that row is no test (Holm "–"), not the primary again ("= all").
+    write_run(tmp_path / "a128", config(optimizer="adamw", seeds=range(3), batch_size=128), [20, 30, 40])
+    write_run(tmp_path / "a512", config(optimizer="adamw", seeds=[3]), [50])
+    write_run(tmp_path / "m512", config(optimizer="muon", seeds=[2, 3]), [45, 55])
+    tests = report(collect([tmp_path]), "t").split("## Muon vs AdamW")[1].split("\n## ")[0]
+    rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ") for r in tests.splitlines() if r.startswith("| ")}
+    assert rows["all"][1] == "1/2" and rows["all"][6] == "primary"
+    assert rows["batch_size=128"][1] == "3/0" and rows["batch_size=128"][6] == "–"
+    assert rows["batch_size=512"][6] == "= all" and rows["task=modadd"][6] == "= all"
