@@ -452,3 +452,21 @@ def test_a_row_of_one_arm_is_no_test_even_when_its_n_matches_what_the_all_row_co
     assert rows["all"][1] == "1/2" and rows["all"][6] == "primary"
     assert rows["batch_size=128"][1] == "3/0" and rows["batch_size=128"][6] == "–"
     assert rows["batch_size=512"][6] == "= all" and rows["task=modadd"][6] == "= all"
+
+
+def test_the_tuned_primary_test_and_the_all_row_give_one_p_where_a_stratum_holds_one_arm(tmp_path):
+    # Three tasks of 5 against 5 (252^3 arrangements: a drawn p) and a batch-128 stratum of AdamW alone.
+    # Both places must test the same members in the same order, so the same seeded draws give one p.
+    for task, shift in (("modadd", 0), ("modsub", 3), ("modmul", 6)):
+        for opt in ("adamw", "muon"):
+            write_run(tmp_path / f"race-{task}-{opt}", config(task, optimizer=opt, role="tune"), [40, 50])
+            epochs = [20 + shift + 2 * i + (opt == "adamw") * 3 for i in range(5)]
+            write_run(tmp_path / f"confirm-{task}-{opt}",
+                      config(task, optimizer=opt, role="confirm", seeds=range(100, 105)), epochs)
+    write_run(tmp_path / "confirm-alone", config(optimizer="adamw", role="confirm", seeds=range(100, 105),
+                                                 batch_size=128), [30, 31, 32, 33, 34])
+    text = report(collect([tmp_path]), "t")
+    primary = text.split("## Tuned against tuned")[1].split("permutation p = ")[1].split(" (z < 0")[0]
+    tests = text.split("## Muon vs AdamW")[1].split("\n## ")[0]
+    row = next(r for r in tests.splitlines() if r.startswith("| all |")).split(" | ")
+    assert "±" in primary and row[5] == primary
