@@ -21,17 +21,10 @@ from .arms import PAPER, order, title
 from .report_dynamics import cost_section, delay_section, held_section, phases_section, stopped_section
 from .report_tables import (REFERENCE, STRATA, arm_pairs, group_table, holm_note, km_median_text, md_table, names,
                             num, pair_tables, perm_logrank, perm_text, plateaus, primaries_note, primary_text,
-                            run_hours, shared_strata, strata_of, stratum_key, tests_heading, value_text, versus, within)
+                            run_hours, in_shared_strata, strata_of, stratum_key, tests_heading, value_text, versus, within)
 from .report_tuning import compute_table, tuned_section, tuning_table
 from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, condition_axes, finished, judged,
                       scanned_axes, split_arms, varying_axes)
-
-
-def in_shared_strata(done: pd.DataFrame, strata, pair: tuple[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """The pair's two arms' members, each cut to the strata both arms hold where both were run (each whole
-    where one was not; shared_strata), and the strata left out (sorted)."""
-    kept, alone = shared_strata(done[done["optimizer"].isin(pair)], strata)
-    return (*(kept[kept["optimizer"] == arm] for arm in pair), alone)
 
 
 def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = PAPER) -> dict:

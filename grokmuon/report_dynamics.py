@@ -11,8 +11,8 @@ import pandas as pd
 from . import metrics, stats
 from .arms import PAPER, title
 from .phases import PHASES
-from .report_tables import (STRATA, holm_note, km_median_text, md_table, names, num, perm_logrank, perm_text,
-                            plateaus, primaries_note, primary_text, span, tests_heading, value_text, versus, within)
+from .report_tables import (STRATA, holm_note, in_shared_strata, km_median_text, md_table, names, num, perm_logrank,
+                            perm_text, plateaus, primaries_note, primary_text, span, tests_heading, value_text, versus, within)
 from .results import SPECTRUM, condition_axes, scanned_axes
 
 
@@ -61,7 +61,7 @@ def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
                      *(num(r, ".2f") for r in ranks)])
     tests, ps = [], []
     for pair in pairs:
-        a, b = (timed[timed["optimizer"] == arm] for arm in pair)
+        a, b, _ = in_shared_strata(timed, ("task", *conds), pair)
         for c in PHASES:
             t = perm_logrank(a, b, ("task", *conds), f"{c}_time", f"{c}_event")
             ps.append(t.p)
@@ -104,7 +104,7 @@ def delay_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
                      km_median_text(g, "delay_time", "delay_event"), km_median_text(g)])
     tests, ps = [], []
     for pair in pairs:
-        a, b = (done[done["optimizer"] == arm] for arm in pair)
+        a, b, _ = in_shared_strata(done, strata, pair)
         for name, time, event in (("memorisation epoch", "mem_time", "mem_event"),
                                   ("delay", "delay_time", "delay_event"), ("grokking epoch", "time", "event")):
             t = perm_logrank(a, b, strata, time, event)

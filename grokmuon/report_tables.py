@@ -62,6 +62,14 @@ def shared_strata(done: pd.DataFrame, strata) -> tuple[pd.DataFrame, list[str]]:
     return done[key.isin(shared)], sorted(set.union(*held) - shared)
 
 
+def in_shared_strata(done: pd.DataFrame, strata, pair: tuple[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The pair's two arms' members, each cut to the strata both arms hold where both were run (each whole
+    where one was not; shared_strata), and the strata left out (sorted). Every test of a pair takes its
+    members from here, so a drawn permutation p is the same number wherever the same test is quoted."""
+    kept, alone = shared_strata(done[done["optimizer"].isin(pair)], strata)
+    return (*(kept[kept["optimizer"] == arm] for arm in pair), alone)
+
+
 def perm_logrank(a: pd.DataFrame, b: pd.DataFrame, strata, time: str = "time", event: str = "event") -> stats.PermTest:
     """Permutation (exact where small) stratified log-rank p of a against b; members without a value of
     `time` (e.g. no delay because never memorised) are left out."""

@@ -11,7 +11,7 @@ from . import racing, stats
 from .arms import PAPER, order, title
 from .results import CONDITIONS, TableError, as_raced, condition_axes, outcome
 from .report_tables import (holm_note, km_median_text, md_table, num, pair_tables, perm_logrank, perm_text,
-                            run_hours, shared_strata, strata_of, stratum_key, value_text, versus, within)
+                            run_hours, in_shared_strata, strata_of, stratum_key, value_text, versus, within)
 
 
 def same_cell(df: pd.DataFrame, keys: list[str], cell: pd.DataFrame) -> pd.Series:
@@ -81,11 +81,8 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame, pairs=(PAPER,)) -> 
     for rows in tables:
         for row in rows:
             row[-2] = num(next(adjusted), ".3g")
-    # Only the strata holding both arms, as the test table's all row (report.compare): the same members in
-    # the same order, so a drawn permutation p is the same number in both places, not two seeded draws.
-    shared = [shared_strata(confirm[confirm["optimizer"].isin(pair)], strata_of(confirm))[0] for pair in pairs]
-    overall = [perm_logrank(*(kept[kept["optimizer"] == arm] for arm in pair), strata_of(confirm))
-               for kept, pair in zip(shared, pairs)]
+    overall = [perm_logrank(*in_shared_strata(confirm, strata_of(confirm), pair)[:2], strata_of(confirm))
+               for pair in pairs]
     primary = stats.holm([t.p for t in overall])
     tested = sum(not np.isnan(t.p) for t in overall)     # a pair with an arm not yet confirmed: no test
     header = lambda pair: keys + [f"{title(n)} {x}" for n in pair for x in

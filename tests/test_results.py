@@ -470,3 +470,5 @@ def test_the_tuned_primary_test_and_the_all_row_give_one_p_where_a_stratum_holds
     tests = text.split("## Muon vs AdamW")[1].split("\n## ")[0]
     row = next(r for r in tests.splitlines() if r.startswith("| all |")).split(" | ")
     assert "±" in primary and row[5] == primary
+    delay = text.split("## Learning speed and grokking delay")[1].split("\n## ")[0]
+    assert next(r for r in delay.splitlines() if r.startswith("| grokking epoch |")).split(" | ")[2] == primary
