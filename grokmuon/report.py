@@ -19,9 +19,9 @@ import pandas as pd
 from . import stats
 from .arms import PAPER, order, title
 from .report_dynamics import cost_section, delay_section, held_section, phases_section, stopped_section
-from .report_tables import (REFERENCE, STRATA, arm_pairs, group_table, holm_note, km_median_text, md_table, names,
-                            num, pair_tables, perm_logrank, perm_text, plateaus, primaries_note, primary_text,
-                            run_hours, in_shared_strata, strata_of, stratum_key, tests_heading, value_text, versus, within)
+from .report_tables import (REFERENCE, STRATA, arm_pairs, group_table, holm_note, in_shared_strata, km_median_text,
+                            md_table, names, num, pair_tables, perm_logrank, perm_text, plateaus, primaries_note,
+                            primary_text, run_hours, strata_of, stratum_key, tests_heading, value_text, versus, within)
 from .report_tuning import compute_table, tuned_section, tuning_table
 from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, condition_axes, finished, judged,
                       scanned_axes, split_arms, varying_axes)

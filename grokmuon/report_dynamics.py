@@ -12,7 +12,8 @@ from . import metrics, stats
 from .arms import PAPER, title
 from .phases import PHASES
 from .report_tables import (STRATA, holm_note, in_shared_strata, km_median_text, md_table, names, num, perm_logrank,
-                            perm_text, plateaus, primaries_note, primary_text, span, tests_heading, value_text, versus, within)
+                            perm_text, plateaus, primaries_note, primary_text, span, tests_heading, value_text,
+                            versus, within)
 from .results import SPECTRUM, condition_axes, scanned_axes
 
 
