@@ -235,14 +235,15 @@ def fig2_boxplot_by(done: pd.DataFrame, out: Path, by: str) -> list[Path]:
     panels, left = compared(done, [done[done[by] == k] for k in keys])
     fig, axes = grid(len(keys), min(len(keys), 4), w=3.0 + 1.0 * max(0, len(optimizers(done)) - 2), sharey=True)
     fig.set_figheight(fig.get_figheight() + 0.2)        # room for the legend's two rows below
-    rng, y, colors = np.random.default_rng(0), YLayout.of(pd.concat(panels)), palette(done)
+    drawn = pd.concat(panels)
+    rng, y, colors = np.random.default_rng(0), YLayout.of(drawn), palette(done)
     for ax, k, g in zip(axes, keys, panels):
         boxplot(ax, g, rng, y, box="all", colors=colors)
         ax.set_title(f"{by} = {k}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
     for ax in axes[:: min(len(keys), 4)]:
         ax.set_ylabel("grokking epoch")
-    fig.suptitle(f"Grokking epoch by optimizer, per {by}{pooled(pd.concat(panels))}\n(box over every member: its "
+    fig.suptitle(f"Grokking epoch by optimizer, per {by}{pooled(drawn)}\n(box over every member: its "
                  f"grokking epoch, or the budget if it did not grok){left}", fontsize=12)
     _legend_once(fig, axes, ncol=3)
     fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
@@ -268,7 +269,8 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
     cut, left = compared(done, [done] + [done[done["task"] == t] for t in names[1:]])
     panels = list(zip(names, cut))
     fig, axes = grid(len(panels), min(len(panels), 4), sharey=True)
-    end, colors = km_end(pd.concat(cut)), palette(done)
+    drawn = pd.concat(cut)
+    end, colors = km_end(drawn), palette(done)
     for ax, (name, g) in zip(axes, panels):
         for opt in optimizers(g):
             m = g[g["optimizer"] == opt]
@@ -294,8 +296,7 @@ def fig3_km_task(done: pd.DataFrame, out: Path) -> list[Path]:
     for ax in axes[:: min(len(panels), 4)]:
         ax.set_ylabel("fraction grokked")
     fig.suptitle(f"Fraction of members grokked by each epoch (Kaplan–Meier, 95% band; | censored)"
-                 f"{pooled(pd.concat(cut))}"
-                 f"{left}", fontsize=12)
+                 f"{pooled(drawn)}{left}", fontsize=12)
     fig.tight_layout(rect=(0, legend_below(fig, axes, 0.04), 1, 1))
     return save(fig, out, "fig3_km_task")
 

@@ -50,7 +50,7 @@ def compare(done: pd.DataFrame, strata: tuple = STRATA, pair: tuple[str, str] = 
 def left_out_note(done: pd.DataFrame, pairs=(PAPER,)) -> str:
     """A line for each pair whose arms were both run but not in the same strata (compare leaves those out):
     how many members, which strata. Empty where every stratum holds both or one arm was never run."""
-    strata, lines = (*STRATA, *condition_axes(done)), []
+    strata, lines = strata_of(done), []
     for pair in pairs:
         a, b, alone = in_shared_strata(done, strata, pair)
         if alone:
@@ -166,7 +166,7 @@ def versus_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
 
 
 def paper_table(done: pd.DataFrame) -> str:
-    c, P = compare(done, (*STRATA, *condition_axes(done))), stats.PAPER
+    c, P = compare(done, strata_of(done)), stats.PAPER
     w = c["welch"]
     return md_table(["", "paper", "ours"], [
         ["mean grokking epoch, AdamW", P["adamw_mean"], num(c["means"][0], ".2f")],

@@ -81,17 +81,17 @@ def tuned_section(tune: pd.DataFrame, confirm: pd.DataFrame, pairs=(PAPER,)) -> 
     for rows in tables:
         for row in rows:
             row[-2] = num(next(adjusted), ".3g")
-    overall = [perm_logrank(*in_shared_strata(confirm, strata_of(confirm), pair)[:2], strata_of(confirm))
-               for pair in pairs]
+    strata = strata_of(confirm)
+    overall = [perm_logrank(*in_shared_strata(confirm, strata, pair)[:2], strata) for pair in pairs]
     primary = stats.holm([t.p for t in overall])
     tested = sum(not np.isnan(t.p) for t in overall)     # a pair with an arm not yet confirmed: no test
     header = lambda pair: keys + [f"{title(n)} {x}" for n in pair for x in
                                               ("chosen", "tuning race", "grokked", "KM median", "KM median delay")] + \
         ["log-rank z", "exact p", "Holm p", "normal p"]
-    lines = [f"\nThe primary test, all rows stratified by {within(strata_of(confirm))}: z = {num(t.statistic, '.3f')}, "
+    lines = [f"\nThe primary test, all rows stratified by {within(strata)}: z = {num(t.statistic, '.3f')}, "
              f"permutation p = {perm_text(t)} (z < 0: {title(pair[1])} sooner).\n" + fresh_text(confirm, pair)
              if len(pairs) == 1 else
-             f"\n{versus(pair)}: the primary test, all rows stratified by {within(strata_of(confirm))}: "
+             f"\n{versus(pair)}: the primary test, all rows stratified by {within(strata)}: "
              f"z = {num(t.statistic, '.3f')}, permutation p = {perm_text(t)}, Holm p over the {tested} pairs "
              f"{num(p, '.3g')} (z < 0: {title(pair[1])} sooner).\n" + fresh_text(confirm, pair)
              for pair, t, p in zip(pairs, overall, primary)]
