@@ -20,8 +20,9 @@ from . import stats
 from .arms import PAPER, order, title
 from .report_dynamics import cost_section, delay_section, held_section, phases_section, stopped_section
 from .report_tables import (REFERENCE, STRATA, arm_pairs, group_table, holm_note, in_shared_strata, km_median_text,
-                            md_table, names, num, pair_tables, perm_logrank, perm_text, plateaus, primaries_note,
-                            primary_text, run_hours, strata_of, stratum_key, tests_heading, value_text, versus, within)
+                            md_table, n_tests, names, num, pair_tables, perm_logrank, perm_text, plateaus,
+                            primaries_note, primary_text, run_hours, strata_of, stratum_key, tests_heading, value_text,
+                            versus, within)
 from .report_tuning import compute_table, tuned_section, tuning_table
 from .results import (CONDITIONS, SCANNED, TableError, best_setting, by_arm, condition_axes, finished, judged,
                       scanned_axes, split_arms, varying_axes)
@@ -238,7 +239,7 @@ def scan_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
         f"log-rank test of the two best settings (z < 0: {names(pairs)[1]} sooner). The best is chosen on the same runs "
         "it is judged by, so both medians are optimistic and the test is exploratory; confirm on fresh "
         "seeds before quoting it. *Holm p*: the (normal) log-rank p adjusted by Holm's step-down over every "
-        f"row of {'this table' if len(pairs) == 1 else 'these tables'} ({sum(not np.isnan(p) for p in ps)} tests).\n",
+        f"row of {'this table' if len(pairs) == 1 else 'these tables'} ({n_tests(ps)}).\n",
         pair_tables(pairs, [md_table([*by, f"{title(a)} best: KM median", f"{title(b)} best: KM median", "log-rank z",
                                       "p", "Holm p"], rows) for (a, b), rows in zip(pairs, tables)]),
         "", group_table(done, [*by, "optimizer", *scanned])])

@@ -11,9 +11,9 @@ import pandas as pd
 from . import metrics, stats
 from .arms import PAPER, title
 from .phases import PHASES
-from .report_tables import (STRATA, holm_note, in_shared_strata, km_median_text, md_table, names, num, perm_logrank,
-                            perm_text, plateaus, primaries_note, primary_text, span, tests_heading, value_text,
-                            versus, within)
+from .report_tables import (STRATA, holm_note, in_shared_strata, km_median_text, md_table, n_tests, names, num,
+                            perm_logrank, perm_text, plateaus, primaries_note, primary_text, span, tests_heading,
+                            value_text, versus, within)
 from .results import SPECTRUM, condition_axes, scanned_axes
 
 
@@ -88,7 +88,7 @@ def phases_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
                   "KM median g", "lead (median)", "update rank", "gradient rank"], rows),
         f"\n{first} against {second} on each phase epoch: stratified log-rank z within {within(('task', *conds))} (z < 0: {second} "
         f"sooner), permutation p. The grokking epoch stays the primary test (*{tests_heading(pairs)}*); "
-        + holm_note(f"the two phase epochs ({int(np.sum(~np.isnan(ps)))} tests)") + "\n",
+        + holm_note(f"the two phase epochs ({n_tests(ps)})") + "\n",
         md_table([*(["pair"] if len(pairs) > 1 else []), "phase epoch", "stratified z", "permutation p", "Holm p"],
                  tests)])
 
@@ -133,7 +133,7 @@ def delay_section(done: pd.DataFrame, pairs=(PAPER,)) -> str:
         f"\n{first} against {second} on each quantity: stratified log-rank z (within {within(strata)}; z < 0: "
         f"{second} sooner), permutation p (labels shuffled within strata). The grokking epoch is the primary "
         f"test (as in *{tests_heading(pairs)}*); "
-        + holm_note(f"the memorisation epoch and the delay ({int(np.sum(~np.isnan(ps[:, :2])))} tests)") + primaries_note(pairs, ps[:, 2]) +
+        + holm_note(f"the memorisation epoch and the delay ({n_tests(ps[:, :2])})") + primaries_note(pairs, ps[:, 2]) +
         " **The delay is conditional on having memorised**, and the optimizer itself changes who "
         f"memorises: {within(never)} members never memorised (or diverged) and are not in it, so "
         "a delay difference may reflect which members fit, not how long the same members wait.\n",

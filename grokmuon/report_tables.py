@@ -173,6 +173,12 @@ def run_hours(g: pd.DataFrame) -> float | None:
     return None if wall.isna().all() else float(wall.fillna(0).sum()) / 3600
 
 
+def n_tests(ps) -> str:
+    """How many of the p values are tests (not NaN), in words: "1 test", "2 tests"."""
+    k = int(np.sum(~np.isnan(np.asarray(ps, dtype=float))))
+    return f"{k} test{'' if k == 1 else 's'}"
+
+
 def holm_note(family: str) -> str:
     """How a table's Holm column reads: which tests form its family, and that the primary test is apart."""
     return (f"*Holm p*: the permutation p adjusted by Holm's step-down over one family, {family}: the "

@@ -12,7 +12,7 @@ from grokmuon.runid import config_hash, member_hash
 from grokmuon.config import leaves
 from grokmuon.arms import title
 from grokmuon.report import report
-from grokmuon.report_tables import value_text
+from grokmuon.report_tables import n_tests, value_text
 from grokmuon.results import AXES, COLUMNS, TableError, collect, finished, judged, load, scanned_axes, varying_axes
 from conftest import REPO
 from runfolders import config, write_run, write_sweep
@@ -472,3 +472,12 @@ def test_the_tuned_primary_test_and_the_all_row_give_one_p_where_a_stratum_holds
     assert "±" in primary and row[5] == primary
     delay = text.split("## Learning speed and grokking delay")[1].split("\n## ")[0]
     assert next(r for r in delay.splitlines() if r.startswith("| grokking epoch |")).split(" | ")[2] == primary
+
+
+def test_test_counts_skip_untested_and_agree_in_number():
+    """A Holm family's count is of the tests run (NaN: none could be), in words a reader can read: a family
+    where one of two quantities had a test once read "(1 tests)"."""
+    nan = float("nan")
+    assert n_tests([0.2, nan]) == "1 test"
+    assert n_tests([0.2, 0.01, nan]) == "2 tests"
+    assert n_tests([nan]) == "0 tests"
