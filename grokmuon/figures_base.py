@@ -43,7 +43,10 @@ def save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        # No creation date in the PDF (a PNG holds none): a figure regenerated from the same runs is the same
+        # bytes, so `git diff results` after a regeneration shows only what the runs changed.
+        meta = {"CreationDate": None} if p.suffix == ".pdf" else None
+        fig.savefig(p, dpi=150, bbox_inches="tight", metadata=meta)
     plt.close(fig)
     return paths
 

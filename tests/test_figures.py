@@ -44,6 +44,18 @@ def test_every_figure_is_written_as_png_and_pdf(table, tmp_path):
     assert len(list(tmp_path.iterdir())) == 2 * (len(figures.FIGURES) - 1)
 
 
+def test_a_figure_saved_again_later_is_the_same_bytes(tmp_path, monkeypatch):
+    """Regenerating a results folder from the same runs leaves its figures unchanged on disk: the PDF holds
+    no creation date (matplotlib would stamp SOURCE_DATE_EPOCH, else the clock, into it)."""
+    saved = []
+    for when in ("0", "86400"):                     # two regenerations a day apart
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", when)
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        saved.append([p.read_bytes() for p in figures_base.save(fig, tmp_path / when, "f")])
+    assert saved[0] == saved[1]
+
+
 def test_the_probes_figure_needs_runs_with_probes(tmp_path, capsys):
     from runfolders import config, write_run
     write_run(tmp_path / "old" / "a", config("modadd", optimizer="adamw"), [40, None], probes=False)
