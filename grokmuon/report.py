@@ -304,7 +304,8 @@ def report(table: pd.DataFrame, source: str, reference: str | None = None, pairs
          f"Grokking epoch, by the later study's rule (`grok_rule=near_max`; Essential AI, “Muon Doesn't Clearly "
          f"Grok Faster”, 2025): the first epoch whose validation accuracy is within 0.01 of the run's maximum, "
          f"which must reach {val}; no train-accuracy condition. The first crossing (validation ≥ {val} while "
-         f"train ≥ {train}) is `grokking_epoch_first` in the table. ")
+         f"train ≥ {train}) is runs.csv's `grokking_epoch`; this report reads its `grokking_epoch_near_max` "
+         "in its place. ")
         + "**Mean, sd and median are over the members that grokked only.** *Censored*: did not grok within "
         "its budget; *diverged*: its loss became NaN/inf (counted apart, not censored). *KM median*: "
         "Kaplan–Meier median over all members, censored ones included (a diverged member counts as "
