@@ -36,6 +36,16 @@ test-all: install
 bench: install
 	$(BIN)/grokmuon bench $(ARGS)
 
+# The whole pipeline end to end in seconds (experiment=smoke: tiny model, 3 epochs, nothing groks), into
+# scratch folders that git ignores and `make clean` removes; run again, it skips the complete cells. The
+# report's markdown is long, so it goes to its file only.
+smoke: install
+	$(BIN)/grokmuon train -m experiment=smoke
+	$(BIN)/grokmuon collect multirun/smoke --name smoke
+	$(BIN)/grokmuon report --runs results/smoke/runs.csv > /dev/null
+	@echo "written: results/smoke/report.md"
+	$(BIN)/grokmuon figures --runs results/smoke/runs.csv
+
 # Only what a build or a scratch run makes, all of it ignored by git; never a tracked file: multirun/ and
 # results/ hold the committed sweeps (tests/test_repo.py runs this in a scratch clone and checks).
 clean:

@@ -43,6 +43,19 @@ def test_make_clean_removes_scratch_and_never_a_tracked_file(tmp_path):
     assert [rel for rel in SCRATCH if (clone / rel).exists()] == []
 
 
+def test_every_make_target_does_something():
+    """A phony target with no recipe answers `make <target>` with "Nothing to be done" and exit 0: a user
+    who typed `make smoke` would think the pipeline ran. `make -n -B` prints each target's commands as if
+    everything were out of date, and runs none."""
+    phony = re.search(r"^\.PHONY:(.*)$", (REPO / "Makefile").read_text(), re.M).group(1).split()
+    assert {"run", "test", "smoke", "clean"} <= set(phony)
+    for target in phony:
+        dry = subprocess.run(["make", "-n", "-B", target], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert dry.returncode == 0, (target, dry.stderr)
+        assert "Nothing to be done" not in dry.stdout + dry.stderr, target
+        assert dry.stdout.strip(), target
+
+
 # --- what README.md and docs/*.md quote -------------------------------------------------------------------
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # Folders the documented scratch commands make (ignored by git), so they need not exist in a checkout.
