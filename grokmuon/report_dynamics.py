@@ -177,6 +177,9 @@ def cost_section(done: pd.DataFrame) -> str:
         rows.append([*(value_text(v) for v in key), f"{len(grok)}/{len(g)}", median(grok["grokking_epoch"], ".0f"),
                      f"{int(near.notna().sum())}/{len(g)}", median(near, ".0f"), median(grok["wall_s_to_grok"], ".0f"),
                      median(grok["flops_to_grok"].astype(float) / 1e12, ".3g")])
+    values = sorted(pd.to_numeric(done["patience"], errors="coerce").dropna().astype(int).unique()) \
+        if "patience" in done else []
+    patience = f" (patience here: {', '.join(map(str, values))})" if values else ""
     return "\n".join([
         "\n## Cost to grok\n",
         "Epochs are not time: a Muon step adds its Newton–Schulz iterations. Per member, to its grokking "
@@ -190,6 +193,7 @@ def cost_section(done: pd.DataFrame) -> str:
         "*Near-max epoch*: the outside study's rule (Essential AI, “Muon Doesn't Clearly Grok Faster”, "
         "2025): the first epoch within 0.01 of the run's maximum val accuracy, that maximum ≥ the val "
         "threshold, no train condition (runs.csv's grokking_epoch_near_max; the maximum is over the "
-        "epochs run, and runs stop once every member has grokked); median over the members it finds.\n",
+        f"epochs run, and a run stops once every member is `patience` epochs past its first crossing{patience}); "
+        "median over the members it finds.\n",
         md_table([*by, "grokked", "median epoch", "near-max: found", "median near-max epoch",
                   "median wall s", "median TFLOP"], rows)])

@@ -400,6 +400,8 @@ def test_the_report_gives_the_cost_to_grok_per_task_and_optimizer(tmp_path):
     assert rows["adamw"][2:7] == ["2/3", "30", "2/3", "30", "3"]
     assert rows["muon"][2:5] == ["3/3", "12", "3/3"]
     assert "grokked members only" in section.replace("**", "")
+    # The near-max rule sees only the epochs run: the section says how far past the first crossing they went.
+    assert "past its first crossing (patience here: 10)" in section
     # One task and one head: their rows are the primary test again, not subgroups in Holm's family.
     tests = text.split("## Muon vs AdamW")[1].split("\n## ")[0]
     assert "| task=modadd |" in tests and tests.count("| = all |") == 2
