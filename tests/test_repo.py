@@ -56,6 +56,17 @@ def test_every_make_target_does_something():
         assert dry.stdout.strip(), target
 
 
+def test_the_readme_names_every_option_of_every_config_group():
+    """README.md's table of config groups is where a newcomer learns what `group=option` may say: it lists
+    each group's options in conf/, no more and no fewer (an experiment added without it was missed once)."""
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", (REPO / "README.md").read_text(), re.M)
+    listed = {group: {re.sub(r"\s*\(.*\)", "", o).strip() for o in options.split(",")} for group, options in rows}
+    groups = {p.name for p in (REPO / "conf").iterdir() if p.is_dir()}
+    assert groups <= set(listed), groups - set(listed)
+    for group in groups:
+        assert listed[group] == {p.stem for p in (REPO / "conf" / group).glob("*.yaml")}, group
+
+
 # --- what README.md and docs/*.md quote -------------------------------------------------------------------
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # Folders the documented scratch commands make (ignored by git), so they need not exist in a checkout.
