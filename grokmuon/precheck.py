@@ -6,6 +6,7 @@ the bad value and what is allowed (config.fail); nothing has been written yet.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import os
 import re
@@ -27,13 +28,20 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def guess(word: str, allowed, prefix: str = "") -> str:
+    """" (did you mean 'x'?)" where one allowed name is close to a misspelt one, else "": the list of
+    allowed names runs to 30 keys, where the one meant is easy to miss. prefix: the key's parent path."""
+    close = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.75)   # 0.75: one slip in a short word
+    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
+
+
 def explain(err: Exception) -> str:
     """One line for a Hydra/OmegaConf composition error, naming the bad value and what is allowed."""
     for group in GROUPS:
         marker = f"Could not find '{group}/"
         if marker in str(err):
             bad = str(err).split(marker, 1)[1].split("'", 1)[0]
-            return f"{group}={bad!r} is unknown; allowed: {', '.join(options(group))}"
+            return f"{group}={bad!r} is unknown{guess(bad, options(group))}; allowed: {', '.join(options(group))}"
     cause = err.__cause__ or err
     lines = str(cause).strip().splitlines() or [type(cause).__name__]
     full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.strip().startswith("full_key:")), "")
@@ -58,7 +66,8 @@ def unknown_key(key: str, note: str = "") -> str | None:
         fields = {f.name: f for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else {}
         here = f"{parent}.{part}" if parent else part           # the key as far as the first stray part
         if part not in fields:
-            return f"unknown key {here!r}{note}; allowed keys{' in ' + parent if parent else ''}: " \
+            hint = guess(part, fields, parent + "." if parent else "")
+            return f"unknown key {here!r}{hint}{note}; allowed keys{' in ' + parent if parent else ''}: " \
                    f"{', '.join(fields) or 'none'}"
         kind, parent = typing.get_type_hints(kind)[part], here
     return None

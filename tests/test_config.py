@@ -166,10 +166,13 @@ def test_bad_input_gives_one_error_line(bad_runs, case):
     (["seeds=abc"], "seeds takes a list"),
     (["grid.lr=0.01"], "grid.lr takes a list"),
     # A + adds any key in Hydra: a misspelt one would train the defaults with a stray key in the hash.
-    (["+optimizer.lrr=0.1"], "unknown key 'optimizer.lrr'"),
-    (["+bogus=1"], "unknown key 'bogus'"),
+    (["+optimizer.lrr=0.1"], "unknown key 'optimizer.lrr' (did you mean 'optimizer.lr'?)"),
+    (["+bogus=1"], "unknown key 'bogus' (a + adds a key grokmuon never reads); allowed"),   # nothing close: no guess
     (["++model.widht=8"], "allowed keys in model"),
-    (["optimzer.lr=0.1"], "unknown key 'optimzer'; allowed keys: task, model"),
+    (["optimzer.lr=0.1"], "unknown key 'optimzer' (did you mean 'optimizer'?); allowed keys: task, model"),
+    # One slip in a long list of keys or options: the one meant is named first.
+    (["max_epoch=10"], "unknown key 'max_epoch' (did you mean 'max_epochs'?); allowed keys: task"),
+    (["task=modad"], "task='modad' is unknown (did you mean 'modadd'?); allowed: gcd, modadd"),
     (["grid.lr.x=1"], "unknown key 'grid.lr.x'; allowed keys in grid.lr: none"),   # was OmegaConf's assertion
 ])
 def test_bad_input_in_process(capsys, tmp_path, args, needle):
