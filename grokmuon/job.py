@@ -186,6 +186,9 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+UNFINISHED = ("interrupted", "failed", "running")     # member statuses of a run that did not end on its own
+
+
 def outcome_lines(summary: dict) -> list[str]:
     """Each member's outcome in plain words, the counts by status and, for a raced grid, what the race
     chose: e.g. "modadd muon softmax seed 0: grokked at epoch 13 (memorised at 12), final train ...". """
@@ -197,9 +200,11 @@ def outcome_lines(summary: dict) -> list[str]:
             what = f"diverged: loss or weights became NaN/inf at epoch {m['diverged_epoch']}"
         elif m["grokking_epoch"]:
             what = f"grokked at epoch {m['grokking_epoch']}"
+            if m["status"] in UNFINISHED:       # cut off in its patience: the count below says it apart
+                what += f", then {m['status']} after {plural(m['epochs_run'], 'epoch')}"
         elif m["status"] == "raced_out":
             what = f"stopped by the race after {plural(m['epochs_run'], 'epoch')}"
-        elif m["status"] in ("interrupted", "failed", "running"):
+        elif m["status"] in UNFINISHED:
             what = f"{m['status']} after {plural(m['epochs_run'], 'epoch')}, not grokked yet"
         else:
             what = f"did not grok in {plural(m['epochs_run'], 'epoch')}"
@@ -207,6 +212,9 @@ def outcome_lines(summary: dict) -> list[str]:
         lines.append(f"  {m['task']} {m['optimizer']} {m['head']} seed {m['seed']}{setting}: {what} ({memo}), "
                      f"final train {_num(m.get('final_train_acc'))} val {_num(m.get('final_val_acc'))}")
     counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
+    held = sum(1 for m in summary["members"] if m["status"] in UNFINISHED and m["grokking_epoch"])
+    if held:            # a member cut off after it grokked counts as unfinished: say it had grokked
+        counts += f" ({held} of the unfinished had grokked)"
     lines.append(f"  {plural(len(summary['members']), 'member')}: {counts}")
     if summary.get("race"):
         race = summary["race"]

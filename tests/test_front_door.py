@@ -42,6 +42,12 @@ def test_the_run_summary_is_in_plain_words():
     assert "seed 2: interrupted after 170 epochs, not grokked yet (memorised at 12)" in three
     assert total == "  3 members: 1 censored, 1 diverged, 1 interrupted"
     assert not any("None" in line for line in (one, two, three, total))
+    # Cut off in its patience after it grokked: grokked, and unfinished, both said.
+    cut = outcome_lines({"members": [member(status="interrupted", epochs_run=15), member(seed=1, status="interrupted",
+                                                                                  grokking_epoch=None, epochs_run=15)],
+                         "counts": {"interrupted": 2}})
+    assert "seed 0: grokked at epoch 13, then interrupted after 15 epochs (memorised at 12)" in cut[0]
+    assert cut[2] == "  2 members: 2 interrupted (1 of the unfinished had grokked)"
 
 
 def test_the_progress_bar_shows_one_value_for_one_member():
