@@ -29,8 +29,8 @@ def options(group: str) -> list[str]:
 
 
 def guess(word: str, allowed, prefix: str = "") -> str:
-    """" (did you mean 'x'?)" where one allowed name is close to a misspelt one, else "": the list of
-    allowed names runs to 30 keys, where the one meant is easy to miss. prefix: the key's parent path."""
+    """The hint " (did you mean 'x'?)" where one allowed name is close to a misspelt one, else "": the
+    top level allows 33 keys, where the one meant is easy to miss. prefix: the key's parent path."""
     close = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.75)   # 0.75: one slip in a short word
     return f" (did you mean {prefix + close[0]!r}?)" if close else ""
 
