@@ -168,7 +168,7 @@ class Config:
     # to a fifth of an epoch once memorised (docs/speed.md).
     eval_train: str = "every"
     eval_train_every: int = 10  # lazy: the train split's curve has a point this often
-    progress: bool = True       # the tqdm bar
+    progress: bool = True       # the tqdm bar; to a log file or a pipe a line a minute (job.progress_bar)
     # checkpoint.pt (the whole training state) every N epochs, besides the one written at an
     # interruption; 0: only then. An interrupted cell resumes from its last checkpoint (checkpoint.py).
     checkpoint_every: int = 0

@@ -74,12 +74,32 @@ def start_over(folder: Path, kind: str, why: str, own: set[str], chash: str) -> 
     return None, None, None
 
 
-def progress_bar(cfg: DictConfig):
+class LogLines:
+    """stderr when it is a log file or a pipe (nohup, Slurm, `| tee`): each state of the bar on a line of
+    its own, where tqdm's carriage returns would join a whole run into one line no pager can read."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, s: str) -> None:
+        line = s.replace("\r", "").rstrip()
+        if line:                                    # tqdm's blanking writes and final newline: nothing
+            self.f.write(line + "\n")
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def progress_bar(cfg: DictConfig, stream=None):
     from tqdm import tqdm
+    stream = stream or sys.stderr
+    tty = stream.isatty()
     # No ETA: a run stops when its members have grokked, usually long before the budget, so time to the
     # budget would overstate it by hours. The bar shows epochs against the budget and the time so far.
+    # Not a terminal: a line a minute (mininterval), not a redraw every 0.1 s, so a day's log stays short.
     return tqdm(total=cfg.max_epochs, desc=f"{cfg.task.name}/{cfg.optimizer.name}/{cfg.head.name}",
-                disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr, unit="epoch",
+                disable=not cfg.progress, dynamic_ncols=tty, file=stream if tty else LogLines(stream),
+                mininterval=0.1 if tty else 60, unit="epoch",
                 bar_format="{desc}: {n_fmt}/{total_fmt} epochs (budget) |{bar}| {elapsed}, {rate_fmt}{postfix}")
 
 
@@ -132,9 +152,9 @@ def train_job(cfg: DictConfig) -> dict | None:
         log.log_epoch(epoch, numbers, results)
         seen["epoch"] = epoch
         grokked = sum(r.grokking_epoch is not None for r in results)
-        bar.update(1)
         bar.set_postfix_str(f"train {span(numbers['train_acc'])} val {span(numbers['val_acc'])} "
-                            f"grokked {grokked}/{len(results)}")
+                            f"grokked {grokked}/{len(results)}", refresh=False)
+        bar.update(1)           # draws the bar with its new postfix, at most once a mininterval
 
     start = time.time()
     try:

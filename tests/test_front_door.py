@@ -50,6 +50,29 @@ def test_the_run_summary_is_in_plain_words():
     assert cut[2] == "  2 members: 2 interrupted (1 of the unfinished had grokked)"
 
 
+def test_the_progress_bar_writes_whole_lines_to_a_log_file():
+    """Under nohup or Slurm stderr is a file: the bar's carriage returns would make one line of a whole run.
+    There it writes a line at the start, at most one a minute, and one at the end, each ending in a newline."""
+    import io
+
+    from omegaconf import OmegaConf
+
+    from grokmuon.job import progress_bar
+    cfg = OmegaConf.create({"max_epochs": 100, "progress": True, "task": {"name": "modadd"},
+                            "optimizer": {"name": "muon"}, "head": {"name": "softmax"}})
+    log = io.StringIO()                     # isatty() is False, as for a file
+    bar = progress_bar(cfg, log)
+    for epoch in range(1, 6):
+        bar.set_postfix_str(f"grokked {epoch}/5", refresh=False)
+        bar.update(1)
+    bar.close()
+    text = log.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    lines = text.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("modadd/muon/softmax: 0/100 epochs")
+    assert lines[1].startswith("modadd/muon/softmax: 5/100 epochs") and lines[1].endswith("grokked 5/5")
+
+
 def test_the_progress_bar_shows_one_value_for_one_member():
     assert span([0.787]) == "0.787"
     assert span([0.7871, 0.7868]) == "0.787"                      # alike to the digits shown
