@@ -36,7 +36,7 @@ test-all: install
 bench: install
 	$(BIN)/grokmuon bench $(ARGS)
 
-# The whole pipeline end to end in seconds (experiment=smoke: tiny model, 3 epochs, nothing groks), into
+# The whole pipeline end to end in seconds (experiment=smoke: tiny model, 20 epochs, nothing groks), into
 # scratch folders that git ignores and `make clean` removes; run again, it skips the complete cells. The
 # report's markdown is long, so it goes to its file only.
 smoke: install

@@ -92,7 +92,7 @@ class LogLines:
 
 def progress_bar(cfg: DictConfig, stream=None):
     from tqdm import tqdm
-    stream = stream or sys.stderr
+    stream = sys.stderr if stream is None else stream
     tty = stream.isatty()
     # No ETA: a run stops when its members have grokked, usually long before the budget, so time to the
     # budget would overstate it by hours. The bar shows epochs against the budget and the time so far.

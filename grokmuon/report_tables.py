@@ -154,7 +154,7 @@ def primary_text(p_adj: float, pairs) -> str:
 def primaries_note(pairs, primary_ps) -> str:
     """The primary tests' family: the pairs' primary p (NaN where a pair has no test: an arm not yet run, or
     no stratum holding both), counted as Holm counts them."""
-    k = int(np.sum(~np.isnan(np.asarray(primary_ps, dtype=float))))
+    k = tested(primary_ps)
     if len(pairs) == 1:
         return ""
     if k == 0:
@@ -173,9 +173,14 @@ def run_hours(g: pd.DataFrame) -> float | None:
     return None if wall.isna().all() else float(wall.fillna(0).sum()) / 3600
 
 
+def tested(ps) -> int:
+    """How many of the p values are tests (NaN: none could be run), as Holm counts them."""
+    return int(np.sum(~np.isnan(np.asarray(ps, dtype=float))))
+
+
 def n_tests(ps) -> str:
-    """How many of the p values are tests (not NaN), in words: "1 test", "2 tests"."""
-    k = int(np.sum(~np.isnan(np.asarray(ps, dtype=float))))
+    """tested(ps) in words: "1 test", "2 tests"."""
+    k = tested(ps)
     return f"{k} test{'' if k == 1 else 's'}"
 
 
